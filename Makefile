@@ -6,7 +6,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages that own goroutines run under the race detector in `make test`.
 RACE_PKGS   := ./raftmux/... ./raftstore/... ./node/... ./router/... ./shardrpc/...
 
-.PHONY: all build run test test-unit test-race lint fmt bench clean
+.PHONY: all build run test test-unit test-race test-docker e2e-docker lint fmt bench clean
 
 all: build
 
@@ -17,14 +17,24 @@ build:
 run: build
 	./$(BIN) up --config $(CONFIG)
 
-## test: lint, every test (unit, in-process clusters, real processes), then the race detector.
-test: lint test-unit test-race
+## test: lint, every test (unit, in-process clusters, real processes), the race
+## detector, and the container tests when a Docker engine answers.
+test: lint test-unit test-race test-docker
 
 test-unit: build
 	LINKRAFT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 12m ./...
 
 test-race:
 	$(GO) test -race -count=1 -timeout 12m $(RACE_PKGS)
+
+# The container layer runs only where a Docker engine answers, and says so when it skips.
+test-docker:
+	@if docker info >/dev/null 2>&1; then $(MAKE) e2e-docker; \
+	  else echo "test-docker: no Docker engine answers; skipping the container tests"; fi
+
+## e2e-docker: 3 nodes + 2 routers in containers, real partitions, kills and pauses.
+e2e-docker:
+	$(GO) test -tags docker -count=1 -timeout 10m -v ./e2e/docker/
 
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
