@@ -60,8 +60,10 @@ import (
 // changing either one moves partitions between shards.
 const (
 	// ReplicationFactor is the number of points each shard has on the
-	// hash circle.
-	ReplicationFactor = 40
+	// hash circle. Measured on 1024 partitions, 40 points leave 3 shards
+	// with 268..379 partitions and 200 points with 334..348; the circle is
+	// built once per process, so the extra points cost nothing that matters.
+	ReplicationFactor = 200
 	// Load bounds each shard to Load times its fair share of partitions.
 	Load = 1.25
 )
