@@ -46,6 +46,7 @@
 package ring
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -79,6 +80,7 @@ type Ring struct {
 	partitions uint32
 	owner      []uint64 // partition -> shard ID
 	shards     []uint64 // sorted
+	print      uint64   // Fingerprint
 }
 
 // hasher is xxhash64 for consistent.
@@ -140,8 +142,23 @@ func New(shardIDs []uint64, partitions int, codec *shortcode.Codec) (*Ring, erro
 		}
 		owner[p] = id
 	}
-	return &Ring{codec: codec, partitions: uint32(partitions), owner: owner, shards: shards}, nil
+	d := xxhash.New()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], codec.Fingerprint())
+	d.Write(b[:])
+	for _, s := range owner {
+		binary.BigEndian.PutUint64(b[:], s)
+		d.Write(b[:])
+	}
+	return &Ring{codec: codec, partitions: uint32(partitions), owner: owner, shards: shards, print: d.Sum64()}, nil
 }
+
+// Fingerprint identifies the whole placement: the codec's fingerprint and
+// the partition -> shard map. Two rings with equal fingerprints send every
+// code to the same partition and shard (up to a 64-bit hash collision).
+// Processes of one cluster can exchange it to detect a peer that read
+// another cluster file or another code secret.
+func (r *Ring) Fingerprint() uint64 { return r.print }
 
 // Partitions is the number of partitions P.
 func (r *Ring) Partitions() int { return int(r.partitions) }

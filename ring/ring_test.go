@@ -308,3 +308,21 @@ func FuzzPartitionOfCode(f *testing.F) {
 		}
 	})
 }
+
+func TestFingerprint(t *testing.T) {
+	a := mustRing(t, []uint64{1, 2, 3}, 1024)
+	if b := mustRing(t, []uint64{3, 2, 1}, 1024); a.Fingerprint() != b.Fingerprint() {
+		t.Fatal("equal placements, different fingerprints")
+	}
+	if b := mustRing(t, []uint64{1, 2, 4}, 1024); a.Fingerprint() == b.Fingerprint() {
+		t.Fatal("other shards, same fingerprint")
+	}
+	codec, _ := shortcode.New(7, 1024, []byte("another secret"))
+	b, err := New([]uint64{1, 2, 3}, 1024, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Fingerprint() == b.Fingerprint() {
+		t.Fatal("other code secret, same fingerprint")
+	}
+}

@@ -54,13 +54,14 @@ var ErrInvalidCodec = errors.New("shortcode: invalid codec parameters")
 // Codec encodes IDs as codes and back for one cluster: one code length, one
 // partition count, one secret. It is immutable and safe for concurrent use.
 type Codec struct {
-	length     int
-	partitions uint32
-	n          uint64 // 62^length: the code space
-	r          uint64 // IDs per partition: n / partitions
-	half       uint   // bits per Feistel half
-	mask       uint64 // (1 << half) - 1
-	keys       [rounds][2]uint64
+	fingerprint uint64
+	length      int
+	partitions  uint32
+	n           uint64 // 62^length: the code space
+	r           uint64 // IDs per partition: n / partitions
+	half        uint   // bits per Feistel half
+	mask        uint64 // (1 << half) - 1
+	keys        [rounds][2]uint64
 }
 
 // New returns the codec for codes of length characters (MinLength to
@@ -120,8 +121,17 @@ func build(length, partitions int, secret []byte) (*Codec, error) {
 		c.keys[i][0] = binary.BigEndian.Uint64(sum[0:8])
 		c.keys[i][1] = binary.BigEndian.Uint64(sum[8:16])
 	}
+	mac.Reset()
+	mac.Write([]byte("linkraft/shortcode/v1/fingerprint/" + strconv.Itoa(length) + "/" + strconv.Itoa(partitions)))
+	c.fingerprint = binary.BigEndian.Uint64(mac.Sum(nil))
 	return c, nil
 }
+
+// Fingerprint identifies the codec's parameters (length, partitions and
+// secret) without revealing the secret: two codecs with equal fingerprints
+// map every ID to the same code. Processes of one cluster can exchange it
+// to detect a misconfigured peer.
+func (c *Codec) Fingerprint() uint64 { return c.fingerprint }
 
 // Length is the number of characters of a generated code.
 func (c *Codec) Length() int { return c.length }

@@ -479,3 +479,59 @@ func TestCodeAlphabetOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestAvalanche checks the mixing of the Feistel network: flipping one input
+// bit flips each output bit with probability close to 1/2.
+func TestAvalanche(t *testing.T) {
+	c, _ := New(7, 1024, []byte("avalanche"))
+	bits := int(2 * c.half)
+	const samples = 3000
+	flips := make([][]int, bits)
+	for i := range flips {
+		flips[i] = make([]int, bits)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	domain := uint64(1) << bits
+	total := 0
+	for s := 0; s < samples; s++ {
+		x := rng.Uint64N(domain)
+		y := c.feistel(x)
+		for i := 0; i < bits; i++ {
+			d := y ^ c.feistel(x^1<<i)
+			for j := 0; j < bits; j++ {
+				if d>>j&1 == 1 {
+					flips[i][j]++
+					total++
+				}
+			}
+		}
+	}
+	if mean := float64(total) / float64(samples*bits*bits); mean < 0.49 || mean > 0.51 {
+		t.Errorf("mean flip probability %.4f, want 0.5", mean)
+	}
+	// sd of one cell is 0.5/sqrt(3000) = 0.009: 0.07 is over 7 sd.
+	for i := range flips {
+		for j, n := range flips[i] {
+			if p := float64(n) / samples; p < 0.43 || p > 0.57 {
+				t.Errorf("input bit %d flips output bit %d with probability %.3f", i, j, p)
+			}
+		}
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	a, _ := New(7, 1024, []byte("x"))
+	b, _ := New(7, 1024, []byte("x"))
+	if a.Fingerprint() != b.Fingerprint() {
+		t.Fatal("equal codecs, different fingerprints")
+	}
+	for _, o := range []struct {
+		length, partitions int
+		secret             string
+	}{{7, 1024, "y"}, {8, 1024, "x"}, {7, 1023, "x"}, {7, 1024, ""}} {
+		c, _ := New(o.length, o.partitions, []byte(o.secret))
+		if c.Fingerprint() == a.Fingerprint() {
+			t.Errorf("%+v has the fingerprint of another codec", o)
+		}
+	}
+}
