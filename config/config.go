@@ -5,9 +5,25 @@
 // Every process computes the partition map and the code permutation from this
 // file alone, so all processes of one cluster must read the same file (the
 // same nodes, shards, partitions, code length and secret).
+//
+// Load reads a file strictly: an unknown or repeated key is an error that
+// names the key and its line, and a duration needs a unit ("1s", "250ms").
+// Settings left out take their defaults (DefaultPartitions and friends), a
+// relative data_dir is relative to the directory of the file, and the two
+// secrets are read from the environment variables the file names, so they
+// never appear in the file. Validate checks the whole result and reports
+// every problem at once, each naming its field, e.g.
+//
+//	shards[1].replicas[2]: unknown node "n9"
+//
+// Codec and Ring build the cluster's code format and placement from a
+// loaded Config.
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Config is the whole cluster.yaml.
 type Config struct {
@@ -88,4 +104,22 @@ type Router struct {
 	// CacheSize is the number of code -> target entries the router keeps
 	// (default 1,000,000; 0 disables the cache).
 	CacheSize *int `yaml:"cache_size"`
+}
+
+// String formats the cluster settings with the secrets redacted, so that
+// logging a Config never leaks them.
+func (c Cluster) String() string {
+	return fmt.Sprintf("{Partitions:%d CodeLength:%d RedirectStatus:%d CodeSecretEnv:%s RPCSecretEnv:%s ClickFlushInterval:%s CodeSecret:%s RPCSecret:%s}",
+		c.Partitions, c.CodeLength, c.RedirectStatus, c.CodeSecretEnv, c.RPCSecretEnv, c.ClickFlushInterval,
+		redact(c.CodeSecret), redact(c.RPCSecret))
+}
+
+// GoString is String, for %#v.
+func (c Cluster) GoString() string { return "config.Cluster" + c.String() }
+
+func redact(secret string) string {
+	if secret == "" {
+		return "unset"
+	}
+	return "redacted"
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -498,4 +499,19 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("ring has %d partitions, config %d", r.Partitions(), cfg.Cluster.Partitions)
 		}
 	})
+}
+
+func TestSecretsNotPrinted(t *testing.T) {
+	c := Default()
+	c.Cluster.CodeSecret = "code-s3cret"
+	c.Cluster.RPCSecret = "rpc-s3cret"
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(format, c)
+		if strings.Contains(out, "s3cret") {
+			t.Errorf("%s of a Config shows a secret: %s", format, out)
+		}
+		if out := fmt.Sprintf(format, c.Cluster); strings.Contains(out, "s3cret") || !strings.Contains(out, "1024") {
+			t.Errorf("%s of a Cluster: %s", format, out)
+		}
+	}
 }
