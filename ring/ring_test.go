@@ -326,3 +326,49 @@ func TestFingerprint(t *testing.T) {
 		t.Fatal("other code secret, same fingerprint")
 	}
 }
+
+// TestManyShards builds rings with random shard sets up to the extremes the
+// config allows (as many shards as partitions, up to 65536 partitions) and
+// checks that New never fails and every shard stays under the bounded load.
+func TestManyShards(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	cases := [][2]int{{1, 1}, {2, 2}, {64, 64}, {300, 300}, {250, 1024}, {5, 65536}}
+	for i := 0; i < 6; i++ {
+		shards := 1 + rng.IntN(120)
+		cases = append(cases, [2]int{shards, shards + rng.IntN(2000)})
+	}
+	for _, tc := range cases {
+		shards, partitions := tc[0], tc[1]
+		seen := map[uint64]bool{}
+		ids := make([]uint64, 0, shards)
+		for len(ids) < shards {
+			id := 1 + rng.Uint64N(1<<40)
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+		codec, err := shortcode.New(5, partitions, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := New(ids, partitions, codec)
+		if err != nil {
+			t.Fatalf("%d shards, %d partitions: %v", shards, partitions, err)
+		}
+		limit := int(math.Ceil(float64(partitions) / float64(shards) * Load))
+		count := map[uint64]int{}
+		for p := 0; p < partitions; p++ {
+			s := r.ShardOf(uint32(p))
+			if !seen[s] {
+				t.Fatalf("partition %d owned by unknown shard %d", p, s)
+			}
+			count[s]++
+		}
+		for s, n := range count {
+			if n > limit {
+				t.Fatalf("%d shards, %d partitions: shard %d owns %d > %d", shards, partitions, s, n, limit)
+			}
+		}
+	}
+}
