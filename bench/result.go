@@ -1,0 +1,331 @@
+package bench
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Result is everything one run measured, with the parameters it ran with.
+// It is what the JSON result file holds.
+type Result struct {
+	Label       string      `json:"label"`
+	Workload    Workload    `json:"workload"`
+	Target      string      `json:"target"`
+	Loop        string      `json:"loop"` // "closed" or "open"
+	Concurrency int         `json:"concurrency"`
+	Rate        float64     `json:"rate"` // intended requests/s; 0 in the closed loop
+	MaxInFlight int         `json:"max_inflight,omitempty"`
+	Duration    float64     `json:"duration_s"` // requested recorded time
+	Warmup      float64     `json:"warmup_s"`
+	Elapsed     float64     `json:"elapsed_s"` // recorded time actually run
+	Timeout     float64     `json:"timeout_s"`
+	Links       int         `json:"links"` // N, the codes drawn from
+	CodesFrom   CodesSource `json:"codes_from"`
+	ZipfS       float64     `json:"zipf_s,omitempty"`
+	Seed        uint64      `json:"seed"`
+	Start       time.Time   `json:"start"`
+	GoVersion   string      `json:"go_version"`
+	GOOS        string      `json:"goos"`
+	GOARCH      string      `json:"goarch"`
+	GOMAXPROCS  int         `json:"gomaxprocs"`
+	NumCPU      int         `json:"num_cpu"`
+	// Interrupted is true when the run was stopped before its duration.
+	Interrupted bool `json:"interrupted"`
+	// Setup describes the creation of the links, when the run made them.
+	Setup *SetupStats `json:"setup,omitempty"`
+	// Total sums every op kind.
+	Total OpStats `json:"total"`
+	// Ops holds the op kinds the workload sends: "shorten", "redirect".
+	Ops map[string]*OpStats `json:"ops"`
+}
+
+// SetupStats describes how the links of a run were created.
+type SetupStats struct {
+	Created   int     `json:"created"`
+	Failed    int     `json:"failed"`
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"per_s"`
+}
+
+// OpStats are the numbers of one op kind (or all) in the recorded window.
+type OpStats struct {
+	// Requests counts the requests started in the window, shed ones
+	// included: OK + Errors.
+	Requests int64 `json:"requests"`
+	OK       int64 `json:"ok"`
+	Errors   int64 `json:"errors"`
+	// Throughput is OK per second of Elapsed.
+	Throughput float64 `json:"ops_per_s"`
+	// Latency of the successful requests, in microseconds.
+	Latency Latency `json:"latency_us"`
+	// ErrorKinds counts the errors by kind (ErrKind* or "status_NNN").
+	ErrorKinds map[string]int64 `json:"error_kinds"`
+}
+
+// Latency holds latency statistics in microseconds.
+type Latency struct {
+	Min  int64   `json:"min"`
+	Mean float64 `json:"mean"`
+	P50  int64   `json:"p50"`
+	P90  int64   `json:"p90"`
+	P99  int64   `json:"p99"`
+	P999 int64   `json:"p99_9"`
+	Max  int64   `json:"max"`
+}
+
+// latencyOf summarizes a histogram of microseconds.
+func latencyOf(h *hdrhistogram.Histogram) Latency {
+	if h.TotalCount() == 0 {
+		return Latency{}
+	}
+	mean := h.Mean()
+	if math.IsNaN(mean) {
+		mean = 0
+	}
+	return Latency{
+		Min:  h.Min(),
+		Mean: math.Round(mean*10) / 10,
+		P50:  h.ValueAtQuantile(50),
+		P90:  h.ValueAtQuantile(90),
+		P99:  h.ValueAtQuantile(99),
+		P999: h.ValueAtQuantile(99.9),
+		Max:  h.Max(),
+	}
+}
+
+// WriteJSON writes r as indented JSON.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write bench result: %w", err)
+	}
+	return nil
+}
+
+// WriteJSONFile writes r as indented JSON to the file path.
+func (r *Result) WriteJSONFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create result file: %w", err)
+	}
+	if err := r.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close result file %s: %w", path, err)
+	}
+	return nil
+}
+
+// ErrBadResult is wrapped by ReadResultFile when a file is not a result.
+var ErrBadResult = errors.New("not a bench result")
+
+// ReadResultFile reads a JSON result written by WriteJSONFile.
+func ReadResultFile(path string) (*Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read result: %w", err)
+	}
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadResult, path, err)
+	}
+	if r.Workload == "" || r.Ops == nil {
+		return nil, fmt.Errorf("%w: %s has no workload or ops", ErrBadResult, path)
+	}
+	return &r, nil
+}
+
+// loopDesc describes the load model, e.g. "closed c=64" or "open 20900/s c=64".
+func (r *Result) loopDesc() string { return loopDesc(r.Rate, r.Concurrency) }
+
+func loopDesc(rate float64, concurrency int) string {
+	if rate > 0 {
+		return fmt.Sprintf("open %s/s c=%d", fmtCount(rate), concurrency)
+	}
+	return fmt.Sprintf("closed c=%d", concurrency)
+}
+
+// opOrder lists the op kinds of r in a fixed order.
+func (r *Result) opOrder() []string {
+	var names []string
+	for _, n := range opNames {
+		if _, ok := r.Ops[n]; ok {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// WriteMarkdown writes r as a short Markdown section: the parameters, one
+// table row per op kind (and a total for mixed), and the errors by kind.
+func (r *Result) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### %s: %s, %s\n\n", mdEscape(r.Label), r.Workload, r.loopDesc())
+	fmt.Fprintf(&b, "- target %s, %.1fs recorded after %.1fs warmup", r.Target, r.Elapsed, r.Warmup)
+	if r.Interrupted {
+		b.WriteString(" (interrupted)")
+	}
+	b.WriteString("\n")
+	if r.Workload.needsCodes() {
+		fmt.Fprintf(&b, "- %s links, codes from %s", fmtCount(float64(r.Links)), r.CodesFrom)
+		if r.Workload == WorkloadCold {
+			b.WriteString(", drawn uniformly")
+		} else {
+			fmt.Fprintf(&b, ", drawn Zipf s=%g", r.ZipfS)
+		}
+		if s := r.Setup; s != nil {
+			fmt.Fprintf(&b, "; created in %.1fs (%s/s, %d failed)", s.Seconds, fmtCount(s.PerSecond), s.Failed)
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "- %s %s/%s, GOMAXPROCS %d, %d CPUs, started %s\n\n",
+		r.GoVersion, r.GOOS, r.GOARCH, r.GOMAXPROCS, r.NumCPU, r.Start.UTC().Format(time.RFC3339))
+	b.WriteString("| op | requests | ok | ops/s | p50 | p90 | p99 | p99.9 | max | errors |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	row := func(name string, s *OpStats) {
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %s | %s | %s | %d |\n",
+			name, s.Requests, s.OK, fmtCount(s.Throughput),
+			fmtLatency(s.Latency.P50), fmtLatency(s.Latency.P90), fmtLatency(s.Latency.P99),
+			fmtLatency(s.Latency.P999), fmtLatency(s.Latency.Max), s.Errors)
+	}
+	ops := r.opOrder()
+	for _, n := range ops {
+		row(n, r.Ops[n])
+	}
+	if len(ops) > 1 {
+		row("total", &r.Total)
+	}
+	if len(r.Total.ErrorKinds) > 0 {
+		fmt.Fprintf(&b, "\nErrors: %s\n", fmtErrorKinds(r.Total.ErrorKinds))
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	if err != nil {
+		return fmt.Errorf("write markdown: %w", err)
+	}
+	return nil
+}
+
+// WriteTable writes one Markdown table over several results: a row per
+// result and op kind. When baseline names the label of one of the results,
+// a column gives each redirect row's throughput as a ratio to the
+// baseline's redirect throughput.
+func WriteTable(w io.Writer, results []*Result, baseline string) error {
+	var base *OpStats
+	if baseline != "" {
+		for _, r := range results {
+			if r.Label == baseline {
+				base = r.Ops[opNames[opRedirect]]
+				break
+			}
+		}
+		if base == nil {
+			return fmt.Errorf("baseline %q: no result with that label has redirects", baseline)
+		}
+	}
+	var b strings.Builder
+	b.WriteString("| run | workload | load | op | ops/s | p50 | p90 | p99 | p99.9 | max | errors |")
+	if base != nil {
+		fmt.Fprintf(&b, " redirects vs %s |", mdEscape(baseline))
+	}
+	b.WriteString("\n|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
+	if base != nil {
+		b.WriteString("--:|")
+	}
+	b.WriteString("\n")
+	for _, r := range results {
+		for _, n := range r.opOrder() {
+			s := r.Ops[n]
+			errs := fmt.Sprint(s.Errors)
+			if len(s.ErrorKinds) > 0 {
+				errs += " (" + fmtErrorKinds(s.ErrorKinds) + ")"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+				mdEscape(r.Label), r.Workload, r.loopDesc(), n, fmtCount(s.Throughput),
+				fmtLatency(s.Latency.P50), fmtLatency(s.Latency.P90), fmtLatency(s.Latency.P99),
+				fmtLatency(s.Latency.P999), fmtLatency(s.Latency.Max), errs)
+			if base != nil {
+				ratio := "—"
+				if n == opNames[opRedirect] && base.Throughput > 0 {
+					ratio = fmt.Sprintf("%.2f×", s.Throughput/base.Throughput)
+				}
+				fmt.Fprintf(&b, " %s |", ratio)
+			}
+			b.WriteString("\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	if err != nil {
+		return fmt.Errorf("write markdown table: %w", err)
+	}
+	return nil
+}
+
+// fmtLatency formats microseconds for a table.
+func fmtLatency(us int64) string {
+	switch {
+	case us < 1000:
+		return fmt.Sprintf("%dµs", us)
+	case us < 1_000_000:
+		return fmt.Sprintf("%.2fms", float64(us)/1e3)
+	default:
+		return fmt.Sprintf("%.2fs", float64(us)/1e6)
+	}
+}
+
+// fmtCount formats a count or rate with thousands separators.
+func fmtCount(v float64) string {
+	n := int64(math.Round(v))
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	s := fmt.Sprint(n)
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
+}
+
+// fmtErrorKinds formats error counts as "kind=n, kind=n", largest first.
+func fmtErrorKinds(m map[string]int64) string {
+	kinds := make([]string, 0, len(m))
+	for k := range m {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		if m[kinds[i]] != m[kinds[j]] {
+			return m[kinds[i]] > m[kinds[j]]
+		}
+		return kinds[i] < kinds[j]
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// mdEscape keeps a label from breaking a Markdown table.
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
+}
