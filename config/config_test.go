@@ -515,3 +515,57 @@ func TestSecretsNotPrinted(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneratedTopology loads a file shaped like the ones test harnesses
+// write: free ports, flow-style replica lists, secrets by env var.
+func TestGeneratedTopology(t *testing.T) {
+	t.Setenv("T_CODE", "k")
+	y := `cluster:
+  partitions: 256
+  code_length: 7
+  redirect_status: 301
+  click_flush_interval: 200ms
+  code_secret_env: T_CODE
+  rpc_secret_env: T_RPC
+nodes:
+  - id: n1
+    raft_addr: 127.0.0.1:40001
+    rpc_addr: 127.0.0.1:40002
+    data_dir: data/n1
+  - id: n2
+    raft_addr: 127.0.0.1:40003
+    rpc_addr: 127.0.0.1:40004
+    data_dir: data/n2
+  - id: n3
+    raft_addr: 127.0.0.1:40005
+    rpc_addr: 127.0.0.1:40006
+    data_dir: data/n3
+shards:
+  - id: 1
+    replicas: [n1, n2, n3]
+  - id: 2
+    replicas: [n1, n2, n3]
+routers:
+  - id: r1
+    listen: 127.0.0.1:40007
+    base_url: http://127.0.0.1:40007
+`
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cluster.CodeSecret != "k" || cfg.Cluster.RPCSecret != "" || cfg.Cluster.ClickFlushInterval != 200*time.Millisecond {
+		t.Fatalf("cluster: %+v", cfg.Cluster)
+	}
+	if cfg.Nodes[2].DataDir != filepath.Join(dir, "data", "n3") {
+		t.Fatalf("data dir %q", cfg.Nodes[2].DataDir)
+	}
+	if len(cfg.ShardsOfNode("n2")) != 2 {
+		t.Fatalf("ShardsOfNode(n2) = %v", cfg.ShardsOfNode("n2"))
+	}
+}
