@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# scripts/bench.sh: `make bench`. Measures an nginx redirect baseline and a
+# local linkraft cluster with the same harness (`linkraft bench`), then prints
+# one Markdown table with linkraft's redirect throughput as a ratio to nginx's.
+#
+#   1. nginx (installed with apt-get when missing) runs in the foreground on a
+#      free 127.0.0.1 port from a config generated in a temp dir: every path
+#      answers `301 https://example.com/target`, access log off, keep-alive on.
+#      The `redirect` workload runs against it with synthetic codes
+#      (-codes-from none), so the baseline drives the very same request loop.
+#   2. bin/linkraft is built; a cluster file with free ports (3 nodes, 3 shards
+#      of 3 replicas, router r1 with its cache, router r2 with cache_size: 0) is
+#      written to the temp dir and started with `linkraft up`; the script waits
+#      for /readyz on both routers.
+#   3. Closed loop, -c $BENCH_C each: shorten, redirect (creates $BENCH_LINKS
+#      links first and saves their codes), mixed (10:1), cold (uniform over the
+#      same codes, against r2, so every redirect reaches a shard); then the
+#      open loop: mixed at $BENCH_RATE requests/s (1,900 shortens/s + 19,000
+#      redirects/s at the default 20,900).
+#   4. Everything started here is stopped on exit (trap), the temp dir removed.
+#
+# Knobs (environment): BENCH_DURATION (8s), BENCH_WARMUP (2s), BENCH_C (64),
+# BENCH_LINKS (100000), BENCH_RATE (20900), BENCH_OUT (a directory to keep the
+# JSON results and the per-run tables in), BENCH_BASELINE_ONLY=1 (nginx only),
+# LINKRAFT_BIN (a linkraft binary to use instead of building bin/linkraft), GO (go).
+# The whole run takes about 3 minutes on a 2-core machine.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+GO=${GO:-go}
+DURATION=${BENCH_DURATION:-8s}
+WARMUP=${BENCH_WARMUP:-2s}
+CONC=${BENCH_C:-64}
+LINKS=${BENCH_LINKS:-100000}
+RATE=${BENCH_RATE:-20900}
+BIN=${LINKRAFT_BIN:-$ROOT/bin/linkraft}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkraft-bench.XXXXXX")
+RESULTS=$TMP/results
+mkdir -p "$RESULTS"
+NGINX_PID=
+UP_PID=
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# stop_pid PID NAME: SIGTERM, wait up to 20s, then SIGKILL the process group.
+stop_pid() {
+	local pid=$1 name=$2
+	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+	log "stopping $name (pid $pid)"
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 1 200); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+		sleep 0.1
+	done
+	log "$name did not stop within 20s: killing its process group"
+	kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_pid "$UP_PID" "linkraft cluster"
+	stop_pid "$NGINX_PID" nginx
+	if [[ -n ${BENCH_OUT:-} ]]; then
+		mkdir -p "$BENCH_OUT" && cp -r "$RESULTS"/. "$BENCH_OUT"/ && log "results kept in $BENCH_OUT"
+	fi
+	if [[ $rc -ne 0 ]]; then
+		for f in "$TMP"/nginx/error.log "$TMP"/up.log; do
+			[[ -s $f ]] && { echo "---- last lines of $f ----" >&2; tail -n 40 "$f" >&2; }
+		done
+	fi
+	rm -rf "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on and that
+# this script has not handed out yet.
+USED_PORTS=" "
+free_port() {
+	local port
+	for _ in $(seq 1 200); do
+		port=$((20000 + RANDOM % 40000))
+		[[ $USED_PORTS == *" $port "* ]] && continue
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			USED_PORTS+="$port "
+			echo "$port"
+			return 0
+		fi
+	done
+	echo "no free port found" >&2
+	return 1
+}
+
+# http_status HOST:PORT PATH prints the status code of a GET, or 000.
+http_status() {
+	local hp=$1 path=$2 line
+	if ! { exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}"; } 2>/dev/null; then
+		echo 000
+		return
+	fi
+	printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$path" "$hp" >&3
+	if IFS= read -r -t 5 line <&3; then
+		line=${line#HTTP/1.? }
+		echo "${line%% *}"
+	else
+		echo 000
+	fi
+	exec 3<&- 3>&-
+}
+
+# wait_status HOST:PORT PATH WANT SECONDS NAME
+wait_status() {
+	local hp=$1 path=$2 want=$3 secs=$4 name=$5 got
+	for _ in $(seq 1 $((secs * 5))); do
+		got=$(http_status "$hp" "$path")
+		[[ $got == "$want" ]] && return 0
+		sleep 0.2
+	done
+	echo "$name: GET $path on $hp answered $got, not $want, within ${secs}s" >&2
+	return 1
+}
+
+# run_bench NAME ARGS...: one harness run; its table goes to the results dir,
+# its progress to stderr.
+run_bench() {
+	local name=$1
+	shift
+	log "bench $name: linkraft bench $*"
+	"$BIN" bench -duration "$DURATION" -warmup "$WARMUP" -out "$RESULTS/$name.json" "$@" \
+		>"$RESULTS/$name.md"
+}
+
+# ---- 1. build --------------------------------------------------------------
+if [[ -z ${LINKRAFT_BIN:-} ]]; then
+	log "building bin/linkraft"
+	CGO_ENABLED=0 "$GO" build -o "$BIN" ./cmd/linkraft
+fi
+if ! "$BIN" bench -h >/dev/null 2>&1; then
+	echo "bin/linkraft has no bench subcommand (register runBench in cmd/linkraft/main.go)" >&2
+	exit 1
+fi
+
+# ---- 2. nginx baseline -----------------------------------------------------
+if ! command -v nginx >/dev/null 2>&1; then
+	log "installing nginx"
+	# Keep the package from starting a system service.
+	policy_added=
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy_added=1
+	fi
+	{ apt-get install -y nginx-light || { apt-get update && { apt-get install -y nginx-light || apt-get install -y nginx; }; }; } >"$TMP/apt.log" 2>&1 ||
+		{ tail -n 20 "$TMP/apt.log" >&2; [[ -n $policy_added ]] && rm -f /usr/sbin/policy-rc.d; exit 1; }
+	[[ -n $policy_added ]] && rm -f /usr/sbin/policy-rc.d
+fi
+NGINX_PORT=$(free_port)
+mkdir -p "$TMP/nginx/logs"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+# Generated by scripts/bench.sh: a redirect for every path, nothing else.
+daemon off;
+master_process on;
+worker_processes auto;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    keepalive_timeout 65s;
+    keepalive_requests 100000000;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            return 301 https://example.com/target;
+        }
+    }
+}
+EOF
+log "starting nginx $(nginx -v 2>&1 | sed 's/.*: //') on 127.0.0.1:$NGINX_PORT"
+nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
+NGINX_PID=$!
+wait_status "127.0.0.1:$NGINX_PORT" /x 301 20 nginx
+run_bench 01-nginx -label nginx -target "http://127.0.0.1:$NGINX_PORT" -workload redirect \
+	-c "$CONC" -codes-from none -links "$LINKS"
+stop_pid "$NGINX_PID" nginx
+NGINX_PID=
+
+# ---- 3. the cluster --------------------------------------------------------
+if [[ -n ${BENCH_BASELINE_ONLY:-} ]]; then
+	"$BIN" bench -combine "$RESULTS/*.json" | tail -n +3
+	exit 0
+fi
+CLUSTER=$TMP/cluster
+mkdir -p "$CLUSTER"
+R1=127.0.0.1:$(free_port)
+R2=127.0.0.1:$(free_port)
+{
+	printf 'cluster:\n  partitions: 1024\n  code_length: 7\n  redirect_status: 301\n  click_flush_interval: 1s\n'
+	printf 'nodes:\n'
+	for i in 1 2 3; do
+		printf '  - id: n%d\n    raft_addr: 127.0.0.1:%d\n    rpc_addr: 127.0.0.1:%d\n    data_dir: data/n%d\n' \
+			"$i" "$(free_port)" "$(free_port)" "$i"
+	done
+	printf 'shards:\n'
+	for i in 1 2 3; do
+		printf '  - id: %d\n    replicas: [n1, n2, n3]\n' "$i"
+	done
+	printf 'routers:\n'
+	printf '  - id: r1\n    listen: %s\n    base_url: http://%s\n    cache_size: 1000000\n' "$R1" "$R1"
+	printf '  - id: r2\n    listen: %s\n    base_url: http://%s\n    cache_size: 0\n' "$R2" "$R2"
+} >"$CLUSTER/cluster.yaml"
+log "starting the cluster: 3 nodes, 3 shards, routers r1 (cache on) $R1 and r2 (cache off) $R2"
+setsid "$BIN" up --config "$CLUSTER/cluster.yaml" >"$TMP/up.log" 2>&1 &
+UP_PID=$!
+wait_status "$R1" /readyz 200 90 "router r1"
+wait_status "$R2" /readyz 200 30 "router r2"
+
+# ---- 4. the workloads ------------------------------------------------------
+CODES=$TMP/codes.txt
+run_bench 02-shorten -label linkraft -target "http://$R1" -workload shorten -c "$CONC"
+run_bench 03-redirect -label linkraft -target "http://$R1" -workload redirect -c "$CONC" \
+	-links "$LINKS" -save-codes "$CODES"
+run_bench 04-mixed -label linkraft -target "http://$R1" -workload mixed -c "$CONC" -codes-file "$CODES"
+run_bench 05-cold -label "linkraft r2 cache off" -target "http://$R2" -workload cold -c "$CONC" \
+	-codes-file "$CODES"
+run_bench 06-mixed-open -label "linkraft open loop" -target "http://$R1" -workload mixed -c "$CONC" \
+	-rate "$RATE" -codes-file "$CODES"
+
+# ---- 5. one table ----------------------------------------------------------
+echo
+echo "## linkraft bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo
+echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -sr);" \
+	"$("$GO" version | cut -d' ' -f3); nginx $(nginx -v 2>&1 | sed 's/.*\///')."
+echo "Each run: ${WARMUP} warmup, ${DURATION} recorded, -c $CONC; linkraft links: $LINKS created by the redirect run" \
+	"(cold draws uniformly over the same codes through r2, whose cache is off)."
+echo
+"$BIN" bench -combine "$RESULTS/*.json" -baseline nginx | tail -n +3
+setup=$(grep -o '"per_s": [0-9.]*' "$RESULTS/03-redirect.json" | head -1 | sed 's/.*: //')
+[[ -n $setup ]] && echo && echo "The redirect run created its $LINKS links at ${setup%.*} creates/s (-setup-c 128)."
+exit 0
