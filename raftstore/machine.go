@@ -37,7 +37,8 @@ type Txn interface {
 	Reader
 	Set(key, value []byte) error
 	Delete(key []byte) error
-	// DeleteRange deletes every key in [lower, upper).
+	// DeleteRange deletes every key in [lower, upper) (upper nil means to
+	// the end of the group's range).
 	DeleteRange(lower, upper []byte) error
 }
 

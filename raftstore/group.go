@@ -1,0 +1,275 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// Group is this node's replica of one Raft group. Its methods are safe for
+// concurrent use.
+type Group struct {
+	id     uint64
+	store  *Store
+	raft   *raft.Raft
+	fsm    *fsm
+	logs   *LogStore
+	logger hclog.Logger
+
+	// barrierTerm is the term in which this replica, as leader, last
+	// completed a Barrier: every entry of earlier terms is applied.
+	barrierTerm atomic.Uint64
+	barrierMu   sync.Mutex
+
+	closed       atomic.Bool
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// ID returns the group ID.
+func (g *Group) ID() uint64 { return g.id }
+
+// Raft returns the underlying raft.Raft, for tests and administration
+// (membership changes). Do not call Apply on it directly: commands must go
+// through Propose, which wraps them in the envelope the FSM expects.
+func (g *Group) Raft() *raft.Raft { return g.raft }
+
+// Propose replicates cmd through the group's log and returns the result of
+// StateMachine.Apply on this replica, once the command is committed and
+// applied here. Only the leader accepts proposals: elsewhere it fails with a
+// *NotLeaderError naming the leader it knows of.
+//
+// idemKey, if not empty, makes the command idempotent: the FSM remembers
+// the key with the result of the first application (for IdempotencyWindow
+// log indexes), and a later command with the same key is not applied again
+// but answered with that first result. The command must then be the same
+// each time; the key is the caller's to choose (at most 1 KiB).
+//
+// A *NotLeaderError can also mean that leadership was lost after the
+// command was appended (raft.ErrLeadershipLost): the command may or may not
+// commit. Retrying it with the same idemKey at the new leader is always
+// safe; retrying without one may apply it twice.
+//
+// ctx bounds the wait for the command to enter the leader's queue. Once it
+// is queued, Propose waits for the outcome, which raft bounds: the command
+// commits, or leadership is lost (LeaderLeaseTimeout without a quorum), or
+// the group shuts down (ErrClosed).
+func (g *Group) Propose(ctx context.Context, cmd, idemKey []byte) ([]byte, error) {
+	if g.closed.Load() {
+		return nil, ErrClosed
+	}
+	if len(idemKey) > maxIdemKey {
+		return nil, fmt.Errorf("raftstore: group %d: idempotency key of %d bytes exceeds %d", g.id, len(idemKey), maxIdemKey)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var timeout time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		if timeout = time.Until(dl); timeout <= 0 {
+			return nil, context.DeadlineExceeded
+		}
+	}
+	data := appendEnvelope(make([]byte, 0, 1+2+len(idemKey)+len(cmd)), idemKey, cmd)
+	f := g.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		return nil, g.mapErr("propose", err)
+	}
+	switch r := f.Response().(type) {
+	case []byte:
+		return r, nil
+	case error:
+		return nil, r
+	case nil:
+		// A skipped entry (already applied before a restart): nobody can
+		// be waiting for it on this replica's current incarnation.
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("raftstore: group %d: unexpected apply result %T", g.id, r)
+	}
+}
+
+// Read runs fn against the group's application state, as mode requires.
+// fn sees one consistent view of the state (a Pebble snapshot), and must not
+// retain the Reader after returning.
+//
+// ReadLinearizable fails with a *NotLeaderError on a follower. On the leader
+// it waits, once per term, for a Barrier (every entry of earlier terms is
+// applied), then confirms leadership with a quorum (VerifyLeader) for each
+// read. ctx bounds the Barrier.
+func (g *Group) Read(ctx context.Context, mode ReadMode, fn func(Reader) error) error {
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch mode {
+	case ReadLocal:
+	case ReadLinearizable:
+		if err := g.confirmLeader(ctx); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("raftstore: group %d: unknown read mode %d", g.id, mode)
+	}
+	snap := g.store.db.NewSnapshot()
+	defer snap.Close()
+	return fn(newDataReader(snap, g.id))
+}
+
+// confirmLeader makes sure this replica is the leader and has applied
+// everything committed before the call.
+func (g *Group) confirmLeader(ctx context.Context) error {
+	if g.raft.State() != raft.Leader {
+		return g.notLeader()
+	}
+	if err := g.barrier(ctx); err != nil {
+		return err
+	}
+	if err := g.raft.VerifyLeader().Error(); err != nil {
+		return g.mapErr("verify leader", err)
+	}
+	return nil
+}
+
+// barrier runs a raft Barrier unless one already completed in the current
+// term.
+func (g *Group) barrier(ctx context.Context) error {
+	term := g.raft.CurrentTerm()
+	if g.barrierTerm.Load() == term {
+		return nil
+	}
+	g.barrierMu.Lock()
+	defer g.barrierMu.Unlock()
+	term = g.raft.CurrentTerm()
+	if g.barrierTerm.Load() == term {
+		return nil
+	}
+	var timeout time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		if timeout = time.Until(dl); timeout <= 0 {
+			return context.DeadlineExceeded
+		}
+	}
+	if err := g.raft.Barrier(timeout).Error(); err != nil {
+		return g.mapErr("barrier", err)
+	}
+	// Record the barrier only if the term did not move meanwhile: then it
+	// was this term's leader that applied everything before it.
+	if g.raft.CurrentTerm() == term {
+		g.barrierTerm.Store(term)
+	}
+	return nil
+}
+
+// IsLeader reports whether this replica is the group's leader.
+func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
+
+// Leader returns the ID and Raft address of the leader this replica knows
+// of; both are empty if it knows none.
+func (g *Group) Leader() (id, addr string) {
+	a, i := g.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// TransferLeadership asks raft to hand leadership to another voter and
+// waits for the outcome. It fails with a *NotLeaderError on a follower.
+func (g *Group) TransferLeadership() error {
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	if err := g.raft.LeadershipTransfer().Error(); err != nil {
+		return g.mapErr("transfer leadership", err)
+	}
+	return nil
+}
+
+// AppliedIndex returns the last log index applied to (and recorded in) the
+// group's state.
+func (g *Group) AppliedIndex() uint64 { return g.fsm.applied.Load() }
+
+// GroupStats is a point-in-time summary of a replica.
+type GroupStats struct {
+	ID    uint64
+	State string // raft.RaftState: Follower, Candidate, Leader, Shutdown
+	Term  uint64
+	// AppliedIndex is the FSM's durable applied index; CommitIndex and
+	// LastIndex are raft's.
+	AppliedIndex uint64
+	CommitIndex  uint64
+	LastIndex    uint64
+	LeaderID     string
+	LeaderAddr   string
+	// SnapshotRestores counts snapshots restored into the FSM since the
+	// group was opened (installs sent by a leader, crash recovery).
+	SnapshotRestores uint64
+}
+
+// Stats returns the replica's state.
+func (g *Group) Stats() GroupStats {
+	id, addr := g.Leader()
+	return GroupStats{
+		ID:               g.id,
+		State:            g.raft.State().String(),
+		Term:             g.raft.CurrentTerm(),
+		AppliedIndex:     g.fsm.applied.Load(),
+		CommitIndex:      g.raft.CommitIndex(),
+		LastIndex:        g.raft.LastIndex(),
+		LeaderID:         id,
+		LeaderAddr:       addr,
+		SnapshotRestores: g.fsm.restores.Load(),
+	}
+}
+
+// Snapshot makes raft take a snapshot now (and compact its log), and waits
+// for it. It is for tests and administration: raft snapshots on its own by
+// SnapshotThreshold and SnapshotInterval.
+func (g *Group) Snapshot() error {
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	if err := g.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("raftstore: group %d: snapshot: %w", g.id, err)
+	}
+	return nil
+}
+
+// shutdown stops raft and its transport and waits for their goroutines.
+func (g *Group) shutdown() error {
+	g.shutdownOnce.Do(func() {
+		g.closed.Store(true)
+		if err := g.raft.Shutdown().Error(); err != nil {
+			g.shutdownErr = fmt.Errorf("raftstore: group %d: shutdown: %w", g.id, err)
+		}
+	})
+	return g.shutdownErr
+}
+
+// notLeader returns a *NotLeaderError with the leader this replica knows.
+func (g *Group) notLeader() error {
+	id, addr := g.Leader()
+	return &NotLeaderError{Group: g.id, LeaderID: id, LeaderAddr: addr}
+}
+
+// mapErr translates raft's errors to the package's.
+func (g *Group) mapErr(op string, err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader),
+		errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return g.notLeader()
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("raftstore: group %d: %s: %w (%w)", g.id, op, err, context.DeadlineExceeded)
+	default:
+		return fmt.Errorf("raftstore: group %d: %s: %w", g.id, op, err)
+	}
+}

@@ -1,0 +1,422 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// Network gives each group the raft.StreamLayer its transport runs on.
+// raftmux.Mux implements it: all groups of a node share one TCP listener.
+type Network interface {
+	StreamLayer(group uint64) raft.StreamLayer
+}
+
+// Options configure a Store. NodeID, Dir and Network are required.
+type Options struct {
+	// NodeID is this node's raft.ServerID in every group it hosts.
+	NodeID string
+	// Dir holds the node's state: Pebble in Dir/pebble, each group's raft
+	// snapshots in Dir/snapshots/<group>/snapshots.
+	Dir string
+	// Network provides each group's transport stream layer.
+	Network Network
+	// Logger receives the logs of the store, of raft and of Pebble. Nil
+	// discards them.
+	Logger hclog.Logger
+
+	// FS is the file system Pebble runs on (and restore sstables are
+	// written to); nil is the OS file system. Tests inject faults here
+	// (pebble vfs/errorfs). Raft snapshot files always live on the OS file
+	// system.
+	FS vfs.FS
+	// Pebble, if set, is called with the Pebble options after the
+	// defaults (see DefaultPebbleOptions) are filled in, to tune them.
+	Pebble func(*pebble.Options)
+	// Raft, if set, is called with each group's raft.Config after the
+	// defaults (see DefaultRaftConfig) are filled in, to tune timeouts,
+	// snapshot thresholds and the like. It must not change LocalID,
+	// Logger, BatchApplyCh or NoSnapshotRestoreOnStart.
+	Raft func(*raft.Config)
+
+	// SnapshotRetain is how many raft snapshots each group keeps on disk.
+	// Default 2.
+	SnapshotRetain int
+	// TransportMaxPool is how many outbound connections each group's
+	// transport keeps per peer. Default 3.
+	TransportMaxPool int
+	// TransportTimeout is the I/O deadline of the group transports (raft
+	// scales it up for snapshot installs). Default 10s.
+	TransportTimeout time.Duration
+}
+
+// DefaultRaftConfig returns the raft.Config every group starts from before
+// Options.Raft: raft's defaults, plus BatchApplyCh (commands proposed
+// concurrently share one log append and one FSM batch), MaxAppendEntries
+// 256 (bigger replication and apply batches), and NoSnapshotRestoreOnStart
+// (the FSM is persistent; see the package documentation).
+func DefaultRaftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	c.BatchApplyCh = true
+	c.MaxAppendEntries = 256
+	c.NoSnapshotRestoreOnStart = true
+	return c
+}
+
+// DefaultPebbleOptions returns the Pebble options of a Store before
+// Options.Pebble: the newest on-disk format (snapshot restore needs
+// IngestAndExcise), a 64 MiB block cache, 32 MiB memtables, a 10-bit bloom
+// filter on every level (point reads: raft log entries, link lookups) and up
+// to 2 concurrent compactions. Everything else is Pebble's default.
+func DefaultPebbleOptions() *pebble.Options {
+	o := &pebble.Options{
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       32 << 20,
+		CompactionConcurrencyRange: func() (int, int) {
+			return 1, 2
+		},
+	}
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return o
+}
+
+// blockCacheSize is the size of the block cache a Store creates.
+const blockCacheSize = 64 << 20
+
+// Store is a node's replicas of many Raft groups, all in one Pebble DB.
+type Store struct {
+	opts   Options
+	logger hclog.Logger
+	db     *pebble.DB
+	pebOpt *pebble.Options
+	fs     vfs.FS
+
+	mu       sync.Mutex
+	groups   map[uint64]*Group
+	opening  map[uint64]bool
+	openWG   sync.WaitGroup // OpenGroup calls in progress
+	closed   bool
+	closeErr error
+	done     chan struct{} // closed when Close has finished
+}
+
+// Open opens (or creates) the node's Pebble DB in opts.Dir.
+func Open(opts Options) (*Store, error) {
+	if opts.NodeID == "" {
+		return nil, errors.New("raftstore: Options.NodeID is required")
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("raftstore: Options.Dir is required")
+	}
+	if opts.Network == nil {
+		return nil, errors.New("raftstore: Options.Network is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.SnapshotRetain <= 0 {
+		opts.SnapshotRetain = 2
+	}
+	if opts.TransportMaxPool <= 0 {
+		opts.TransportMaxPool = 3
+	}
+	if opts.TransportTimeout <= 0 {
+		opts.TransportTimeout = 10 * time.Second
+	}
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	po := DefaultPebbleOptions()
+	po.FS = fs
+	po.Logger = pebbleLogger{opts.Logger.Named("pebble")}
+	cache := pebble.NewCache(blockCacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	po.Cache = cache
+	if opts.Pebble != nil {
+		opts.Pebble(po)
+	}
+	po.EnsureDefaults()
+	if po.FormatMajorVersion < pebble.FormatVirtualSSTables {
+		return nil, fmt.Errorf("raftstore: Pebble format %d is too old: snapshot restore needs %d", po.FormatMajorVersion, pebble.FormatVirtualSSTables)
+	}
+	dir := fs.PathJoin(opts.Dir, "pebble")
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("raftstore: create %s: %w", dir, err)
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: open pebble in %s: %w", dir, err)
+	}
+	return &Store{
+		opts:    opts,
+		logger:  opts.Logger,
+		db:      db,
+		pebOpt:  po,
+		fs:      fs,
+		groups:  make(map[uint64]*Group),
+		opening: make(map[uint64]bool),
+		done:    make(chan struct{}),
+	}, nil
+}
+
+// DB returns the node's Pebble DB, for inspection (tests, admin tools).
+// Writes to a group's range outside raft break the group.
+func (s *Store) DB() *pebble.DB { return s.db }
+
+// GroupConfig describes a group to open.
+type GroupConfig struct {
+	// ID is the group (shard) ID, > 0.
+	ID uint64
+	// Peers is the group's initial membership. It is used only to bootstrap
+	// a group that has no raft state on this node yet; every replica must
+	// be given the same list.
+	Peers []raft.Server
+	// Machine applies the group's commands.
+	Machine StateMachine
+}
+
+// OpenGroup starts this node's replica of a group. A group with existing
+// state (a restart) resumes from it; a new one is bootstrapped with Peers.
+func (s *Store) OpenGroup(cfg GroupConfig) (*Group, error) {
+	if cfg.ID == 0 {
+		return nil, errors.New("raftstore: group ID 0 is reserved")
+	}
+	if cfg.Machine == nil {
+		return nil, fmt.Errorf("raftstore: group %d: GroupConfig.Machine is required", cfg.ID)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if s.groups[cfg.ID] != nil || s.opening[cfg.ID] {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("raftstore: group %d is already open", cfg.ID)
+	}
+	s.opening[cfg.ID] = true
+	s.openWG.Add(1)
+	s.mu.Unlock()
+	defer s.openWG.Done()
+
+	g, err := s.openGroup(cfg)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.opening, cfg.ID)
+	if err != nil {
+		return nil, err
+	}
+	if s.closed {
+		// Close ran while we were opening: it did not see this group.
+		_ = g.shutdown()
+		return nil, ErrClosed
+	}
+	s.groups[cfg.ID] = g
+	return g, nil
+}
+
+func (s *Store) openGroup(cfg GroupConfig) (*Group, error) {
+	id := cfg.ID
+	logger := s.logger.With("group", id)
+	logs := NewLogStore(s.db, id)
+
+	snapBase := filepath.Join(s.opts.Dir, "snapshots", fmt.Sprint(id))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(snapBase, s.opts.SnapshotRetain, logger.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: group %d: snapshot store: %w", id, err)
+	}
+	env := restoreEnv{
+		fs:         s.fs,
+		dir:        s.fs.PathJoin(s.opts.Dir, "restore"),
+		writerOpts: s.pebOpt.MakeWriterOptions(0, s.db.TableFormat()),
+	}
+	f, err := newFSM(s.db, id, cfg.Machine, logger.Named("fsm"), env)
+	if err != nil {
+		return nil, err
+	}
+	if err := recoverSnapshot(f, snaps, logger); err != nil {
+		return nil, fmt.Errorf("raftstore: group %d: %w", id, err)
+	}
+
+	conf := DefaultRaftConfig()
+	if s.opts.Raft != nil {
+		s.opts.Raft(conf)
+	}
+	conf.LocalID = raft.ServerID(s.opts.NodeID)
+	conf.Logger = logger.Named("raft")
+	conf.BatchApplyCh = true
+	conf.NoSnapshotRestoreOnStart = true
+	if err := raft.ValidateConfig(conf); err != nil {
+		return nil, fmt.Errorf("raftstore: group %d: raft config: %w", id, err)
+	}
+
+	stream := s.opts.Network.StreamLayer(id)
+	if stream == nil {
+		return nil, fmt.Errorf("raftstore: group %d: the network has no stream layer for it", id)
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: s.opts.TransportMaxPool,
+		Timeout: s.opts.TransportTimeout,
+		Logger:  logger.Named("transport"),
+	})
+
+	existing, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		_ = trans.Close()
+		return nil, fmt.Errorf("raftstore: group %d: check existing state: %w", id, err)
+	}
+	if !existing {
+		if len(cfg.Peers) == 0 {
+			_ = trans.Close()
+			return nil, fmt.Errorf("raftstore: group %d: no raft state and no peers to bootstrap with", id)
+		}
+		if err := raft.BootstrapCluster(conf, logs, logs, snaps, trans, raft.Configuration{Servers: cfg.Peers}); err != nil {
+			_ = trans.Close()
+			return nil, fmt.Errorf("raftstore: group %d: bootstrap: %w", id, err)
+		}
+	}
+	r, err := raft.NewRaft(conf, f, logs, logs, snaps, trans)
+	if err != nil {
+		_ = trans.Close()
+		return nil, fmt.Errorf("raftstore: group %d: start raft: %w", id, err)
+	}
+	return &Group{id: id, store: s, raft: r, fsm: f, logs: logs, logger: logger}, nil
+}
+
+// recoverSnapshot restores the newest raft snapshot into the FSM if the
+// FSM's durable state is older than it. That happens only after a crash
+// between raft persisting an installed snapshot and the FSM ingesting it:
+// raft, run with NoSnapshotRestoreOnStart, would otherwise resume from the
+// snapshot's index over the older state.
+func recoverSnapshot(f *fsm, snaps raft.SnapshotStore, logger hclog.Logger) error {
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(list) == 0 || list[0].Index <= f.applied.Load() {
+		return nil
+	}
+	meta := list[0]
+	logger.Warn("state is older than the newest snapshot; restoring it",
+		"applied-index", f.applied.Load(), "snapshot", meta.ID, "snapshot-index", meta.Index)
+	_, rc, err := snaps.Open(meta.ID)
+	if err != nil {
+		return fmt.Errorf("open snapshot %s: %w", meta.ID, err)
+	}
+	if err := f.Restore(rc); err != nil {
+		return fmt.Errorf("restore snapshot %s: %w", meta.ID, err)
+	}
+	return nil
+}
+
+// Group returns the open group with the given ID, or ErrUnknownGroup.
+func (s *Store) Group(id uint64) (*Group, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	g := s.groups[id]
+	if g == nil {
+		return nil, fmt.Errorf("raftstore: group %d: %w", id, ErrUnknownGroup)
+	}
+	return g, nil
+}
+
+// Groups returns the IDs of the open groups, in no particular order.
+func (s *Store) Groups() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]uint64, 0, len(s.groups))
+	for id := range s.groups {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// CloseGroup shuts down this node's replica of a group and waits for it. Its
+// state stays in the DB: OpenGroup resumes it.
+func (s *Store) CloseGroup(id uint64) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	g := s.groups[id]
+	delete(s.groups, id)
+	s.mu.Unlock()
+	if g == nil {
+		return fmt.Errorf("raftstore: group %d: %w", id, ErrUnknownGroup)
+	}
+	return g.shutdown()
+}
+
+// Close shuts down every group (raft, its goroutines and its transport),
+// then closes Pebble. It is idempotent: later calls wait for the first and
+// return its result.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.done
+		return s.closeErr
+	}
+	s.closed = true
+	groups := s.groups
+	s.groups = nil
+	s.mu.Unlock()
+
+	var errs []error
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for _, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.shutdown(); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	// OpenGroup calls that were in progress shut their group down
+	// themselves once they see closed; wait for them before Pebble goes.
+	s.openWG.Wait()
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("raftstore: close pebble: %w", err))
+	}
+	s.closeErr = errors.Join(errs...)
+	close(s.done)
+	return s.closeErr
+}
+
+// pebbleLogger routes Pebble's log lines to hclog.
+type pebbleLogger struct{ l hclog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...interface{}) {
+	p.l.Debug(fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...interface{}) {
+	p.l.Error(fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...interface{}) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg)
+	panic("pebble: " + msg)
+}

@@ -1,0 +1,105 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// dataReader implements Reader over any Pebble reader (a DB snapshot, an
+// indexed batch), confined to one group's data range [0x04, 0x05).
+type dataReader struct {
+	r      pebble.Reader
+	prefix []byte // 0x01 | group | 0x04
+	upper  []byte // 0x01 | group | 0x05
+}
+
+func newDataReader(r pebble.Reader, group uint64) dataReader {
+	return dataReader{r: r, prefix: kindPrefix(group, kindData), upper: kindPrefix(group, kindData+1)}
+}
+
+func (d dataReader) key(k []byte) []byte { return prefixed(d.prefix, k) }
+
+// Get returns a copy of the value at key, or ErrNotFound.
+func (d dataReader) Get(key []byte) ([]byte, error) {
+	v, closer, err := d.r.Get(d.key(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: get %q: %w", key, err)
+	}
+	out := make([]byte, len(v))
+	copy(out, v)
+	if err := closer.Close(); err != nil {
+		return nil, fmt.Errorf("raftstore: get %q: %w", key, err)
+	}
+	return out, nil
+}
+
+// Scan calls fn for every key in [lower, upper), in order.
+func (d dataReader) Scan(lower, upper []byte, fn func(key, value []byte) bool) error {
+	opts := pebble.IterOptions{LowerBound: d.key(lower), UpperBound: d.upper}
+	if upper != nil {
+		opts.UpperBound = d.key(upper)
+	}
+	it, err := d.r.NewIter(&opts)
+	if err != nil {
+		return fmt.Errorf("raftstore: scan: %w", err)
+	}
+	n := len(d.prefix)
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("raftstore: scan: %w", err)
+		}
+		if !fn(it.Key()[n:], v) {
+			break
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("raftstore: scan: %w", err)
+	}
+	return nil
+}
+
+// batchTxn implements Txn over the indexed batch of one ApplyBatch call.
+type batchTxn struct {
+	dataReader
+	b *pebble.Batch
+}
+
+func newBatchTxn(b *pebble.Batch, group uint64) *batchTxn {
+	return &batchTxn{dataReader: newDataReader(b, group), b: b}
+}
+
+// Set writes key = value.
+func (t *batchTxn) Set(key, value []byte) error {
+	if err := t.b.Set(t.key(key), value, nil); err != nil {
+		return fmt.Errorf("raftstore: set %q: %w", key, err)
+	}
+	return nil
+}
+
+// Delete deletes key.
+func (t *batchTxn) Delete(key []byte) error {
+	if err := t.b.Delete(t.key(key), nil); err != nil {
+		return fmt.Errorf("raftstore: delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteRange deletes every key in [lower, upper); upper nil means to the
+// end of the group's data range.
+func (t *batchTxn) DeleteRange(lower, upper []byte) error {
+	end := t.upper
+	if upper != nil {
+		end = t.key(upper)
+	}
+	if err := t.b.DeleteRange(t.key(lower), end, nil); err != nil {
+		return fmt.Errorf("raftstore: delete range [%q, %q): %w", lower, upper, err)
+	}
+	return nil
+}
