@@ -60,6 +60,9 @@ const (
 	// MaxLatency is the largest latency the histograms hold; larger values
 	// are recorded as MaxLatency.
 	MaxLatency = 100 * time.Second
+	// MaxConcurrency bounds Config.Concurrency: each worker holds an HDR
+	// histogram of about 150 KB per op kind.
+	MaxConcurrency = 4096
 )
 
 // ErrConfig is wrapped by every validation error of a Config.
@@ -73,8 +76,8 @@ type Config struct {
 	// Workload is what to send (default redirect).
 	Workload Workload
 	// Concurrency is the number of workers and the most connections to the
-	// target (default 64). In the open loop it is the most requests in
-	// flight on the wire at once.
+	// target (default 64, at most MaxConcurrency). In the open loop it is
+	// the most requests in flight on the wire at once.
 	Concurrency int
 	// Rate, when > 0, selects the open loop: requests per second, spread
 	// evenly over time. 0 selects the closed loop.
@@ -180,8 +183,8 @@ func (c Config) validate() error {
 	switch {
 	case !known:
 		return bad("workload %q is not one of shorten, redirect, mixed, cold", c.Workload)
-	case c.Concurrency < 1 || c.Concurrency > 100_000:
-		return bad("concurrency %d is not in 1..100000", c.Concurrency)
+	case c.Concurrency < 1 || c.Concurrency > MaxConcurrency:
+		return bad("concurrency %d is not in 1..%d", c.Concurrency, MaxConcurrency)
 	case c.Rate < 0:
 		return bad("rate %g is negative", c.Rate)
 	case c.Rate > 0 && c.MaxInFlight < c.Concurrency:
