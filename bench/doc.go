@@ -29,10 +29,14 @@
 //
 // Open loop (Rate > 0): requests have intended send times spaced 1/Rate
 // apart. Concurrency workers take the next intended time from one shared
-// sequence, wait for it, and send; latency is measured from the intended send
-// time, not from the actual one, so a stalled server shows up in the
-// percentiles instead of silently slowing the generator down (coordinated
-// omission). The requests that are due and not yet answered are bounded by
+// sequence, wait for it, and send. A worker that takes a request whose
+// intended time has already passed (it was busy with an earlier answer)
+// measures the latency from the intended time, not from its actual send, so
+// a stalled server shows up in the percentiles instead of silently slowing
+// the generator down (coordinated omission). A worker that is early sleeps
+// until the intended time and measures from its send: Go's timers fire up to
+// about a millisecond late, and that lateness belongs to the harness, not to
+// the target. The requests that are due and not yet answered are bounded by
 // MaxInFlight: a request that would exceed the bound is not sent and is
 // counted as an error of kind "inflight_limit".
 //

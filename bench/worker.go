@@ -227,6 +227,12 @@ func (w *worker) openLoop() {
 			w.record(o, intended, now, ekInFlightLimit, 0)
 			continue
 		}
+		// The latency clock starts at the intended time when the worker is
+		// already late for it: an earlier answer held it up, and the wait
+		// is the target's doing. A worker that is early waits on a timer
+		// and starts the clock when it sends: timers fire up to about a
+		// millisecond late, and that lateness is the harness's own.
+		start := intended
 		if wait := intended - now; wait > 0 {
 			w.timer.Reset(time.Duration(wait))
 			select {
@@ -234,9 +240,10 @@ func (w *worker) openLoop() {
 			case <-r.stopCh:
 				return
 			}
+			start = r.now()
 		}
 		ek, status := w.do(o)
-		w.record(o, intended, r.now(), ek, status)
+		w.record(o, start, r.now(), ek, status)
 	}
 }
 
