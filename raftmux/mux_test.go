@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,20 +19,34 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testLogger sends hclog output to t.Log.
+// testLogger sends hclog output to t.Log until the test's cleanup ends, so
+// a goroutine that logs late cannot panic the test binary.
 func testLogger(t testing.TB, name string) hclog.Logger {
+	w := &tWriter{t: t}
+	t.Cleanup(func() { // registered before the cleanups that stop goroutines, so it runs after them
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
 	return hclog.New(&hclog.LoggerOptions{
 		Name:   name,
 		Level:  hclog.Debug,
-		Output: tWriter{t},
+		Output: w,
 	})
 }
 
-type tWriter struct{ t testing.TB }
+type tWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }
 
