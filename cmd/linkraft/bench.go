@@ -20,7 +20,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"router with cache_size: 0 so that every redirect reaches a shard).\n"+
 			"Closed loop by default (-c workers back to back); -rate N selects the open loop,\n"+
 			"which measures latency from each request's intended send time.\n"+
-			"Ctrl-C stops early and still prints the results.\n\n"+
+			"Ctrl-C stops early, still prints the results, and exits with status 1.\n\n"+
 			"  linkraft bench -target http://127.0.0.1:8080 -workload redirect -c 64 -duration 10s\n"+
 			"  linkraft bench -workload mixed -rate 20900 -out mixed.json\n"+
 			"  linkraft bench -combine 'results/*.json' -baseline nginx", stderr)
@@ -97,7 +97,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	if res.Interrupted {
-		fmt.Fprintf(stderr, "linkraft bench: interrupted after %.1fs of %v\n", res.Elapsed, cfg.Duration)
+		// The partial results are out; a non-zero exit still tells a
+		// calling script that the run was cut short.
+		return fmt.Errorf("interrupted after %.1fs of %v (the results above cover that part): %w",
+			res.Elapsed, cfg.Duration, context.Cause(ctx))
 	}
 	return nil
 }

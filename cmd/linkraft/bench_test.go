@@ -82,6 +82,23 @@ func TestBenchCommand(t *testing.T) {
 	}
 }
 
+func TestBenchCommandInterrupted(t *testing.T) {
+	url := startRedirectServer(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	var stdout, stderr bytes.Buffer
+	err := runBench(ctx, []string{"-target", url, "-codes-from", "none", "-links", "10", "-c", "2",
+		"-duration", "1m", "-warmup", "0", "-out", out, "-progress=false"}, &stdout, &stderr)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("interrupted run: %v, want context.Canceled", err)
+	}
+	r, rerr := bench.ReadResultFile(out)
+	if rerr != nil || !r.Interrupted || r.Total.OK == 0 || !strings.Contains(stdout.String(), "| redirect |") {
+		t.Errorf("interrupted run wrote %+v (%v) and printed:\n%s", r, rerr, stdout.String())
+	}
+}
+
 func TestBenchCommandErrors(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if err := runBench(context.Background(), []string{"-c", "0"}, &stdout, &stderr); !errors.Is(err, errUsage) {
