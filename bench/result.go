@@ -17,27 +17,47 @@ import (
 // Result is everything one run measured, with the parameters it ran with.
 // It is what the JSON result file holds.
 type Result struct {
-	Label       string      `json:"label"`
-	Workload    Workload    `json:"workload"`
-	Target      string      `json:"target"`
-	Loop        string      `json:"loop"` // "closed" or "open"
-	Concurrency int         `json:"concurrency"`
-	Rate        float64     `json:"rate"` // intended requests/s; 0 in the closed loop
-	MaxInFlight int         `json:"max_inflight,omitempty"`
-	Duration    float64     `json:"duration_s"` // requested recorded time
-	Warmup      float64     `json:"warmup_s"`
-	Elapsed     float64     `json:"elapsed_s"` // recorded time actually run
-	Timeout     float64     `json:"timeout_s"`
-	Links       int         `json:"links"` // N, the codes drawn from
-	CodesFrom   CodesSource `json:"codes_from"`
-	ZipfS       float64     `json:"zipf_s,omitempty"`
-	Seed        uint64      `json:"seed"`
-	Start       time.Time   `json:"start"`
-	GoVersion   string      `json:"go_version"`
-	GOOS        string      `json:"goos"`
-	GOARCH      string      `json:"goarch"`
-	GOMAXPROCS  int         `json:"gomaxprocs"`
-	NumCPU      int         `json:"num_cpu"`
+	// Label names the run in tables.
+	Label string `json:"label"`
+	// Workload is what the run sent.
+	Workload Workload `json:"workload"`
+	// Target is the base URL the run drove.
+	Target string `json:"target"`
+	// Loop is "closed" (Concurrency workers back to back) or "open" (Rate).
+	Loop string `json:"loop"`
+	// Concurrency is the number of workers and connections.
+	Concurrency int `json:"concurrency"`
+	// Rate is the intended requests per second of the open loop; 0 in the
+	// closed loop.
+	Rate float64 `json:"rate"`
+	// MaxInFlight is the open loop's bound on due, unanswered requests.
+	MaxInFlight int `json:"max_inflight,omitempty"`
+	// Duration is the requested recorded time, in seconds.
+	Duration float64 `json:"duration_s"`
+	// Warmup is the unrecorded time before it, in seconds.
+	Warmup float64 `json:"warmup_s"`
+	// Elapsed is the recorded time actually run, in seconds: Duration,
+	// or less when interrupted. Throughputs are per second of Elapsed.
+	Elapsed float64 `json:"elapsed_s"`
+	// Timeout is the per-request timeout, in seconds.
+	Timeout float64 `json:"timeout_s"`
+	// Links is N, the number of codes the redirects were drawn from.
+	Links int `json:"links"`
+	// CodesFrom says where those codes came from.
+	CodesFrom CodesSource `json:"codes_from,omitempty"`
+	// ZipfS is the Zipf exponent of the draws (redirect and mixed).
+	ZipfS float64 `json:"zipf_s,omitempty"`
+	// Seed is the seed of the draws and of synthetic codes.
+	Seed uint64 `json:"seed"`
+	// Start is when the warmup began (UTC).
+	Start time.Time `json:"start"`
+	// GoVersion, GOOS, GOARCH, GOMAXPROCS and NumCPU describe the
+	// harness's runtime and machine.
+	GoVersion  string `json:"go_version"`
+	GOOS       string `json:"goos"`
+	GOARCH     string `json:"goarch"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	NumCPU     int    `json:"num_cpu"`
 	// Interrupted is true when the run was stopped before its duration.
 	Interrupted bool `json:"interrupted"`
 	// Setup describes the creation of the links, when the run made them.
@@ -50,8 +70,11 @@ type Result struct {
 
 // SetupStats describes how the links of a run were created.
 type SetupStats struct {
-	Created   int     `json:"created"`
-	Failed    int     `json:"failed"`
+	// Created counts the links made; Failed the creates that failed
+	// every attempt (at most 1% of them, or the run does not start).
+	Created int `json:"created"`
+	Failed  int `json:"failed"`
+	// Seconds is how long making them took; PerSecond is Created/Seconds.
 	Seconds   float64 `json:"seconds"`
 	PerSecond float64 `json:"per_s"`
 }
@@ -61,8 +84,11 @@ type OpStats struct {
 	// Requests counts the requests started in the window, shed ones
 	// included: OK + Errors.
 	Requests int64 `json:"requests"`
-	OK       int64 `json:"ok"`
-	Errors   int64 `json:"errors"`
+	// OK counts the successes: a 201 with a code for a shorten, a 301,
+	// 302, 307 or 308 with a Location for a redirect.
+	OK int64 `json:"ok"`
+	// Errors counts the rest; ErrorKinds splits them by kind.
+	Errors int64 `json:"errors"`
 	// Throughput is OK per second of Elapsed.
 	Throughput float64 `json:"ops_per_s"`
 	// Latency of the successful requests, in microseconds.
@@ -71,15 +97,18 @@ type OpStats struct {
 	ErrorKinds map[string]int64 `json:"error_kinds"`
 }
 
-// Latency holds latency statistics in microseconds.
+// Latency holds latency statistics in microseconds, from an HDR histogram
+// with three significant digits.
 type Latency struct {
+	// Min and Max are the extremes; Mean the average.
 	Min  int64   `json:"min"`
 	Mean float64 `json:"mean"`
-	P50  int64   `json:"p50"`
-	P90  int64   `json:"p90"`
-	P99  int64   `json:"p99"`
-	P999 int64   `json:"p99_9"`
-	Max  int64   `json:"max"`
+	// P50 .. P999 are the 50th, 90th, 99th and 99.9th percentiles.
+	P50  int64 `json:"p50"`
+	P90  int64 `json:"p90"`
+	P99  int64 `json:"p99"`
+	P999 int64 `json:"p99_9"`
+	Max  int64 `json:"max"`
 }
 
 // latencyOf summarizes a histogram of microseconds.
