@@ -1,0 +1,65 @@
+// Package linkstore is the state machine of a linkraft shard: the links,
+// the custom aliases, the reuse index and the per-partition ID allocator. It
+// implements raftstore.StateMachine; every replica of a shard applies the
+// same commands in the same order and ends with byte-identical keys.
+//
+// # Commands
+//
+// A command is binary, compact (it is the write hot path and is stored in
+// every replica's Raft log):
+//
+//	+---------+------+-----------------+
+//	| version | type | payload         |
+//	| 0x01    | u8   | by type         |
+//	+---------+------+-----------------+
+//
+// Create (type 0x01):
+//
+//	flags u8 (bit 0: reuse) | partition u32 | created_at_ms zigzag varint |
+//	alias length uvarint | alias | url (the rest of the command)
+//
+// New command types (delete, click deltas, expiry) get new type bytes; a
+// replica that does not know a type answers ResultBadRequest without
+// touching state, which is deterministic across replicas of one version.
+//
+// # Results
+//
+// Apply returns a result for the proposer:
+//
+//	version 0x01 | status u8 | payload
+//
+// where the payload is the link record for ResultCreated and ResultExisting,
+// a human-readable reason for ResultBadRequest, and empty otherwise. Results
+// are small because raftstore keeps the result of every command proposed
+// with an idempotency key.
+//
+// # Data keys
+//
+// Keys are relative to the group's application range (raftstore adds the
+// group prefix). Every key starts with its partition, big-endian, so that a
+// partition is one contiguous key range that can later move between shards:
+//
+//	partition u32 | 'c' | code          -> link record
+//	partition u32 | 'n'                 -> allocator offset, u64 big-endian
+//	partition u32 | 'u' | sha256(url)   -> code of the partition's first
+//	                                       generated link of that URL
+//
+// # Link records
+//
+//	version 0x01 | flags u8 (bit 0: alias) | created_at_ms zigzag varint |
+//	code length u8 | code | url (the rest of the record)
+//
+// With a 7-character code and an 80-byte URL a record is about 96 bytes,
+// its key 12 bytes, and the reuse index entry 37 + 7 bytes.
+//
+// # Allocation
+//
+// Partition p owns the IDs [lo, hi) = codec.Range(p). A generated create
+// takes id = lo + offset, encodes it (codec.Encode) and, when a record
+// already exists at that code (a custom alias of generated shape holds it),
+// moves on to the next ID. The new offset is stored with the record, in the
+// same batch. When id reaches hi the partition is exhausted. Aliases of
+// generated shape must be created in the partition their code decodes to
+// (ring.PartitionOfCode), so that the one allocator that could produce that
+// code is the one that skips it: no two links ever share a code.
+package linkstore

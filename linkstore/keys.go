@@ -1,0 +1,54 @@
+package linkstore
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+)
+
+// Key kinds, the byte after the partition.
+const (
+	kindLink  = 'c'
+	kindNext  = 'n'
+	kindReuse = 'u'
+)
+
+// LinkKey returns the key of the link record of code in partition p.
+func LinkKey(p uint32, code string) []byte {
+	k := make([]byte, 0, 5+len(code))
+	k = binary.BigEndian.AppendUint32(k, p)
+	k = append(k, kindLink)
+	return append(k, code...)
+}
+
+// appendLinkKey appends LinkKey(p, code) to dst.
+func appendLinkKey(dst []byte, p uint32, code []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, p)
+	dst = append(dst, kindLink)
+	return append(dst, code...)
+}
+
+// NextKey returns the key of partition p's allocator offset.
+func NextKey(p uint32) []byte {
+	k := make([]byte, 0, 5)
+	k = binary.BigEndian.AppendUint32(k, p)
+	return append(k, kindNext)
+}
+
+// ReuseKey returns the key of the reuse index entry of url in partition p.
+func ReuseKey(p uint32, url string) []byte {
+	sum := sha256.Sum256([]byte(url))
+	k := make([]byte, 0, 5+len(sum))
+	k = binary.BigEndian.AppendUint32(k, p)
+	k = append(k, kindReuse)
+	return append(k, sum[:]...)
+}
+
+// PartitionBounds returns the key range [lower, upper) that holds every key
+// of partition p: the unit in which a partition can move between shards.
+func PartitionBounds(p uint32) (lower, upper []byte) {
+	lower = binary.BigEndian.AppendUint32(nil, p)
+	if p == ^uint32(0) {
+		return lower, []byte{0xff, 0xff, 0xff, 0xff, 0xff}
+	}
+	return lower, binary.BigEndian.AppendUint32(nil, p+1)
+}

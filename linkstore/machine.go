@@ -1,0 +1,194 @@
+package linkstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/linkraft/linkraft/raftstore"
+	"github.com/linkraft/linkraft/shortcode"
+)
+
+// Placement is what the machine needs to know about the cluster's code
+// placement. *ring.Ring implements it. Both answers depend only on the
+// cluster's partitions, code length and code secret, which never change, so
+// every replica answers alike.
+type Placement interface {
+	// Codec is the cluster's code codec.
+	Codec() *shortcode.Codec
+	// PartitionOfCode is the partition a code or alias belongs to.
+	PartitionOfCode(code string) uint32
+}
+
+// Machine is the state machine of one shard. It is stateless apart from its
+// immutable placement, so one Machine may serve any number of groups, and it
+// is safe for concurrent use.
+type Machine struct {
+	place Placement
+	codec *shortcode.Codec
+}
+
+var _ raftstore.StateMachine = (*Machine)(nil)
+
+// New returns the state machine for a cluster with placement place (the
+// cluster's *ring.Ring).
+func New(place Placement) *Machine {
+	return &Machine{place: place, codec: place.Codec()}
+}
+
+// StorageError is the panic value of Apply when the store fails under it.
+// An apply cannot be skipped or half-done without the replicas diverging,
+// so a read or write error inside Apply stops the replica instead.
+type StorageError struct {
+	Op  string
+	Err error
+}
+
+func (e *StorageError) Error() string { return "linkstore: apply: " + e.Op + ": " + e.Err.Error() }
+
+// Unwrap returns the store's error.
+func (e *StorageError) Unwrap() error { return e.Err }
+
+func must(op string, err error) {
+	if err != nil {
+		panic(&StorageError{Op: op, Err: err})
+	}
+}
+
+// Apply applies one command. It is deterministic: it reads and writes only
+// through tx and decides only from the command and the stored state. An
+// invalid command yields ResultBadRequest and changes nothing. A storage
+// error panics with a *StorageError (see there).
+func (m *Machine) Apply(tx raftstore.Txn, _ uint64, cmd []byte) []byte {
+	c, err := DecodeCommand(cmd)
+	if err != nil {
+		return badRequest(err.Error())
+	}
+	switch c := c.(type) {
+	case Create:
+		return AppendResult(nil, m.applyCreate(tx, c))
+	default:
+		return badRequest(fmt.Sprintf("command type %#x is not applied by this version", byte(c.Type())))
+	}
+}
+
+func badRequest(reason string) []byte {
+	return AppendResult(nil, Result{Status: ResultBadRequest, Reason: reason})
+}
+
+func (m *Machine) applyCreate(tx raftstore.Txn, c Create) Result {
+	if reason := m.checkCreate(c); reason != "" {
+		return Result{Status: ResultBadRequest, Reason: reason}
+	}
+	if c.Alias != "" {
+		return m.createAlias(tx, c)
+	}
+	return m.createGenerated(tx, c)
+}
+
+// checkCreate returns why c cannot be applied, or "".
+func (m *Machine) checkCreate(c Create) string {
+	if int(c.Partition) >= m.codec.Partitions() {
+		return fmt.Sprintf("partition %d is outside [0, %d)", c.Partition, m.codec.Partitions())
+	}
+	if c.URL == "" {
+		return "empty URL"
+	}
+	if len(c.URL) > MaxURLLength {
+		return fmt.Sprintf("URL of %d bytes is longer than %d", len(c.URL), MaxURLLength)
+	}
+	if c.Alias != "" {
+		if err := shortcode.ValidateAlias(c.Alias); err != nil {
+			return err.Error()
+		}
+		if p := m.place.PartitionOfCode(c.Alias); p != c.Partition {
+			return fmt.Sprintf("alias %q belongs to partition %d, not %d", c.Alias, p, c.Partition)
+		}
+	}
+	return ""
+}
+
+func (m *Machine) createAlias(tx raftstore.Txn, c Create) Result {
+	key := LinkKey(c.Partition, c.Alias)
+	if exists(tx, key) {
+		return Result{Status: ResultAliasTaken}
+	}
+	rec := Record{Code: c.Alias, URL: c.URL, CreatedAtMs: c.CreatedAtMs, Alias: true}
+	must("store alias", tx.Set(key, AppendRecord(nil, rec)))
+	return Result{Status: ResultCreated, Record: rec}
+}
+
+func (m *Machine) createGenerated(tx raftstore.Txn, c Create) Result {
+	reuseKey := ReuseKey(c.Partition, c.URL)
+	indexed := false
+	if code, err := tx.Get(reuseKey); err == nil {
+		indexed = true
+		if c.Reuse {
+			v, err := tx.Get(appendLinkKey(nil, c.Partition, code))
+			switch {
+			case err == nil:
+				rec, derr := DecodeRecord(v)
+				must("decode reused record", derr)
+				return Result{Status: ResultExisting, Record: rec}
+			case errors.Is(err, raftstore.ErrNotFound):
+				// The indexed link is gone: create a new one and
+				// index it instead.
+				indexed = false
+			default:
+				must("read reused record", err)
+			}
+		}
+	} else if !errors.Is(err, raftstore.ErrNotFound) {
+		must("read reuse index", err)
+	}
+
+	nextKey := NextKey(c.Partition)
+	offset := uint64(0)
+	if v, err := tx.Get(nextKey); err == nil {
+		if len(v) != 8 {
+			must("read allocator", fmt.Errorf("%w: allocator offset of %d bytes", ErrMalformed, len(v)))
+		}
+		offset = binary.BigEndian.Uint64(v)
+	} else if !errors.Is(err, raftstore.ErrNotFound) {
+		must("read allocator", err)
+	}
+
+	lo, hi := m.codec.Range(c.Partition)
+	start := offset
+	var codeBuf [shortcode.MaxLength]byte
+	key := make([]byte, 0, 5+shortcode.MaxLength)
+	for {
+		if offset >= hi-lo {
+			if offset != start {
+				// Remember the alias-held IDs skipped on the way.
+				must("store allocator", tx.Set(nextKey, binary.BigEndian.AppendUint64(nil, offset)))
+			}
+			return Result{Status: ResultExhausted}
+		}
+		code := m.codec.AppendEncode(codeBuf[:0], lo+offset)
+		offset++
+		key = appendLinkKey(key[:0], c.Partition, code)
+		if exists(tx, key) {
+			continue // a custom alias of generated shape holds this code
+		}
+		rec := Record{Code: string(code), URL: c.URL, CreatedAtMs: c.CreatedAtMs}
+		must("store link", tx.Set(key, AppendRecord(nil, rec)))
+		must("store allocator", tx.Set(nextKey, binary.BigEndian.AppendUint64(nil, offset)))
+		if !indexed {
+			must("store reuse index", tx.Set(reuseKey, code))
+		}
+		return Result{Status: ResultCreated, Record: rec}
+	}
+}
+
+// exists reports whether key is stored.
+func exists(tx raftstore.Reader, key []byte) bool {
+	_, err := tx.Get(key)
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, raftstore.ErrNotFound) {
+		must("read", err)
+	}
+	return false
+}

@@ -1,0 +1,78 @@
+package linkstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/linkraft/linkraft/raftstore"
+)
+
+// ErrNotFound is returned by the queries for a link that is not stored.
+var ErrNotFound = errors.New("linkstore: link not found")
+
+// Get returns the link of code in partition p, or ErrNotFound.
+func Get(r raftstore.Reader, p uint32, code string) (Record, error) {
+	if code == "" || len(code) > MaxCodeLength {
+		return Record{}, ErrNotFound
+	}
+	v, err := r.Get(LinkKey(p, code))
+	if err != nil {
+		if errors.Is(err, raftstore.ErrNotFound) {
+			return Record{}, ErrNotFound
+		}
+		return Record{}, fmt.Errorf("linkstore: get %q in partition %d: %w", code, p, err)
+	}
+	rec, err := DecodeRecord(v)
+	if err != nil {
+		return Record{}, fmt.Errorf("linkstore: get %q in partition %d: %w", code, p, err)
+	}
+	return rec, nil
+}
+
+// FindURL returns the partition's first generated link of url (the link a
+// reuse create returns), or ErrNotFound.
+func FindURL(r raftstore.Reader, p uint32, url string) (Record, error) {
+	code, err := r.Get(ReuseKey(p, url))
+	if err != nil {
+		if errors.Is(err, raftstore.ErrNotFound) {
+			return Record{}, ErrNotFound
+		}
+		return Record{}, fmt.Errorf("linkstore: reuse index of partition %d: %w", p, err)
+	}
+	return Get(r, p, string(code))
+}
+
+// Allocated returns how many IDs partition p's allocator has consumed
+// (generated links plus the IDs skipped because an alias held their code).
+func Allocated(r raftstore.Reader, p uint32) (uint64, error) {
+	v, err := r.Get(NextKey(p))
+	if err != nil {
+		if errors.Is(err, raftstore.ErrNotFound) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("linkstore: allocator of partition %d: %w", p, err)
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: allocator offset of %d bytes", ErrMalformed, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Count returns the number of links stored in partition p. It scans the
+// partition's link records, so it costs time in proportion to their number.
+func Count(r raftstore.Reader, p uint32) (uint64, error) {
+	lower := binary.BigEndian.AppendUint32(nil, p)
+	lower = append(lower, kindLink)
+	upper := binary.BigEndian.AppendUint32(nil, p)
+	upper = append(upper, kindLink+1)
+	var n uint64
+	err := r.Scan(lower, upper, func(_, _ []byte) bool {
+		n++
+		return true
+	})
+	if err != nil {
+		return 0, fmt.Errorf("linkstore: count partition %d: %w", p, err)
+	}
+	return n, nil
+}
