@@ -17,6 +17,12 @@ type StateMachine interface {
 	Apply(tx Txn, index uint64, cmd []byte) []byte
 }
 
+// StateMachineFunc adapts a function to the StateMachine interface.
+type StateMachineFunc func(tx Txn, index uint64, cmd []byte) []byte
+
+// Apply calls f.
+func (f StateMachineFunc) Apply(tx Txn, index uint64, cmd []byte) []byte { return f(tx, index, cmd) }
+
 // Reader reads a group's application keys. Keys are relative to the group:
 // the store adds and strips the group's prefix, so a state machine never sees
 // another group's data.

@@ -154,6 +154,9 @@ func Open(opts Options) (*Store, error) {
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("raftstore: create %s: %w", dir, err)
 	}
+	if err := syncParents(fs, dir); err != nil {
+		return nil, fmt.Errorf("raftstore: %w", err)
+	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open pebble in %s: %w", dir, err)
@@ -296,7 +299,7 @@ func (s *Store) openGroup(cfg GroupConfig) (*Group, error) {
 }
 
 // recoverSnapshot restores the newest raft snapshot into the FSM if the
-// FSM's durable state is older than it. That happens only after a crash
+// FSM's durable state is older than it (by applied index). That happens only after a crash
 // between raft persisting an installed snapshot and the FSM ingesting it:
 // raft, run with NoSnapshotRestoreOnStart, would otherwise resume from the
 // snapshot's index over the older state.
@@ -305,14 +308,28 @@ func recoverSnapshot(f *fsm, snaps raft.SnapshotStore, logger hclog.Logger) erro
 	if err != nil {
 		return fmt.Errorf("list snapshots: %w", err)
 	}
-	if len(list) == 0 || list[0].Index <= f.applied.Load() {
+	if len(list) == 0 {
 		return nil
 	}
+	// raft's snapshot index counts entries the FSM never sees (no-ops,
+	// barriers), so compare the applied index in the stream's header.
 	meta := list[0]
-	logger.Warn("state is older than the newest snapshot; restoring it",
-		"applied-index", f.applied.Load(), "snapshot", meta.ID, "snapshot-index", meta.Index)
 	_, rc, err := snaps.Open(meta.ID)
 	if err != nil {
+		return fmt.Errorf("open snapshot %s: %w", meta.ID, err)
+	}
+	sr, err := newSnapshotReader(rc, f.group)
+	if err != nil {
+		_ = rc.Close()
+		return fmt.Errorf("snapshot %s: %w", meta.ID, err)
+	}
+	if sr.applied <= f.applied.Load() {
+		return rc.Close()
+	}
+	_ = rc.Close()
+	logger.Warn("state is older than the newest snapshot; restoring it",
+		"applied-index", f.applied.Load(), "snapshot", meta.ID, "snapshot-applied-index", sr.applied)
+	if _, rc, err = snaps.Open(meta.ID); err != nil {
 		return fmt.Errorf("open snapshot %s: %w", meta.ID, err)
 	}
 	if err := f.Restore(rc); err != nil {
@@ -402,6 +419,28 @@ func (s *Store) Close() error {
 	s.closeErr = errors.Join(errs...)
 	close(s.done)
 	return s.closeErr
+}
+
+// syncParents fsyncs every ancestor directory of dir, so that dir itself
+// (possibly just created) survives a crash. Pebble syncs what it creates
+// inside dir, not dir's own entry in its parent.
+func syncParents(fs vfs.FS, dir string) error {
+	for {
+		parent := fs.PathDir(dir)
+		if parent == dir || parent == "" {
+			return nil
+		}
+		d, err := fs.OpenDir(parent)
+		if err != nil {
+			return fmt.Errorf("open directory %s: %w", parent, err)
+		}
+		err = d.Sync()
+		_ = d.Close()
+		if err != nil {
+			return fmt.Errorf("sync directory %s: %w", parent, err)
+		}
+		dir = parent
+	}
 }
 
 // pebbleLogger routes Pebble's log lines to hclog.

@@ -1,0 +1,491 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
+)
+
+// testNode is one node of an in-package test cluster hosting group 1.
+type testNode struct {
+	t       *testing.T
+	id      string
+	dir     string
+	addr    string
+	fs      vfs.FS
+	tune    func(*raft.Config)
+	store   *Store
+	machine *counterMachine
+	group   *Group
+}
+
+const testGroup = 1
+
+// newTestNodes prepares n nodes (listeners bound, so the peer list is
+// known) without starting them.
+func newTestNodes(t *testing.T, n int, tune func(*raft.Config)) ([]*testNode, []raft.Server) {
+	nodes := make([]*testNode, n)
+	peers := make([]raft.Server, n)
+	for i := range nodes {
+		l := newTCPLayer(t, "")
+		addr := l.Addr().String()
+		_ = l.Close() // start reopens it; the port stays ours in practice
+		nodes[i] = &testNode{t: t, id: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), addr: addr, tune: tune}
+		peers[i] = raft.Server{ID: raft.ServerID(nodes[i].id), Address: raft.ServerAddress(addr)}
+	}
+	return nodes, peers
+}
+
+// start opens the node's store and its replica of group 1.
+func (n *testNode) start(peers []raft.Server) {
+	t := n.t
+	t.Helper()
+	layer := newTCPLayer(t, n.addr)
+	s, err := Open(Options{
+		NodeID:  n.id,
+		Dir:     n.dir,
+		Network: testNet{testGroup: layer},
+		Logger:  testLogger(t).Named(n.id),
+		FS:      n.fs,
+		Raft: func(c *raft.Config) {
+			fastRaft(c)
+			if n.tune != nil {
+				n.tune(c)
+			}
+		},
+		TransportTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		_ = layer.Close()
+		t.Fatalf("%s: open store: %v", n.id, err)
+	}
+	n.store = s
+	t.Cleanup(func() { _ = s.Close() })
+	n.machine = &counterMachine{}
+	g, err := s.OpenGroup(GroupConfig{ID: testGroup, Peers: peers, Machine: n.machine})
+	if err != nil {
+		t.Fatalf("%s: open group: %v", n.id, err)
+	}
+	n.group = g
+}
+
+func (n *testNode) stop() {
+	n.t.Helper()
+	if err := n.store.Close(); err != nil {
+		n.t.Fatalf("%s: close: %v", n.id, err)
+	}
+}
+
+// waitLeader waits until exactly one running node leads and every running
+// node knows it; it returns the leader.
+func waitLeader(t *testing.T, nodes []*testNode) *testNode {
+	t.Helper()
+	var leader *testNode
+	waitFor(t, 10*time.Second, "a leader known to all", func() bool {
+		leader = nil
+		for _, n := range nodes {
+			if n.group.IsLeader() {
+				if leader != nil {
+					return false
+				}
+				leader = n
+			}
+		}
+		if leader == nil {
+			return false
+		}
+		for _, n := range nodes {
+			if id, _ := n.group.Leader(); id != leader.id {
+				return false
+			}
+		}
+		return true
+	})
+	return leader
+}
+
+func propose(t *testing.T, g *Group, cmd, key string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var k []byte
+	if key != "" {
+		k = []byte(key)
+	}
+	res, err := g.Propose(ctx, []byte(cmd), k)
+	if err != nil {
+		t.Fatalf("propose %q: %v", cmd, err)
+	}
+	return string(res)
+}
+
+func readCount(t *testing.T, g *Group, mode ReadMode, key string) (uint64, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n uint64
+	err := g.Read(ctx, mode, func(r Reader) error {
+		n = readCounter(r, []byte("n/"+key))
+		return nil
+	})
+	return n, err
+}
+
+func TestGroupSingleNode(t *testing.T) {
+	nodes, peers := newTestNodes(t, 1, nil)
+	n := nodes[0]
+	n.start(peers)
+	waitLeader(t, nodes)
+	g := n.group
+
+	if got := propose(t, g, "a", ""); got != "a=1@"+fmt.Sprint(g.AppliedIndex()) {
+		t.Fatalf("first propose: %q", got)
+	}
+	first := propose(t, g, "a", "req-1")
+	if again := propose(t, g, "a", "req-1"); again != first {
+		t.Fatalf("retry with the same key: %q, first %q", again, first)
+	}
+	if calls := n.machine.calls.Load(); calls != 2 {
+		t.Fatalf("StateMachine.Apply called %d times, want 2", calls)
+	}
+	for _, mode := range []ReadMode{ReadLinearizable, ReadLocal} {
+		if c, err := readCount(t, g, mode, "a"); err != nil || c != 2 {
+			t.Fatalf("read mode %d: %d, %v; want 2", mode, c, err)
+		}
+	}
+	st := g.Stats()
+	if st.State != "Leader" || st.LeaderID != "n1" || st.AppliedIndex != g.AppliedIndex() || st.AppliedIndex < 4 || st.Term == 0 || st.ID != testGroup {
+		t.Fatalf("stats: %+v", st)
+	}
+	if err := g.Read(context.Background(), ReadMode(9), func(Reader) error { return nil }); err == nil {
+		t.Fatal("unknown read mode accepted")
+	}
+	sentinel := errors.New("from fn")
+	if err := g.Read(context.Background(), ReadLocal, func(Reader) error { return sentinel }); !errors.Is(err, sentinel) {
+		t.Fatalf("fn's error not returned: %v", err)
+	}
+	if got, err := n.store.Group(testGroup); err != nil || got != g {
+		t.Fatalf("Group(1) = %v, %v", got, err)
+	}
+	if _, err := n.store.Group(99); !errors.Is(err, ErrUnknownGroup) {
+		t.Fatalf("Group(99): %v", err)
+	}
+	if _, err := n.store.OpenGroup(GroupConfig{ID: testGroup, Peers: peers, Machine: n.machine}); err == nil {
+		t.Fatal("opening an open group twice succeeded")
+	}
+	expired, cancel := context.WithTimeout(context.Background(), -time.Second)
+	defer cancel()
+	if _, err := g.Propose(expired, []byte("x"), nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired ctx: %v", err)
+	}
+
+	n.stop()
+	if err := n.store.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := g.Propose(context.Background(), []byte("x"), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("propose after close: %v", err)
+	}
+	if err := g.Read(context.Background(), ReadLocal, func(Reader) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("read after close: %v", err)
+	}
+	if _, err := n.store.OpenGroup(GroupConfig{ID: 2, Machine: n.machine}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("OpenGroup after close: %v", err)
+	}
+}
+
+// TestGroupRestartNoDoubleApply restarts a replica: raft replays its log
+// (from the last snapshot on), and the persistent FSM must skip every entry
+// it already holds: the StateMachine is not called again and the state is
+// byte-for-byte the same.
+func TestGroupRestartNoDoubleApply(t *testing.T) {
+	nodes, peers := newTestNodes(t, 1, func(c *raft.Config) {
+		c.SnapshotThreshold = 1 << 20 // snapshots only when asked
+		c.TrailingLogs = 10
+	})
+	n := nodes[0]
+	n.start(peers)
+	waitLeader(t, nodes)
+	results := map[string]string{}
+	for i := 0; i < 60; i++ {
+		key := ""
+		if i%4 == 0 {
+			key = fmt.Sprintf("k%d", i)
+		}
+		res := propose(t, n.group, fmt.Sprintf("c%d", i%5), key)
+		if key != "" {
+			results[key] = res
+		}
+		if i == 30 {
+			if err := n.group.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	applied := n.group.AppliedIndex()
+	before := groupState(t, n.store.DB(), testGroup)
+	n.stop()
+
+	n.start(peers)
+	waitLeader(t, nodes)
+	// A linearizable read waits for a barrier: raft has replayed (and the
+	// FSM skipped) every entry before it. No-ops and barriers never reach
+	// the FSM, so its applied index stays where it was.
+	if _, err := readCount(t, n.group, ReadLinearizable, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.group.AppliedIndex(); got != applied {
+		t.Fatalf("applied index %d after replay, want %d", got, applied)
+	}
+	if ra := n.group.Raft().AppliedIndex(); ra <= applied {
+		t.Fatalf("raft applied index %d: the log was not replayed past %d", ra, applied)
+	}
+	if calls := n.machine.calls.Load(); calls != 0 {
+		t.Fatalf("replay called StateMachine.Apply %d times, want 0", calls)
+	}
+	if after := groupState(t, n.store.DB(), testGroup); after != before {
+		t.Fatalf("state changed across the restart:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if _, err := dataGet(n.group, "dup"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an index was applied twice: %v", err)
+	}
+	for key, want := range results {
+		if got := propose(t, n.group, "other", key); got != want {
+			t.Fatalf("retry of %s after restart: %q, want %q", key, got, want)
+		}
+	}
+	if calls := n.machine.calls.Load(); calls != 0 {
+		t.Fatalf("retries called StateMachine.Apply %d times, want 0", calls)
+	}
+}
+
+func dataGet(g *Group, key string) ([]byte, error) {
+	var v []byte
+	err := g.Read(context.Background(), ReadLocal, func(r Reader) error {
+		var err error
+		v, err = r.Get([]byte(key))
+		return err
+	})
+	return v, err
+}
+
+// TestGroupCrashRecovery crashes a node (its DB loses every unsynced
+// write): the acknowledged commands are in the synced raft log, and the
+// FSM, which commits without sync, catches up by replay.
+func TestGroupCrashRecovery(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	nodes, peers := newTestNodes(t, 1, nil)
+	n := nodes[0]
+	n.fs = mem
+	n.start(peers)
+	waitLeader(t, nodes)
+	for i := 0; i < 40; i++ {
+		propose(t, n.group, fmt.Sprintf("c%d", i%3), "")
+	}
+	want := map[string]uint64{}
+	for _, k := range []string{"c0", "c1", "c2"} {
+		c, err := readCount(t, n.group, ReadLocal, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[k] = c
+	}
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+	n.stop()
+
+	n.fs = crashed
+	n.start(peers)
+	waitLeader(t, nodes)
+	waitFor(t, 10*time.Second, "replay", func() bool {
+		c, err := readCount(t, n.group, ReadLocal, "c0")
+		return err == nil && c == want["c0"]
+	})
+	for k, w := range want {
+		if c, err := readCount(t, n.group, ReadLinearizable, k); err != nil || c != w {
+			t.Fatalf("%s after crash: %d, %v; want %d", k, c, err, w)
+		}
+	}
+	if _, err := dataGet(n.group, "dup"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an index was applied twice: %v", err)
+	}
+}
+
+// TestClusterFollowerErrorsAndTransfer checks what a follower answers and a
+// leadership transfer.
+func TestClusterFollowerErrorsAndTransfer(t *testing.T) {
+	nodes, peers := newTestNodes(t, 3, nil)
+	for _, n := range nodes {
+		n.start(peers)
+	}
+	leader := waitLeader(t, nodes)
+	propose(t, leader.group, "a", "")
+	var follower *testNode
+	for _, n := range nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	_, err := follower.group.Propose(context.Background(), []byte("a"), nil)
+	var nle *NotLeaderError
+	if !errors.As(err, &nle) || !errors.Is(err, ErrNotLeader) || nle.LeaderID != leader.id || nle.LeaderAddr != leader.addr || nle.Group != testGroup {
+		t.Fatalf("propose on a follower: %#v", err)
+	}
+	if _, err := readCount(t, follower.group, ReadLinearizable, "a"); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("linearizable read on a follower: %v", err)
+	}
+	waitFor(t, 5*time.Second, "the follower to apply", func() bool {
+		c, err := readCount(t, follower.group, ReadLocal, "a")
+		return err == nil && c == 1
+	})
+	if err := follower.group.TransferLeadership(); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("transfer on a follower: %v", err)
+	}
+
+	if err := leader.group.TransferLeadership(); err != nil {
+		t.Fatal(err)
+	}
+	newLeader := waitLeader(t, nodes)
+	if newLeader == leader {
+		t.Fatal("leadership did not move")
+	}
+	// The new leader serves linearizable reads (after its barrier) and
+	// writes.
+	if c, err := readCount(t, newLeader.group, ReadLinearizable, "a"); err != nil || c != 1 {
+		t.Fatalf("read on the new leader: %d, %v", c, err)
+	}
+	propose(t, newLeader.group, "a", "")
+	if c, err := readCount(t, newLeader.group, ReadLinearizable, "a"); err != nil || c != 2 {
+		t.Fatalf("read after write on the new leader: %d, %v", c, err)
+	}
+}
+
+// TestClusterSnapshotInstall wipes a follower; the leader has compacted its
+// log, so the follower can only catch up by a snapshot install, after which
+// its group range is byte-for-byte the leader's.
+func TestClusterSnapshotInstall(t *testing.T) {
+	nodes, peers := newTestNodes(t, 3, func(c *raft.Config) {
+		c.SnapshotThreshold = 1 << 20 // snapshots only when asked
+		c.TrailingLogs = 5
+	})
+	for _, n := range nodes {
+		n.start(peers)
+	}
+	leader := waitLeader(t, nodes)
+	for i := 0; i < 50; i++ {
+		propose(t, leader.group, fmt.Sprintf("c%d", i%7), fmt.Sprintf("k%d", i))
+	}
+	var victim *testNode
+	var others []*testNode
+	for _, n := range nodes {
+		if n != leader && victim == nil {
+			victim = n
+		} else {
+			others = append(others, n)
+		}
+	}
+	victim.stop()
+	victim.dir = t.TempDir() // all its state is gone
+	for i := 0; i < 50; i++ {
+		propose(t, leader.group, fmt.Sprintf("c%d", i%7), fmt.Sprintf("later%d", i))
+	}
+	if err := leader.group.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	first, err := leader.group.logs.FirstIndex()
+	if err != nil || first <= 2 {
+		t.Fatalf("leader log not compacted: first index %d, %v", first, err)
+	}
+
+	victim.start(peers)
+	want := leader.group.Raft().LastIndex()
+	waitFor(t, 20*time.Second, "the wiped follower to catch up", func() bool {
+		return victim.group.AppliedIndex() >= want
+	})
+	if r := victim.group.Stats().SnapshotRestores; r < 1 {
+		t.Fatalf("follower caught up without a snapshot install (restores=%d)", r)
+	}
+	for _, n := range others {
+		waitFor(t, 5*time.Second, n.id+" to apply", func() bool { return n.group.AppliedIndex() >= want })
+	}
+	// Everyone at the same applied index: the same bytes.
+	waitFor(t, 5*time.Second, "identical ranges", func() bool {
+		ref := groupState(t, leader.store.DB(), testGroup)
+		for _, n := range nodes {
+			if groupState(t, n.store.DB(), testGroup) != ref {
+				return false
+			}
+		}
+		return true
+	})
+	if calls := victim.machine.calls.Load(); calls > 5 {
+		t.Fatalf("the follower applied %d commands itself; the snapshot should have carried them", calls)
+	}
+	// The restored idempotency table answers a retry on a new leader too.
+	if err := leader.group.TransferLeadership(); err != nil {
+		t.Fatal(err)
+	}
+	nl := waitLeader(t, nodes)
+	c, err := readCount(t, nl.group, ReadLinearizable, "c0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	propose(t, nl.group, "c0", "k0")
+	if c2, err := readCount(t, nl.group, ReadLinearizable, "c0"); err != nil || c2 != c {
+		t.Fatalf("a retried key was applied again: %d -> %d (%v)", c, c2, err)
+	}
+}
+
+// TestGroupRecoversSnapshotNewerThanState covers a crash between raft
+// persisting an installed snapshot and the FSM ingesting it: the FSM state
+// is older than the newest snapshot and the log behind the snapshot is gone.
+// OpenGroup must restore the snapshot before raft resumes from its index.
+func TestGroupRecoversSnapshotNewerThanState(t *testing.T) {
+	nodes, peers := newTestNodes(t, 1, func(c *raft.Config) {
+		c.SnapshotThreshold = 1 << 20
+		c.TrailingLogs = 2
+	})
+	n := nodes[0]
+	n.start(peers)
+	waitLeader(t, nodes)
+	for i := 0; i < 30; i++ {
+		propose(t, n.group, "a", "")
+	}
+	if err := n.group.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		propose(t, n.group, "a", "")
+	}
+	n.stop()
+
+	// Roll the FSM state back to nothing, as if the snapshot had never been
+	// ingested (the log before the snapshot is compacted away).
+	s, err := Open(Options{NodeID: n.id, Dir: n.dir, Network: testNet{}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().DeleteRange(kindPrefix(testGroup, kindMeta), kindPrefix(testGroup, kindData+1), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	n.start(peers)
+	if r := n.group.Stats().SnapshotRestores; r != 1 {
+		t.Fatalf("OpenGroup restored %d snapshots, want 1", r)
+	}
+	waitLeader(t, nodes)
+	if c, err := readCount(t, n.group, ReadLinearizable, "a"); err != nil || c != 35 {
+		t.Fatalf("count after recovery: %d, %v; want 35", c, err)
+	}
+	if _, err := dataGet(n.group, "dup"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an index was applied twice: %v", err)
+	}
+}

@@ -1,0 +1,210 @@
+package raftstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// memSink is a raft.SnapshotSink in memory.
+type memSink struct {
+	bytes.Buffer
+	closed, canceled bool
+}
+
+func (s *memSink) ID() string    { return "mem" }
+func (s *memSink) Close() error  { s.closed = true; return nil }
+func (s *memSink) Cancel() error { s.canceled = true; return nil }
+func (s *memSink) reader() io.ReadCloser {
+	return io.NopCloser(bytes.NewReader(s.Bytes()))
+}
+
+// fill applies n commands (every third with an idempotency key) from index
+// start on.
+func fill(f *fsm, start uint64, n int, tag string) {
+	logs := make([]*raft.Log, 0, n)
+	for i := 0; i < n; i++ {
+		key := ""
+		if i%3 == 0 {
+			key = fmt.Sprintf("%s-key-%d", tag, i)
+		}
+		logs = append(logs, cmdLog(start+uint64(i), key, fmt.Sprintf("%s%d", tag, i%7)))
+	}
+	f.ApplyBatch(logs)
+}
+
+func TestSnapshotPersistRestore(t *testing.T) {
+	src := openTestDB(t, nil, t.TempDir())
+	t.Cleanup(func() { _ = src.Close() })
+	a := newTestFSM(t, src, 1, &counterMachine{})
+	fill(a, 1, 500, "x")
+
+	snap, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := groupState(t, src, 1)
+	fill(a, 501, 10, "later") // not in the snapshot
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	snap.Release()
+	if !sink.closed || sink.canceled {
+		t.Fatalf("sink closed=%v canceled=%v", sink.closed, sink.canceled)
+	}
+
+	// The destination holds other state for group 1 (to be replaced), a
+	// neighbour group, and group 1's raft log (to be kept).
+	dst := openTestDB(t, nil, t.TempDir())
+	t.Cleanup(func() { _ = dst.Close() })
+	b := newTestFSM(t, dst, 1, &counterMachine{})
+	fill(b, 1, 800, "old")
+	other := newTestFSM(t, dst, 2, &counterMachine{})
+	fill(other, 1, 50, "o")
+	logs := NewLogStore(dst, 1)
+	if err := logs.StoreLogs([]*raft.Log{mkLog(1, 1, "l1"), mkLog(2, 1, "l2")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := logs.SetUint64([]byte("CurrentTerm"), 3); err != nil {
+		t.Fatal(err)
+	}
+	otherBefore := groupState(t, dst, 2)
+	raftBefore := dumpRange(t, dst, kindPrefix(1, kindLog), kindPrefix(1, kindMeta))
+
+	if err := b.Restore(sink.reader()); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupState(t, dst, 1); got != want {
+		t.Fatalf("restored state differs from the snapshot")
+	}
+	if b.applied.Load() != 500 || b.restores.Load() != 1 {
+		t.Fatalf("applied=%d restores=%d, want 500 1", b.applied.Load(), b.restores.Load())
+	}
+	if got := groupState(t, dst, 2); got != otherBefore {
+		t.Fatal("restore of group 1 changed group 2")
+	}
+	if got := dumpRange(t, dst, kindPrefix(1, kindLog), kindPrefix(1, kindMeta)); got != raftBefore {
+		t.Fatal("restore changed group 1's raft log or stable store")
+	}
+	// The restored idempotency table answers retries.
+	res := b.ApplyBatch([]*raft.Log{cmdLog(501, "x-key-3", "zzz")})
+	if string(res[0].([]byte)) != "x3=1@4" {
+		t.Fatalf("retry after restore: %q", res[0])
+	}
+	// A reopened FSM sees the restored applied index.
+	if c := newTestFSM(t, dst, 1, &counterMachine{}); c.applied.Load() != 501 {
+		t.Fatalf("reopened applied = %d, want 501", c.applied.Load())
+	}
+}
+
+func TestSnapshotEmptyGroup(t *testing.T) {
+	src := openTestDB(t, nil, t.TempDir())
+	t.Cleanup(func() { _ = src.Close() })
+	a := newTestFSM(t, src, 4, &counterMachine{})
+	snap, _ := a.Snapshot()
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	dst := openTestDB(t, nil, t.TempDir())
+	t.Cleanup(func() { _ = dst.Close() })
+	b := newTestFSM(t, dst, 4, &counterMachine{})
+	fill(b, 1, 20, "y")
+	if err := b.Restore(sink.reader()); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupState(t, dst, 4); got != "" || b.applied.Load() != 0 {
+		t.Fatalf("restoring an empty snapshot left applied=%d state:\n%s", b.applied.Load(), got)
+	}
+}
+
+// TestSnapshotCorruptionRejected flips every byte and truncates at every
+// length of a small snapshot: Restore must fail with ErrBadSnapshot and leave
+// the state untouched.
+func TestSnapshotCorruptionRejected(t *testing.T) {
+	src := openTestDB(t, nil, t.TempDir())
+	t.Cleanup(func() { _ = src.Close() })
+	a := newTestFSM(t, src, 1, &counterMachine{})
+	fill(a, 1, 4, "c")
+	snap, _ := a.Snapshot()
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	good := sink.Bytes()
+
+	dst := openTestDB(t, nil, t.TempDir())
+	t.Cleanup(func() { _ = dst.Close() })
+	b := newTestFSM(t, dst, 1, &counterMachine{})
+	fill(b, 1, 3, "keep")
+	before := groupState(t, dst, 1)
+	check := func(what string, data []byte) {
+		t.Helper()
+		err := b.Restore(io.NopCloser(bytes.NewReader(data)))
+		if !errors.Is(err, ErrBadSnapshot) {
+			t.Fatalf("%s: Restore = %v, want ErrBadSnapshot", what, err)
+		}
+		if got := groupState(t, dst, 1); got != before {
+			t.Fatalf("%s: a failed restore changed the state", what)
+		}
+	}
+	for i := range good {
+		bad := bytes.Clone(good)
+		bad[i] ^= 0x40
+		check(fmt.Sprintf("byte %d flipped", i), bad)
+	}
+	for n := 0; n < len(good); n++ {
+		check(fmt.Sprintf("truncated to %d", n), good[:n])
+	}
+	check("trailing byte", append(bytes.Clone(good), 0))
+	// A snapshot of another group is refused.
+	c := newTestFSM(t, dst, 2, &counterMachine{})
+	if err := c.Restore(io.NopCloser(bytes.NewReader(good))); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("cross-group restore: %v", err)
+	}
+}
+
+func FuzzSnapshotReader(f *testing.F) {
+	var buf bytes.Buffer
+	db := openTestDB(f, nil, f.TempDir())
+	fm, err := newFSM(db, 1, &counterMachine{}, testLogger(f), restoreEnv{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	fill(fm, 1, 3, "f")
+	if err := writeSnapshot(&buf, db, 1, fm.applied.Load()); err != nil {
+		f.Fatal(err)
+	}
+	_ = db.Close()
+	f.Add(buf.Bytes())
+	f.Add(append(snapshotMagic[:], make([]byte, 16)...))
+	f.Add([]byte("LRSNAP"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sr, err := newSnapshotReader(bytes.NewReader(b), 1)
+		if err != nil {
+			return
+		}
+		var last []byte
+		for {
+			k, _, ok, err := sr.next()
+			if err != nil || !ok {
+				return
+			}
+			if k[0] != kindMeta && k[0] != kindData {
+				t.Fatalf("key %x outside the range accepted", k)
+			}
+			if last != nil && bytes.Compare(last, k) >= 0 {
+				t.Fatalf("keys out of order accepted: %x then %x", last, k)
+			}
+			last = append(last[:0], k...)
+		}
+	})
+}
