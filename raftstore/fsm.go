@@ -212,10 +212,16 @@ func (f *fsm) pruneIdempotency(b *pebble.Batch, cutoff uint64) {
 
 // Snapshot captures the group's state at the applied index. It returns at
 // once: the copy is a Pebble snapshot, streamed later by Persist.
+//
+// It is an eventually-file-only snapshot over the group's snapshot range:
+// a plain Pebble snapshot does not hide an excise made after it, and a
+// follower may Restore (excise the range) while raft still persists an
+// earlier snapshot of it.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	span := pebble.KeyRange{Start: kindPrefix(f.group, kindMeta), End: kindPrefix(f.group, kindData+1)}
 	return &fsmSnapshot{
 		db:      f.db,
-		snap:    f.db.NewSnapshot(),
+		snap:    f.db.NewEventuallyFileOnlySnapshot([]pebble.KeyRange{span}),
 		group:   f.group,
 		applied: f.applied.Load(),
 	}, nil

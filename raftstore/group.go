@@ -97,7 +97,9 @@ func (g *Group) Propose(ctx context.Context, cmd, idemKey []byte) ([]byte, error
 
 // Read runs fn against the group's application state, as mode requires.
 // fn sees one consistent view of the state (a Pebble snapshot), and must not
-// retain the Reader after returning.
+// retain the Reader after returning. One exception, on followers only: a
+// ReadLocal that overlaps the install of a snapshot sent by the leader may
+// see some keys already replaced by the newer state.
 //
 // ReadLinearizable fails with a *NotLeaderError on a follower. On the leader
 // it waits, once per term, for a Barrier (every entry of earlier terms is
@@ -119,7 +121,13 @@ func (g *Group) Read(ctx context.Context, mode ReadMode, fn func(Reader) error) 
 	default:
 		return fmt.Errorf("raftstore: group %d: unknown read mode %d", g.id, mode)
 	}
-	snap := g.store.db.NewSnapshot()
+	s := g.store
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.dbClosed || g.closed.Load() {
+		return ErrClosed
+	}
+	snap := s.db.NewSnapshot()
 	defer snap.Close()
 	return fn(newDataReader(snap, g.id))
 }

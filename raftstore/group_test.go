@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -487,5 +488,109 @@ func TestGroupRecoversSnapshotNewerThanState(t *testing.T) {
 	}
 	if _, err := dataGet(n.group, "dup"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("an index was applied twice: %v", err)
+	}
+}
+
+// TestGroupConcurrentProposals proposes from many goroutines at once (raft
+// batches them into shared log appends and FSM batches), each key twice.
+func TestGroupConcurrentProposals(t *testing.T) {
+	nodes, peers := newTestNodes(t, 3, nil)
+	for _, n := range nodes {
+		n.start(peers)
+	}
+	leader := waitLeader(t, nodes)
+	const workers, each = 8, 25
+	results := make([][]string, workers)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for i := 0; i < each; i++ {
+				key := []byte(fmt.Sprintf("w%d-%d", w, i))
+				first, err := leader.group.Propose(ctx, []byte("n"), key)
+				if err != nil {
+					errs <- err
+					return
+				}
+				again, err := leader.group.Propose(ctx, []byte("n"), key)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if string(again) != string(first) {
+					errs <- fmt.Errorf("key %s: retry got %q, first %q", key, again, first)
+					return
+				}
+				results[w] = append(results[w], string(first))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, rs := range results {
+		for _, r := range rs {
+			if seen[r] {
+				t.Fatalf("two proposals got the same result %q", r)
+			}
+			seen[r] = true
+		}
+	}
+	if c, err := readCount(t, leader.group, ReadLinearizable, "n"); err != nil || c != workers*each {
+		t.Fatalf("count %d, %v; want %d", c, err, workers*each)
+	}
+	if calls := leader.machine.calls.Load(); calls != workers*each {
+		t.Fatalf("StateMachine.Apply called %d times on the leader, want %d", calls, workers*each)
+	}
+	want := leader.group.AppliedIndex()
+	for _, n := range nodes {
+		waitFor(t, 5*time.Second, n.id+" to apply", func() bool { return n.group.AppliedIndex() >= want })
+	}
+	ref := groupState(t, leader.store.DB(), testGroup)
+	for _, n := range nodes {
+		if groupState(t, n.store.DB(), testGroup) != ref {
+			t.Fatalf("%s's state differs from the leader's", n.id)
+		}
+	}
+}
+
+// TestGroupReadDuringClose reads while the store closes: every read either
+// completes or fails with ErrClosed, none touches a closed DB.
+func TestGroupReadDuringClose(t *testing.T) {
+	nodes, peers := newTestNodes(t, 1, nil)
+	n := nodes[0]
+	n.start(peers)
+	waitLeader(t, nodes)
+	propose(t, n.group, "a", "")
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				_, err := readCount(t, n.group, ReadLocal, "a")
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	n.stop()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

@@ -38,7 +38,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // fsmSnapshot is a point-in-time Pebble snapshot of one group.
 type fsmSnapshot struct {
 	db      *pebble.DB
-	snap    *pebble.Snapshot
+	snap    *pebble.EventuallyFileOnlySnapshot
 	group   uint64
 	applied uint64
 

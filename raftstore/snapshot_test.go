@@ -49,6 +49,26 @@ func TestSnapshotPersistRestore(t *testing.T) {
 	}
 	want := groupState(t, src, 1)
 	fill(a, 501, 10, "later") // not in the snapshot
+	// A restore (an excise of the range) after the snapshot was taken must
+	// not show through it either.
+	other := &memSink{}
+	{
+		db := openTestDB(t, nil, t.TempDir())
+		o := newTestFSM(t, db, 1, &counterMachine{})
+		fill(o, 1, 7, "other")
+		s, _ := o.Snapshot()
+		if err := s.Persist(other); err != nil {
+			t.Fatal(err)
+		}
+		s.Release()
+		_ = db.Close()
+	}
+	if err := a.Restore(other.reader()); err != nil {
+		t.Fatal(err)
+	}
+	if a.applied.Load() != 7 {
+		t.Fatalf("applied after restore = %d, want 7", a.applied.Load())
+	}
 	sink := &memSink{}
 	if err := snap.Persist(sink); err != nil {
 		t.Fatal(err)
@@ -65,8 +85,8 @@ func TestSnapshotPersistRestore(t *testing.T) {
 	t.Cleanup(func() { _ = dst.Close() })
 	b := newTestFSM(t, dst, 1, &counterMachine{})
 	fill(b, 1, 800, "old")
-	other := newTestFSM(t, dst, 2, &counterMachine{})
-	fill(other, 1, 50, "o")
+	neighbour := newTestFSM(t, dst, 2, &counterMachine{})
+	fill(neighbour, 1, 50, "o")
 	logs := NewLogStore(dst, 1)
 	if err := logs.StoreLogs([]*raft.Log{mkLog(1, 1, "l1"), mkLog(2, 1, "l2")}); err != nil {
 		t.Fatal(err)

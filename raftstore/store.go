@@ -101,6 +101,11 @@ type Store struct {
 	pebOpt *pebble.Options
 	fs     vfs.FS
 
+	// dbMu guards reads of the DB from outside raft (Group.Read) against
+	// Close: they hold it shared; Close takes it to close Pebble.
+	dbMu     sync.RWMutex
+	dbClosed bool
+
 	mu       sync.Mutex
 	groups   map[uint64]*Group
 	opening  map[uint64]bool
@@ -413,9 +418,12 @@ func (s *Store) Close() error {
 	// OpenGroup calls that were in progress shut their group down
 	// themselves once they see closed; wait for them before Pebble goes.
 	s.openWG.Wait()
+	s.dbMu.Lock()
+	s.dbClosed = true
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("raftstore: close pebble: %w", err))
 	}
+	s.dbMu.Unlock()
 	s.closeErr = errors.Join(errs...)
 	close(s.done)
 	return s.closeErr
