@@ -30,6 +30,54 @@ type Group struct {
 	closed       atomic.Bool
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	// Waiters: one goroutine per raft future being awaited (see await).
+	// stop is closed by shutdown once raft has stopped.
+	waitMu   sync.Mutex
+	stopping bool
+	waiters  sync.WaitGroup
+	pending  atomic.Int64
+	stop     chan struct{}
+}
+
+// waiterGrace bounds how long shutdown waits, after raft has stopped, for
+// the goroutines awaiting raft futures. raft resolves every future when it
+// shuts down except, in a narrow race, commands queued for the FSM at that
+// moment; their waiters are abandoned after this grace, with a log line.
+const waiterGrace = 2 * time.Second
+
+// await waits for f like f.Error(), but returns early when ctx ends
+// (wrapping ctx.Err()) or the group shuts down (raft.ErrRaftShutdown). The
+// future itself is awaited by a goroutine owned by the group.
+func (g *Group) await(ctx context.Context, f raft.Future) error {
+	g.waitMu.Lock()
+	if g.stopping {
+		g.waitMu.Unlock()
+		return raft.ErrRaftShutdown
+	}
+	g.waiters.Add(1)
+	g.pending.Add(1)
+	g.waitMu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		defer g.waiters.Done()
+		defer g.pending.Add(-1)
+		done <- f.Error()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-g.stop:
+		// raft has stopped: every future it resolved is resolved by now.
+		select {
+		case err := <-done:
+			return err
+		default:
+			return raft.ErrRaftShutdown
+		}
+	}
 }
 
 // ID returns the group ID.
@@ -56,10 +104,10 @@ func (g *Group) Raft() *raft.Raft { return g.raft }
 // commit. Retrying it with the same idemKey at the new leader is always
 // safe; retrying without one may apply it twice.
 //
-// ctx bounds the wait for the command to enter the leader's queue. Once it
-// is queued, Propose waits for the outcome, which raft bounds: the command
-// commits, or leadership is lost (LeaderLeaseTimeout without a quorum), or
-// the group shuts down (ErrClosed).
+// ctx bounds the whole call. When ctx ends after the command was queued,
+// Propose returns ctx's error (errors.Is(err, context.DeadlineExceeded) or
+// context.Canceled) and the outcome is unknown: the command may still
+// commit. As with leadership loss, retry with the same idemKey.
 func (g *Group) Propose(ctx context.Context, cmd, idemKey []byte) ([]byte, error) {
 	if g.closed.Load() {
 		return nil, ErrClosed
@@ -78,7 +126,10 @@ func (g *Group) Propose(ctx context.Context, cmd, idemKey []byte) ([]byte, error
 	}
 	data := appendEnvelope(make([]byte, 0, 1+2+len(idemKey)+len(cmd)), idemKey, cmd)
 	f := g.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	if err := g.await(ctx, f); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, fmt.Errorf("raftstore: group %d: propose: outcome unknown: %w", g.id, err)
+		}
 		return nil, g.mapErr("propose", err)
 	}
 	switch r := f.Response().(type) {
@@ -104,7 +155,7 @@ func (g *Group) Propose(ctx context.Context, cmd, idemKey []byte) ([]byte, error
 // ReadLinearizable fails with a *NotLeaderError on a follower. On the leader
 // it waits, once per term, for a Barrier (every entry of earlier terms is
 // applied), then confirms leadership with a quorum (VerifyLeader) for each
-// read. ctx bounds the Barrier.
+// read. ctx bounds the whole call.
 func (g *Group) Read(ctx context.Context, mode ReadMode, fn func(Reader) error) error {
 	if g.closed.Load() {
 		return ErrClosed
@@ -141,7 +192,7 @@ func (g *Group) confirmLeader(ctx context.Context) error {
 	if err := g.barrier(ctx); err != nil {
 		return err
 	}
-	if err := g.raft.VerifyLeader().Error(); err != nil {
+	if err := g.await(ctx, g.raft.VerifyLeader()); err != nil {
 		return g.mapErr("verify leader", err)
 	}
 	return nil
@@ -166,7 +217,7 @@ func (g *Group) barrier(ctx context.Context) error {
 			return context.DeadlineExceeded
 		}
 	}
-	if err := g.raft.Barrier(timeout).Error(); err != nil {
+	if err := g.await(ctx, g.raft.Barrier(timeout)); err != nil {
 		return g.mapErr("barrier", err)
 	}
 	// Record the barrier only if the term did not move meanwhile: then it
@@ -193,7 +244,7 @@ func (g *Group) TransferLeadership() error {
 	if g.closed.Load() {
 		return ErrClosed
 	}
-	if err := g.raft.LeadershipTransfer().Error(); err != nil {
+	if err := g.await(context.Background(), g.raft.LeadershipTransfer()); err != nil {
 		return g.mapErr("transfer leadership", err)
 	}
 	return nil
@@ -243,19 +294,33 @@ func (g *Group) Snapshot() error {
 	if g.closed.Load() {
 		return ErrClosed
 	}
-	if err := g.raft.Snapshot().Error(); err != nil {
-		return fmt.Errorf("raftstore: group %d: snapshot: %w", g.id, err)
+	if err := g.await(context.Background(), g.raft.Snapshot()); err != nil {
+		return g.mapErr("snapshot", err)
 	}
 	return nil
 }
 
-// shutdown stops raft and its transport and waits for their goroutines.
+// shutdown stops raft and its transport, waits for their goroutines, then
+// for the group's waiter goroutines (bounded by waiterGrace).
 func (g *Group) shutdown() error {
 	g.shutdownOnce.Do(func() {
 		g.closed.Store(true)
 		if err := g.raft.Shutdown().Error(); err != nil {
 			g.shutdownErr = fmt.Errorf("raftstore: group %d: shutdown: %w", g.id, err)
 		}
+		g.waitMu.Lock()
+		g.stopping = true
+		g.waitMu.Unlock()
+		close(g.stop)
+		deadline := time.Now().Add(waiterGrace)
+		for g.pending.Load() > 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if n := g.pending.Load(); n > 0 {
+			g.logger.Error("raft left futures unresolved at shutdown; abandoning their waiters", "count", n)
+			return
+		}
+		g.waiters.Wait()
 	})
 	return g.shutdownErr
 }

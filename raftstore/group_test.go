@@ -594,3 +594,60 @@ func TestGroupReadDuringClose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestProposeOutcomeUnknownRetry proposes on a leader that has lost its
+// quorum: Propose gives up (ctx or leadership loss) without knowing the
+// outcome; once the quorum is back, a retry with the same key applies the
+// command at most once.
+func TestProposeOutcomeUnknownRetry(t *testing.T) {
+	nodes, peers := newTestNodes(t, 3, nil)
+	for _, n := range nodes {
+		n.start(peers)
+	}
+	leader := waitLeader(t, nodes)
+	var followers []*testNode
+	for _, n := range nodes {
+		if n != leader {
+			followers = append(followers, n)
+		}
+	}
+	for _, f := range followers {
+		f.stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	start := time.Now()
+	_, err := leader.group.Propose(ctx, []byte("x"), []byte("once"))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("propose without a quorum: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("propose without a quorum took %v", d)
+	}
+	for _, f := range followers {
+		f.start(peers)
+	}
+	var res []byte
+	waitFor(t, 20*time.Second, "the retry to succeed", func() bool {
+		for _, n := range nodes {
+			if !n.group.IsLeader() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			r, err := n.group.Propose(ctx, []byte("x"), []byte("once"))
+			if err == nil {
+				res = r
+				return true
+			}
+		}
+		return false
+	})
+	leader = waitLeader(t, nodes)
+	if c, err := readCount(t, leader.group, ReadLinearizable, "x"); err != nil || c != 1 {
+		t.Fatalf("count after retry: %d, %v; want 1", c, err)
+	}
+	if string(res[:4]) != "x=1@" {
+		t.Fatalf("retry result %q", res)
+	}
+}

@@ -300,7 +300,7 @@ func (s *Store) openGroup(cfg GroupConfig) (*Group, error) {
 		_ = trans.Close()
 		return nil, fmt.Errorf("raftstore: group %d: start raft: %w", id, err)
 	}
-	return &Group{id: id, store: s, raft: r, fsm: f, logs: logs, logger: logger}, nil
+	return &Group{id: id, store: s, raft: r, fsm: f, logs: logs, logger: logger, stop: make(chan struct{})}, nil
 }
 
 // recoverSnapshot restores the newest raft snapshot into the FSM if the
