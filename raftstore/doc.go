@@ -77,9 +77,12 @@
 //
 // # Snapshots
 //
-// FSM.Snapshot returns at once with a Pebble snapshot (a consistent,
-// point-in-time view; the FSM keeps applying). Persist streams the group's
-// [0x03, 0x05) range, metadata and data, from it:
+// FSM.Snapshot returns at once with a Pebble snapshot of the group's
+// [0x03, 0x05) range (a consistent, point-in-time view; the FSM keeps
+// applying). It is an eventually-file-only snapshot: unlike a plain Pebble
+// snapshot it stays point-in-time across an excise, and a follower may
+// Restore (excise) the range while raft still persists an earlier snapshot.
+// Persist streams the range, metadata and data, from it:
 //
 //	"LRSNAP" 0x00 0x01 | group u64 | applied index u64 |
 //	{ len(key) uvarint | key | len(value) uvarint | value }* |
@@ -119,5 +122,8 @@
 // raft.NetworkTransport over the stream layer [Network] gives it (raftmux:
 // one TCP listener for every group of the node). [Store.Close] shuts down
 // every group (raft waits for its goroutines, then closes its transport)
-// before closing Pebble.
+// before closing Pebble. Calls that await a raft future (Propose, a
+// linearizable Read, TransferLeadership) do so through a goroutine the group
+// owns, so that they can return when their context ends; shutdown waits for
+// those goroutines too.
 package raftstore
