@@ -1,10 +1,12 @@
 package raftstore
 
 import (
+	"context"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -85,4 +87,35 @@ func BenchmarkStoreLogsGroups(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// BenchmarkPropose measures Propose on a single-replica group over TCP
+// (raft commit = one synced log append, then the FSM batch), with
+// concurrent proposers so BatchApplyCh can batch them.
+func BenchmarkPropose(b *testing.B) {
+	layer := newTCPLayer(b, "")
+	s, err := Open(Options{NodeID: "n1", Dir: b.TempDir(), Network: testNet{1: layer}, Logger: testLogger(b), Raft: fastRaft})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	g, err := s.OpenGroup(GroupConfig{ID: 1, Peers: []raft.Server{{ID: "n1", Address: raft.ServerAddress(layer.Addr().String())}}, Machine: &counterMachine{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, 10*time.Second, "leadership", g.IsLeader)
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if _, err := g.Propose(ctx, []byte("k"), nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "proposals/s")
 }
