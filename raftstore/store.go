@@ -90,6 +90,10 @@ func DefaultPebbleOptions() *pebble.Options {
 	return o
 }
 
+// logCacheSize is how many recent log entries each group keeps in memory
+// (raft.LogCache) for replication and apply.
+const logCacheSize = 512
+
 // blockCacheSize is the size of the block cache a Store creates.
 const blockCacheSize = 64 << 20
 
@@ -295,7 +299,14 @@ func (s *Store) openGroup(cfg GroupConfig) (*Group, error) {
 			return nil, fmt.Errorf("raftstore: group %d: bootstrap: %w", id, err)
 		}
 	}
-	r, err := raft.NewRaft(conf, f, logs, logs, snaps, trans)
+	// Followers are fed (and the FSM applies) the entries just appended:
+	// keep the most recent ones in memory rather than decode them again.
+	cached, err := raft.NewLogCache(logCacheSize, logs)
+	if err != nil {
+		_ = trans.Close()
+		return nil, fmt.Errorf("raftstore: group %d: log cache: %w", id, err)
+	}
+	r, err := raft.NewRaft(conf, f, cached, logs, snaps, trans)
 	if err != nil {
 		_ = trans.Close()
 		return nil, fmt.Errorf("raftstore: group %d: start raft: %w", id, err)
