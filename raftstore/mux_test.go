@@ -99,4 +99,16 @@ func TestMultiGroupOverMux(t *testing.T) {
 		}
 	}
 	propose(t, leaderOf(1), "one", "")
+	// And it reopens from its state on the same mux.
+	for _, n := range nodes {
+		g, err := n.store.OpenGroup(GroupConfig{ID: 2, Peers: peers, Machine: &counterMachine{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.groups[2] = g
+	}
+	propose(t, leaderOf(2), "two", "")
+	if c, err := readCount(t, leaderOf(2), ReadLinearizable, "two"); err != nil || c != 11 {
+		t.Fatalf("group 2 after reopening: %d, %v; want 11", c, err)
+	}
 }
