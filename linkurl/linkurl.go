@@ -261,12 +261,12 @@ func trivialRune(r rune) bool {
 	}
 	switch {
 	case r >= 0x2100 && r <= 0x214f, // letter-like symbols
-		r >= 0x2460 && r <= 0x24ff, // enclosed alphanumerics
-		r >= 0x3300 && r <= 0x33ff, // CJK compatibility
-		r >= 0xf900 && r <= 0xfaff, // CJK compatibility ideographs
-		r >= 0xfb00 && r <= 0xfdff, // presentation forms
-		r >= 0xfe70 && r <= 0xfeff, // Arabic presentation forms-B
-		r >= 0xff00 && r <= 0xffef, // half-width and full-width forms
+		r >= 0x2460 && r <= 0x24ff,   // enclosed alphanumerics
+		r >= 0x3300 && r <= 0x33ff,   // CJK compatibility
+		r >= 0xf900 && r <= 0xfaff,   // CJK compatibility ideographs
+		r >= 0xfb00 && r <= 0xfdff,   // presentation forms
+		r >= 0xfe70 && r <= 0xfeff,   // Arabic presentation forms-B
+		r >= 0xff00 && r <= 0xffef,   // half-width and full-width forms
 		r >= 0x1d400 && r <= 0x1d7ff: // mathematical alphanumerics
 		return false
 	}
