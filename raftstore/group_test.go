@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,6 +124,85 @@ func propose(t *testing.T, g *Group, cmd, key string) string {
 		t.Fatalf("propose %q: %v", cmd, err)
 	}
 	return string(res)
+}
+
+var autoKey atomic.Uint64
+
+// tryPropose proposes cmd to whichever of groups leads, retrying through
+// leader changes until deadline. A retried proposal keeps its idempotency
+// key ("" gets a unique one), so it is applied at most once.
+func tryPropose(groups []*Group, cmd, key string, deadline time.Time) (string, error) {
+	if key == "" {
+		key = fmt.Sprintf("auto-%d", autoKey.Add(1))
+	}
+	for {
+		var last error = errors.New("no leader")
+		for _, g := range groups {
+			if !g.IsLeader() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			r, err := g.Propose(ctx, []byte(cmd), []byte(key))
+			cancel()
+			if err == nil {
+				return string(r), nil
+			}
+			if !errors.Is(err, ErrNotLeader) && !errors.Is(err, context.DeadlineExceeded) {
+				return "", err
+			}
+			last = err
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("proposal %q (key %s) did not commit: %w", cmd, key, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func clusterPropose(t *testing.T, groups []*Group, cmd, key string) string {
+	t.Helper()
+	r, err := tryPropose(groups, cmd, key, time.Now().Add(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// clusterRead reads a counter linearizably from whichever group leads.
+func clusterRead(t *testing.T, groups []*Group, key string) uint64 {
+	t.Helper()
+	var n uint64
+	waitFor(t, 20*time.Second, "a linearizable read of "+key, func() bool {
+		for _, g := range groups {
+			if g.IsLeader() {
+				c, err := readCount(t, g, ReadLinearizable, key)
+				if err == nil {
+					n = c
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return n
+}
+
+// transferFrom moves leadership away from g, retrying raft's transfer
+// (it times out after an election timeout on a loaded machine).
+func transferFrom(t *testing.T, g *Group) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "a leadership transfer", func() bool {
+		err := g.TransferLeadership()
+		return err == nil || !g.IsLeader()
+	})
+}
+
+func groupsOf(nodes []*testNode) []*Group {
+	gs := make([]*Group, len(nodes))
+	for i, n := range nodes {
+		gs[i] = n.group
+	}
+	return gs
 }
 
 func readCount(t *testing.T, g *Group, mode ReadMode, key string) (uint64, error) {
@@ -323,19 +403,31 @@ func TestClusterFollowerErrorsAndTransfer(t *testing.T) {
 	for _, n := range nodes {
 		n.start(peers)
 	}
-	leader := waitLeader(t, nodes)
-	propose(t, leader.group, "a", "")
+	groups := groupsOf(nodes)
+	waitLeader(t, nodes)
+	clusterPropose(t, groups, "a", "")
 	var follower *testNode
 	for _, n := range nodes {
-		if n != leader {
+		if !n.group.IsLeader() {
 			follower = n
 			break
 		}
 	}
 	_, err := follower.group.Propose(context.Background(), []byte("a"), nil)
 	var nle *NotLeaderError
-	if !errors.As(err, &nle) || !errors.Is(err, ErrNotLeader) || nle.LeaderID != leader.id || nle.LeaderAddr != leader.addr || nle.Group != testGroup {
+	if !errors.As(err, &nle) || !errors.Is(err, ErrNotLeader) || nle.Group != testGroup {
 		t.Fatalf("propose on a follower: %#v", err)
+	}
+	if nle.LeaderID != "" {
+		var named *testNode
+		for _, n := range nodes {
+			if n.id == nle.LeaderID {
+				named = n
+			}
+		}
+		if named == nil || named == follower || nle.LeaderAddr != named.addr {
+			t.Fatalf("follower names leader %q at %q", nle.LeaderID, nle.LeaderAddr)
+		}
 	}
 	if _, err := readCount(t, follower.group, ReadLinearizable, "a"); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("linearizable read on a follower: %v", err)
@@ -348,21 +440,16 @@ func TestClusterFollowerErrorsAndTransfer(t *testing.T) {
 		t.Fatalf("transfer on a follower: %v", err)
 	}
 
-	if err := leader.group.TransferLeadership(); err != nil {
-		t.Fatal(err)
-	}
-	newLeader := waitLeader(t, nodes)
-	if newLeader == leader {
-		t.Fatal("leadership did not move")
-	}
+	leader := waitLeader(t, nodes)
+	transferFrom(t, leader.group)
 	// The new leader serves linearizable reads (after its barrier) and
 	// writes.
-	if c, err := readCount(t, newLeader.group, ReadLinearizable, "a"); err != nil || c != 1 {
-		t.Fatalf("read on the new leader: %d, %v", c, err)
+	if c := clusterRead(t, groups, "a"); c != 1 {
+		t.Fatalf("read on the new leader: %d, want 1", c)
 	}
-	propose(t, newLeader.group, "a", "")
-	if c, err := readCount(t, newLeader.group, ReadLinearizable, "a"); err != nil || c != 2 {
-		t.Fatalf("read after write on the new leader: %d, %v", c, err)
+	clusterPropose(t, groups, "a", "")
+	if c := clusterRead(t, groups, "a"); c != 2 {
+		t.Fatalf("read after write on the new leader: %d, want 2", c)
 	}
 }
 
@@ -377,14 +464,14 @@ func TestClusterSnapshotInstall(t *testing.T) {
 	for _, n := range nodes {
 		n.start(peers)
 	}
-	leader := waitLeader(t, nodes)
+	waitLeader(t, nodes)
 	for i := 0; i < 50; i++ {
-		propose(t, leader.group, fmt.Sprintf("c%d", i%7), fmt.Sprintf("k%d", i))
+		clusterPropose(t, groupsOf(nodes), fmt.Sprintf("c%d", i%7), fmt.Sprintf("k%d", i))
 	}
 	var victim *testNode
 	var others []*testNode
 	for _, n := range nodes {
-		if n != leader && victim == nil {
+		if !n.group.IsLeader() && victim == nil {
 			victim = n
 		} else {
 			others = append(others, n)
@@ -393,31 +480,32 @@ func TestClusterSnapshotInstall(t *testing.T) {
 	victim.stop()
 	victim.dir = t.TempDir() // all its state is gone
 	for i := 0; i < 50; i++ {
-		propose(t, leader.group, fmt.Sprintf("c%d", i%7), fmt.Sprintf("later%d", i))
+		clusterPropose(t, groupsOf(others), fmt.Sprintf("c%d", i%7), fmt.Sprintf("later%d", i))
 	}
-	if err := leader.group.Snapshot(); err != nil {
-		t.Fatal(err)
-	}
-	first, err := leader.group.logs.FirstIndex()
-	if err != nil || first <= 2 {
-		t.Fatalf("leader log not compacted: first index %d, %v", first, err)
+	// Snapshot and compact on both survivors, whichever leads.
+	var want uint64
+	for _, n := range others {
+		if err := n.group.Snapshot(); err != nil {
+			t.Fatalf("%s: %v", n.id, err)
+		}
+		first, err := n.group.logs.FirstIndex()
+		if err != nil || first <= 2 {
+			t.Fatalf("%s: log not compacted: first index %d, %v", n.id, first, err)
+		}
+		want = max(want, n.group.AppliedIndex())
 	}
 
 	victim.start(peers)
-	want := leader.group.Raft().LastIndex()
 	waitFor(t, 20*time.Second, "the wiped follower to catch up", func() bool {
 		return victim.group.AppliedIndex() >= want
 	})
 	if r := victim.group.Stats().SnapshotRestores; r < 1 {
 		t.Fatalf("follower caught up without a snapshot install (restores=%d)", r)
 	}
-	for _, n := range others {
-		waitFor(t, 5*time.Second, n.id+" to apply", func() bool { return n.group.AppliedIndex() >= want })
-	}
 	// Everyone at the same applied index: the same bytes.
-	waitFor(t, 5*time.Second, "identical ranges", func() bool {
-		ref := groupState(t, leader.store.DB(), testGroup)
-		for _, n := range nodes {
+	waitFor(t, 10*time.Second, "identical ranges", func() bool {
+		ref := groupState(t, nodes[0].store.DB(), testGroup)
+		for _, n := range nodes[1:] {
 			if groupState(t, n.store.DB(), testGroup) != ref {
 				return false
 			}
@@ -427,18 +515,13 @@ func TestClusterSnapshotInstall(t *testing.T) {
 	if calls := victim.machine.calls.Load(); calls > 5 {
 		t.Fatalf("the follower applied %d commands itself; the snapshot should have carried them", calls)
 	}
-	// The restored idempotency table answers a retry on a new leader too.
-	if err := leader.group.TransferLeadership(); err != nil {
-		t.Fatal(err)
-	}
-	nl := waitLeader(t, nodes)
-	c, err := readCount(t, nl.group, ReadLinearizable, "c0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	propose(t, nl.group, "c0", "k0")
-	if c2, err := readCount(t, nl.group, ReadLinearizable, "c0"); err != nil || c2 != c {
-		t.Fatalf("a retried key was applied again: %d -> %d (%v)", c, c2, err)
+	// The restored idempotency table answers a retry, also with the
+	// restored node leading if it happens to.
+	groups := groupsOf(nodes)
+	c := clusterRead(t, groups, "c0")
+	clusterPropose(t, groups, "c0", "k0")
+	if c2 := clusterRead(t, groups, "c0"); c2 != c {
+		t.Fatalf("a retried key was applied again: %d -> %d", c, c2)
 	}
 }
 
@@ -498,34 +581,34 @@ func TestGroupConcurrentProposals(t *testing.T) {
 	for _, n := range nodes {
 		n.start(peers)
 	}
-	leader := waitLeader(t, nodes)
+	groups := groupsOf(nodes)
+	waitLeader(t, nodes)
 	const workers, each = 8, 25
 	results := make([][]string, workers)
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
+	deadline := time.Now().Add(30 * time.Second)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
 			for i := 0; i < each; i++ {
-				key := []byte(fmt.Sprintf("w%d-%d", w, i))
-				first, err := leader.group.Propose(ctx, []byte("n"), key)
+				key := fmt.Sprintf("w%d-%d", w, i)
+				first, err := tryPropose(groups, "n", key, deadline)
 				if err != nil {
 					errs <- err
 					return
 				}
-				again, err := leader.group.Propose(ctx, []byte("n"), key)
+				again, err := tryPropose(groups, "n", key, deadline)
 				if err != nil {
 					errs <- err
 					return
 				}
-				if string(again) != string(first) {
+				if again != first {
 					errs <- fmt.Errorf("key %s: retry got %q, first %q", key, again, first)
 					return
 				}
-				results[w] = append(results[w], string(first))
+				results[w] = append(results[w], first)
 			}
 		}()
 	}
@@ -543,20 +626,25 @@ func TestGroupConcurrentProposals(t *testing.T) {
 			seen[r] = true
 		}
 	}
-	if c, err := readCount(t, leader.group, ReadLinearizable, "n"); err != nil || c != workers*each {
-		t.Fatalf("count %d, %v; want %d", c, err, workers*each)
+	if c := clusterRead(t, groups, "n"); c != workers*each {
+		t.Fatalf("count %d, want %d", c, workers*each)
 	}
-	if calls := leader.machine.calls.Load(); calls != workers*each {
-		t.Fatalf("StateMachine.Apply called %d times on the leader, want %d", calls, workers*each)
+	want := uint64(0)
+	for _, g := range groups {
+		want = max(want, g.AppliedIndex())
 	}
-	want := leader.group.AppliedIndex()
 	for _, n := range nodes {
 		waitFor(t, 5*time.Second, n.id+" to apply", func() bool { return n.group.AppliedIndex() >= want })
+		// Every replica applied every command once; retries were answered
+		// from the idempotency table.
+		if calls := n.machine.calls.Load(); calls != workers*each {
+			t.Fatalf("%s: StateMachine.Apply called %d times, want %d", n.id, calls, workers*each)
+		}
 	}
-	ref := groupState(t, leader.store.DB(), testGroup)
-	for _, n := range nodes {
+	ref := groupState(t, nodes[0].store.DB(), testGroup)
+	for _, n := range nodes[1:] {
 		if groupState(t, n.store.DB(), testGroup) != ref {
-			t.Fatalf("%s's state differs from the leader's", n.id)
+			t.Fatalf("%s's state differs from %s's", n.id, nodes[0].id)
 		}
 	}
 }
@@ -643,9 +731,8 @@ func TestProposeOutcomeUnknownRetry(t *testing.T) {
 		}
 		return false
 	})
-	leader = waitLeader(t, nodes)
-	if c, err := readCount(t, leader.group, ReadLinearizable, "x"); err != nil || c != 1 {
-		t.Fatalf("count after retry: %d, %v; want 1", c, err)
+	if c := clusterRead(t, groupsOf(nodes), "x"); c != 1 {
+		t.Fatalf("count after retry: %d, want 1", c)
 	}
 	if string(res[:4]) != "x=1@" {
 		t.Fatalf("retry result %q", res)

@@ -50,27 +50,24 @@ func TestMultiGroupOverMux(t *testing.T) {
 			n.groups[id] = g
 		}
 	}
-	leaderOf := func(id uint64) *Group {
-		var l *Group
-		waitFor(t, 10*time.Second, fmt.Sprintf("a leader of group %d", id), func() bool {
-			for _, n := range nodes {
-				if n.groups[id].IsLeader() {
-					l = n.groups[id]
-					return true
-				}
-			}
-			return false
-		})
-		return l
+	groupsOf := func(id uint64) []*Group {
+		var gs []*Group
+		for _, n := range nodes {
+			gs = append(gs, n.groups[id])
+		}
+		return gs
 	}
 	for i := 0; i < 20; i++ {
-		propose(t, leaderOf(1), "one", "")
+		clusterPropose(t, groupsOf(1), "one", "")
 		if i%2 == 0 {
-			propose(t, leaderOf(2), "two", "")
+			clusterPropose(t, groupsOf(2), "two", "")
 		}
 	}
 	for _, id := range []uint64{1, 2} {
-		want := leaderOf(id).AppliedIndex()
+		var want uint64
+		for _, g := range groupsOf(id) {
+			want = max(want, g.AppliedIndex())
+		}
 		for _, n := range nodes {
 			waitFor(t, 5*time.Second, "replication", func() bool { return n.groups[id].AppliedIndex() >= want })
 		}
@@ -98,7 +95,7 @@ func TestMultiGroupOverMux(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	propose(t, leaderOf(1), "one", "")
+	clusterPropose(t, groupsOf(1), "one", "")
 	// And it reopens from its state on the same mux.
 	for _, n := range nodes {
 		g, err := n.store.OpenGroup(GroupConfig{ID: 2, Peers: peers, Machine: &counterMachine{}})
@@ -107,8 +104,8 @@ func TestMultiGroupOverMux(t *testing.T) {
 		}
 		n.groups[2] = g
 	}
-	propose(t, leaderOf(2), "two", "")
-	if c, err := readCount(t, leaderOf(2), ReadLinearizable, "two"); err != nil || c != 11 {
-		t.Fatalf("group 2 after reopening: %d, %v; want 11", c, err)
+	clusterPropose(t, groupsOf(2), "two", "")
+	if c := clusterRead(t, groupsOf(2), "two"); c != 11 {
+		t.Fatalf("group 2 after reopening: %d, want 11", c)
 	}
 }
