@@ -540,3 +540,27 @@ func TestLargeHistoryIsFast(t *testing.T) {
 		t.Fatalf("check took %v", el)
 	}
 }
+
+func TestVisualizationDescribesOperations(t *testing.T) {
+	dir := t.TempDir()
+	h := &hist{}
+	h.add(0, 0, 1000, CreateInput(u1), Unknown(errors.New("timeout"))).
+		add(1, 100, 110, ResolveInput("vvvvvvv"), Found(u1)).
+		add(2, 120, 130, AliasInput("vvvvvvv", u2), Created("vvvvvvv")) // the code was taken
+	rep, err := Check(h.ops, Options{ReportDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Has(RuleLinearizability) {
+		t.Fatalf("report: %v", rep.Err())
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "linearizability.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"unknown, seen as vvvvvvv", "resolve(vvvvvvv)", "create_alias(vvvvvvv"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("the visualization lacks %q", want)
+		}
+	}
+}

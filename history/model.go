@@ -51,6 +51,11 @@ var linkModel = porcupine.Model{
 		switch o.result {
 		case ResultOK:
 			return s + "ok " + i.code
+		case ResultUnknown:
+			if i.kind == KindCreate {
+				return s + "unknown, seen as " + i.code
+			}
+			return s + "unknown"
 		case ResultFound:
 			return s + o.url
 		default:
@@ -226,7 +231,7 @@ func modelHistory(ops []Op) []porcupine.Operation {
 			// create with an unknown outcome, if there is one.
 			if cands := unknownByURL[op.Out.URL]; len(cands) > 0 {
 				attached[key] = true
-				add(cands[0], op.In.Code, ResultOK, "")
+				add(cands[0], op.In.Code, ResultUnknown, "")
 			}
 		}
 	}
