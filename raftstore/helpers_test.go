@@ -53,7 +53,8 @@ func openTestDB(t testing.TB, fs vfs.FS, dir string) *pebble.DB {
 	if fs != nil {
 		o.FS = fs
 	}
-	o.Logger = pebbleLogger{testLogger(t)}
+	// A fatal Pebble error panics in the failing call (Options.Fatal).
+	o.Logger = pebbleLogger{l: testLogger(t), fatal: func(string) {}}
 	db, err := pebble.Open(dir, o)
 	if err != nil {
 		t.Fatalf("open pebble: %v", err)

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -46,6 +47,14 @@ type Options struct {
 	// snapshot thresholds and the like. It must not change LocalID,
 	// Logger, BatchApplyCh or NoSnapshotRestoreOnStart.
 	Raft func(*raft.Config)
+
+	// Fatal is called when Pebble hits an error it cannot continue after,
+	// such as a failed WAL write or sync: the DB's durable state is then
+	// unknown, and the only safe way on is a restart that recovers from
+	// disk (fail-stop, as Pebble's and etcd's own defaults do). Fatal must
+	// not return; if it does, the failing call panics. Nil logs the message
+	// and exits the process with status 1.
+	Fatal func(msg string)
 
 	// SnapshotRetain is how many raft snapshots each group keeps on disk.
 	// Default 2.
@@ -148,7 +157,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	po := DefaultPebbleOptions()
 	po.FS = fs
-	po.Logger = pebbleLogger{opts.Logger.Named("pebble")}
+	po.Logger = pebbleLogger{l: opts.Logger.Named("pebble"), fatal: opts.Fatal}
 	cache := pebble.NewCache(blockCacheSize)
 	defer cache.Unref() // the DB holds its own reference
 	po.Cache = cache
@@ -463,7 +472,10 @@ func syncParents(fs vfs.FS, dir string) error {
 }
 
 // pebbleLogger routes Pebble's log lines to hclog.
-type pebbleLogger struct{ l hclog.Logger }
+type pebbleLogger struct {
+	l     hclog.Logger
+	fatal func(msg string)
+}
 
 func (p pebbleLogger) Infof(format string, args ...interface{}) {
 	p.l.Debug(fmt.Sprintf(format, args...))
@@ -473,8 +485,13 @@ func (p pebbleLogger) Errorf(format string, args ...interface{}) {
 	p.l.Error(fmt.Sprintf(format, args...))
 }
 
+// Fatalf stops: see Options.Fatal.
 func (p pebbleLogger) Fatalf(format string, args ...interface{}) {
 	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg)
-	panic("pebble: " + msg)
+	p.l.Error("fatal storage error", "error", msg)
+	if p.fatal == nil {
+		os.Exit(1)
+	}
+	p.fatal(msg)
+	panic("raftstore: fatal storage error: " + msg)
 }
