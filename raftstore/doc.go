@@ -75,6 +75,14 @@
 // stands for, and every state before it, is then durable in Pebble before
 // raft may drop the entries behind it.
 //
+// # Storage errors
+//
+// A failed WAL write or sync leaves the DB's durable state unknown. Pebble
+// treats it as fatal and so does the store: [Options.Fatal] runs (by default
+// the process exits), and a restart recovers from what was synced. The FSM
+// likewise panics if it cannot commit an apply batch, since raft has no way
+// to retry an apply and a replica that skipped one would diverge.
+//
 // # Snapshots
 //
 // FSM.Snapshot returns at once with a Pebble snapshot of the group's
