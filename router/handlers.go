@@ -1,0 +1,502 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/linkraft/linkraft/linkurl"
+	"github.com/linkraft/linkraft/shardrpc"
+	"github.com/linkraft/linkraft/shortcode"
+)
+
+// Paths.
+const (
+	pathLinks       = "/api/v1/links"
+	pathLinksPrefix = "/api/v1/links/"
+	pathAPIPrefix   = "/api/"
+	pathHealth      = "/healthz"
+	pathReady       = "/readyz"
+)
+
+// Error codes of the API's JSON errors.
+const (
+	codeInvalidJSON      = "invalid_json"
+	codeUnknownField     = "unknown_field"
+	codeInvalidURL       = "invalid_url"
+	codeInvalidAlias     = "invalid_alias"
+	codeInvalidRequest   = "invalid_request"
+	codeAliasTaken       = "alias_taken"
+	codeBodyTooLarge     = "body_too_large"
+	codeUnsupportedMedia = "unsupported_media_type"
+	codeMethodNotAllowed = "method_not_allowed"
+	codeNotFound         = "not_found"
+	codeUnavailable      = "unavailable"
+	codeNotReady         = "not_ready"
+	codePartitionFull    = "partition_full"
+	codeUpstream         = "upstream_error"
+	codeInternal         = "internal"
+	codeHeaderTooLarge   = "header_too_large"
+	codeTimeout          = "request_timeout"
+)
+
+var (
+	strLocation   = "Location"
+	strAllow      = "Allow"
+	allowPost     = "POST"
+	allowGetHead  = "GET, HEAD"
+	contentJSON   = "application/json"
+	contentHTML   = "text/html; charset=utf-8"
+	bytesTextHTML = []byte("text/html")
+)
+
+// handle is the request handler: it routes by path and method. The
+// redirect of a cached code, the hot path, allocates nothing.
+func (r *Router) handle(ctx *fasthttp.RequestCtx) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			r.log.Error("panic while serving a request", "method", string(ctx.Method()),
+				"path", string(ctx.Path()), "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+			ctx.Response.Reset()
+			writeError(ctx, fasthttp.StatusInternalServerError, codeInternal, "internal error")
+		}
+	}()
+	path := ctx.Path()
+	switch {
+	case len(path) > 1 && path[0] == '/' && bytes.IndexByte(path[1:], '/') < 0 &&
+		string(path) != pathHealth && string(path) != pathReady:
+		if !ctx.IsGet() && !ctx.IsHead() {
+			methodNotAllowed(ctx, allowGetHead)
+			return
+		}
+		r.redirect(ctx, path[1:])
+	case string(path) == pathLinks:
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, allowPost)
+			return
+		}
+		r.create(ctx)
+	case bytes.HasPrefix(path, []byte(pathLinksPrefix)):
+		if !ctx.IsGet() && !ctx.IsHead() {
+			methodNotAllowed(ctx, allowGetHead)
+			return
+		}
+		r.info(ctx, path[len(pathLinksPrefix):])
+	case string(path) == pathHealth:
+		if !ctx.IsGet() && !ctx.IsHead() {
+			methodNotAllowed(ctx, allowGetHead)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok", "router": r.id})
+	case string(path) == pathReady:
+		if !ctx.IsGet() && !ctx.IsHead() {
+			methodNotAllowed(ctx, allowGetHead)
+			return
+		}
+		r.ready(ctx)
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, codeNotFound, "no such resource")
+	}
+}
+
+// codeShape reports whether s can be a code: the generated shape, or an
+// alias's length and characters. It does not allocate.
+func (r *Router) codeShape(s []byte) bool {
+	if r.codec.IsGeneratedShapeBytes(s) {
+		return true
+	}
+	if len(s) < shortcode.MinAliasLength || len(s) > shortcode.MaxAliasLength {
+		return false
+	}
+	for _, b := range s {
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// redirect answers GET or HEAD /{code}.
+func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
+	if target, ok := r.cache.Get(code); ok {
+		ctx.SetStatusCode(r.redirectStatus)
+		ctx.Response.Header.Set(strLocation, target)
+		return
+	}
+	if !r.codeShape(code) {
+		r.notFound(ctx, true)
+		return
+	}
+	c := string(code)
+	if !r.codec.IsGeneratedShape(c) && shortcode.IsReserved(c) {
+		r.notFound(ctx, true)
+		return
+	}
+	link, err := r.resolve(c)
+	if err != nil {
+		if errors.Is(err, shardrpc.ErrNotFound) {
+			r.notFound(ctx, true)
+			return
+		}
+		r.shardError(ctx, "resolve", err)
+		return
+	}
+	r.cache.Put(c, link.URL)
+	ctx.SetStatusCode(r.redirectStatus)
+	ctx.Response.Header.Set(strLocation, link.URL)
+}
+
+func (r *Router) resolve(code string) (shardrpc.Link, error) {
+	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
+	defer cancel()
+	shard := r.ring.ShardOf(r.ring.PartitionOfCode(code))
+	link, err := r.shards.Resolve(cctx, shard, code)
+	if err != nil {
+		return shardrpc.Link{}, err
+	}
+	if link.URL == "" {
+		return shardrpc.Link{}, fmt.Errorf("%w: shard %d returned a link without URL for %q", shardrpc.ErrProtocol, shard, code)
+	}
+	return link, nil
+}
+
+// notFound answers 404: a small HTML page for a browser asking for a
+// redirect, JSON otherwise.
+func (r *Router) notFound(ctx *fasthttp.RequestCtx, page bool) {
+	if page && bytes.Contains(ctx.Request.Header.Peek(fasthttp.HeaderAccept), bytesTextHTML) {
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		ctx.SetContentType(contentHTML)
+		ctx.SetBodyString(notFoundPage)
+		return
+	}
+	writeError(ctx, fasthttp.StatusNotFound, codeNotFound, "no link with this code")
+}
+
+const notFoundPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Link not found</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: sans-serif; max-width: 32em; margin: 4em auto;">
+<h1>Link not found</h1>
+<p>This short link does not exist. Check that it was copied completely.</p>
+</body></html>
+`
+
+// createRequest is the body of POST /api/v1/links.
+type createRequest struct {
+	URL   string
+	Alias string
+	Reuse bool
+}
+
+// linkResponse is a link as the API shows it.
+type linkResponse struct {
+	Code      string `json:"code"`
+	ShortURL  string `json:"short_url"`
+	URL       string `json:"url"`
+	CreatedAt string `json:"created_at"`
+	Alias     *bool  `json:"alias,omitempty"`
+}
+
+// create answers POST /api/v1/links.
+func (r *Router) create(ctx *fasthttp.RequestCtx) {
+	if !isJSON(ctx.Request.Header.ContentType()) {
+		writeError(ctx, fasthttp.StatusUnsupportedMediaType, codeUnsupportedMedia,
+			"Content-Type must be application/json")
+		return
+	}
+	body := ctx.PostBody()
+	if len(body) > MaxBodySize {
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge,
+			fmt.Sprintf("request body must be at most %d bytes", MaxBodySize))
+		return
+	}
+	req, status, code, msg := decodeCreate(body)
+	if status != 0 {
+		writeError(ctx, status, code, msg)
+		return
+	}
+	target, err := linkurl.Normalize(req.URL)
+	if err == nil {
+		err = linkurl.NotOwnDomain(target, r.bases)
+	}
+	if err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidURL, err.Error())
+		return
+	}
+	var partition uint32
+	if req.Alias != "" {
+		if err := shortcode.ValidateAlias(req.Alias); err != nil {
+			writeError(ctx, fasthttp.StatusBadRequest, codeInvalidAlias, err.Error())
+			return
+		}
+		partition = r.ring.PartitionOfCode(req.Alias)
+	} else {
+		partition = r.ring.PartitionOfURL(target)
+	}
+	shard := r.ring.ShardOf(partition)
+	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
+	defer cancel()
+	link, err := r.shards.Create(cctx, shard, shardrpc.CreateRequest{
+		Partition: partition,
+		URL:       target,
+		Alias:     req.Alias,
+		Reuse:     req.Reuse,
+		RequestID: shardrpc.NewRequestID(),
+	})
+	if err != nil {
+		r.shardError(ctx, "create", err)
+		return
+	}
+	if link.Code == "" || link.URL == "" {
+		r.shardError(ctx, "create", fmt.Errorf("%w: shard %d returned an incomplete link", shardrpc.ErrProtocol, shard))
+		return
+	}
+	r.cache.Put(link.Code, link.URL)
+	status = fasthttp.StatusCreated
+	if req.Reuse && !link.Created {
+		status = fasthttp.StatusOK
+	}
+	writeJSON(ctx, status, r.linkJSON(link, false))
+}
+
+// decodeCreate parses a create body strictly: one JSON object whose keys
+// are exactly "url" (a string, required), "alias" (a string) and "reuse" (a
+// boolean), matched case-sensitively. A non-zero status is the error to
+// answer.
+func decodeCreate(body []byte) (req createRequest, status int, code, msg string) {
+	bad := fasthttp.StatusBadRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var fields map[string]json.RawMessage
+	if err := dec.Decode(&fields); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		switch {
+		case errors.Is(err, io.EOF):
+			return req, bad, codeInvalidJSON, "request body must be a JSON object"
+		case errors.As(err, &typeErr):
+			return req, bad, codeInvalidJSON, "request body must be a JSON object, not " + typeErr.Value
+		case errors.As(err, &syntaxErr):
+			return req, bad, codeInvalidJSON, fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return req, bad, codeInvalidJSON, "malformed JSON: unexpected end of input"
+		default:
+			return req, bad, codeInvalidJSON, fmt.Sprintf("malformed JSON: %v", err)
+		}
+	}
+	if fields == nil {
+		return req, bad, codeInvalidJSON, "request body must be a JSON object, not null"
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, bad, codeInvalidJSON, "request body must hold exactly one JSON object"
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // report the same field first every time
+	for _, k := range keys {
+		raw := fields[k]
+		var err error
+		switch k {
+		case "url":
+			err = json.Unmarshal(raw, &req.URL)
+		case "alias":
+			err = json.Unmarshal(raw, &req.Alias)
+		case "reuse":
+			err = json.Unmarshal(raw, &req.Reuse)
+		default:
+			return req, bad, codeUnknownField, fmt.Sprintf("unknown field %q; allowed: url, alias, reuse", k)
+		}
+		if err != nil {
+			kind := "string"
+			if k == "reuse" {
+				kind = "boolean"
+			}
+			return req, bad, codeInvalidJSON, fmt.Sprintf("field %q must be a %s", k, kind)
+		}
+	}
+	if req.URL == "" {
+		return req, bad, codeInvalidURL, linkurl.ErrEmpty.Error()
+	}
+	return req, 0, "", ""
+}
+
+// isJSON reports whether a Content-Type is application/json, with or
+// without parameters.
+func isJSON(ct []byte) bool {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return bytes.EqualFold(bytes.TrimSpace(ct), []byte(contentJSON))
+}
+
+func (r *Router) linkJSON(link shardrpc.Link, withAlias bool) linkResponse {
+	out := linkResponse{
+		Code:      link.Code,
+		ShortURL:  r.baseURL + "/" + link.Code,
+		URL:       link.URL,
+		CreatedAt: time.UnixMilli(link.CreatedAtMs).UTC().Format(time.RFC3339),
+	}
+	if withAlias {
+		alias := link.Alias
+		out.Alias = &alias
+	}
+	return out
+}
+
+// info answers GET /api/v1/links/{code}.
+func (r *Router) info(ctx *fasthttp.RequestCtx, code []byte) {
+	if !r.codeShape(code) {
+		r.notFound(ctx, false)
+		return
+	}
+	c := string(code)
+	if !r.codec.IsGeneratedShape(c) && shortcode.IsReserved(c) {
+		r.notFound(ctx, false)
+		return
+	}
+	link, err := r.resolve(c)
+	if err != nil {
+		if errors.Is(err, shardrpc.ErrNotFound) {
+			r.notFound(ctx, false)
+			return
+		}
+		r.shardError(ctx, "resolve", err)
+		return
+	}
+	r.cache.Put(c, link.URL)
+	if link.Code == "" {
+		link.Code = c
+	}
+	writeJSON(ctx, fasthttp.StatusOK, r.linkJSON(link, true))
+}
+
+// ready answers /readyz: every shard must have a leader that answers.
+func (r *Router) ready(ctx *fasthttp.RequestCtx) {
+	shards := r.ring.Shards()
+	type result struct {
+		shard  uint64
+		leader string
+		err    error
+	}
+	results := make([]result, len(shards))
+	cctx, cancel := context.WithTimeout(context.Background(), r.opts.ReadyTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, s := range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := r.shards.Status(cctx, s)
+			results[i] = result{shard: s, leader: st.NodeID, err: err}
+		}()
+	}
+	wg.Wait()
+	leaders := make(map[string]string, len(shards))
+	var notReady []uint64
+	var problems []string
+	for _, res := range results {
+		key := strconv.FormatUint(res.shard, 10)
+		if res.err != nil {
+			notReady = append(notReady, res.shard)
+			problems = append(problems, key+": "+res.err.Error())
+			continue
+		}
+		leaders[key] = res.leader
+	}
+	if len(notReady) > 0 {
+		slices.Sort(notReady)
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{
+			"error": apiError{
+				Code:    codeNotReady,
+				Message: "shards without a reachable leader: " + strings.Join(problems, "; "),
+			},
+			"not_ready": notReady,
+			"leaders":   leaders,
+		})
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "ready", "leaders": leaders})
+}
+
+// shardError answers a failed shard call.
+func (r *Router) shardError(ctx *fasthttp.RequestCtx, op string, err error) {
+	var re *shardrpc.RemoteError
+	switch {
+	case errors.Is(err, shardrpc.ErrAliasTaken):
+		writeError(ctx, fasthttp.StatusConflict, codeAliasTaken, "alias is already taken")
+	case errors.Is(err, shardrpc.ErrPartitionFull):
+		writeError(ctx, fasthttp.StatusInsufficientStorage, codePartitionFull,
+			"no more codes can be created in this partition")
+	case errors.Is(err, shardrpc.ErrNotFound):
+		writeError(ctx, fasthttp.StatusNotFound, codeNotFound, "no link with this code")
+	case errors.Is(err, shardrpc.ErrBadRequest) && errors.As(err, &re):
+		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest, re.Body.Message)
+	case errors.Is(err, shardrpc.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		r.log.Warn("shard unavailable", "op", op, "err", err)
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, codeUnavailable,
+			"the shard is unavailable, try again shortly")
+	default:
+		r.log.Error("shard call failed", "op", op, "err", err)
+		writeError(ctx, fasthttp.StatusBadGateway, codeUpstream, "the storage layer failed to answer")
+	}
+}
+
+// handleParseError answers requests fasthttp could not read: a body over
+// the server's limit, headers too large, a read timeout, garbage.
+func (r *Router) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var timeout interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge,
+			fmt.Sprintf("request body must be at most %d bytes", MaxBodySize))
+	case errors.As(err, &small):
+		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, codeHeaderTooLarge, "request headers are too large")
+	case errors.As(err, &timeout) && timeout.Timeout():
+		writeError(ctx, fasthttp.StatusRequestTimeout, codeTimeout, "request timed out")
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest, "malformed HTTP request")
+	}
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set(strAllow, allow)
+	writeError(ctx, fasthttp.StatusMethodNotAllowed, codeMethodNotAllowed,
+		"method "+string(ctx.Method())+" is not allowed here; allowed: "+allow)
+}
+
+// apiError is the body of every error answer, under "error".
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
+	writeJSON(ctx, status, struct {
+		Error apiError `json:"error"`
+	}{apiError{Code: code, Message: msg}})
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		status = fasthttp.StatusInternalServerError
+		raw = []byte(`{"error":{"code":"internal","message":"cannot encode the answer"}}`)
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType(contentJSON)
+	ctx.Response.SetBodyRaw(append(raw, '\n'))
+}

@@ -1,0 +1,272 @@
+// Package router is linkraft's public HTTP API on fasthttp: it creates short
+// links, redirects short codes to their targets and reports health.
+//
+// # Endpoints
+//
+//	POST /api/v1/links        {"url", "alias"?, "reuse"?} -> 201 {"code","short_url","url","created_at"}
+//	                          (200 with the existing link when reuse found one)
+//	GET|HEAD /{code}          the cluster's redirect status (301 by default) with Location
+//	GET|HEAD /api/v1/links/{code}  the link record
+//	GET|HEAD /healthz         200 while the process is up
+//	GET|HEAD /readyz          200 when every shard has a reachable leader, else 503
+//
+// Every error is JSON, {"error": {"code": "...", "message": "..."}}, except
+// the 404 of a redirect asked by a browser (Accept holds text/html), which is
+// a small HTML page. Bad input is always a 4xx and never reaches a shard:
+// 400 for malformed JSON, unknown fields, a bad URL (package linkurl) or a
+// bad alias (shortcode.ValidateAlias); 413 for a body over MaxBodySize; 415
+// for a content type other than application/json; 405 with Allow for a
+// wrong method. 409 is a taken alias, 503 a shard without a reachable
+// leader, 507 a full partition.
+//
+// # Placement
+//
+// A new link goes to a partition (package ring): an alias of the generated
+// code shape to the partition its decoded ID belongs to, any other alias to
+// the hash of the alias, a link without alias to the hash of its normalized
+// URL. The partition's shard stores it through the ShardClient.
+//
+// # Redirects and the cache
+//
+// Links never change their target, so the router caches code -> target in a
+// bounded CLOCK cache (cluster.yaml's cache_size per router; 0 disables it).
+// A cache hit answers at once and allocates nothing. A miss asks the owning
+// shard (ShardClient.Resolve, which only reports "not found" once the
+// shard's leader confirmed it). A path that cannot be a code (neither the
+// generated shape nor an alias) is a 404 without any call.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/linkraft/linkraft/config"
+	"github.com/linkraft/linkraft/ring"
+	"github.com/linkraft/linkraft/shardrpc"
+	"github.com/linkraft/linkraft/shortcode"
+)
+
+// MaxBodySize is the largest request body the API accepts, in bytes.
+const MaxBodySize = 8 << 10
+
+// Defaults of Options.
+const (
+	DefaultRPCTimeout   = 5 * time.Second
+	DefaultReadyTimeout = time.Second
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
+var ErrServerClosed = errors.New("router: server closed")
+
+// ShardClient is what the router needs from the internal RPC client;
+// *shardrpc.Client implements it. Errors wrap the shardrpc sentinels
+// (ErrNotFound, ErrAliasTaken, ErrPartitionFull, ErrUnavailable, ...).
+type ShardClient interface {
+	// Create stores a new link in the shard, at its leader.
+	Create(ctx context.Context, shard uint64, req shardrpc.CreateRequest) (shardrpc.Link, error)
+	// Resolve returns the link of code; ErrNotFound only when the
+	// shard's leader confirmed it does not exist.
+	Resolve(ctx context.Context, shard uint64, code string) (shardrpc.Link, error)
+	// Status returns the status of the shard's leader; an error when no
+	// replica leads.
+	Status(ctx context.Context, shard uint64) (shardrpc.Status, error)
+}
+
+// Options tunes a Router. The zero value is a production default.
+type Options struct {
+	// Logger receives the router's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Listen overrides the listen address of the router's cluster.yaml
+	// entry for ListenAndServe.
+	Listen string
+	// RPCTimeout bounds the shard calls of one request (default 5 s).
+	RPCTimeout time.Duration
+	// ReadyTimeout bounds the status calls of one /readyz (default 1 s).
+	ReadyTimeout time.Duration
+	// IdleWorkerTimeout is how long an idle fasthttp worker goroutine
+	// lives (default 2 s); the server's worker cleaner stops within this
+	// long after Shutdown.
+	IdleWorkerTimeout time.Duration
+	// Now returns the current time (default time.Now); for tests.
+	Now func() time.Time
+}
+
+// Router serves the public API of one router of the cluster.
+type Router struct {
+	id             string
+	listen         string
+	baseURL        string
+	bases          []string
+	redirectStatus int
+	ring           *ring.Ring
+	codec          *shortcode.Codec
+	shards         ShardClient
+	cache          *targetCache
+	log            *slog.Logger
+	opts           Options
+	srv            *fasthttp.Server
+
+	mu     sync.Mutex
+	lns    []net.Listener
+	closed atomic.Bool
+}
+
+// New returns the router routerID of cfg (a validated config), reaching the
+// shards through shards.
+func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) (*Router, error) {
+	rc, ok := cfg.Router(routerID)
+	if !ok {
+		return nil, fmt.Errorf("router: no router %q in the cluster configuration", routerID)
+	}
+	if shards == nil {
+		return nil, errors.New("router: nil shard client")
+	}
+	rg, err := cfg.Ring()
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.RPCTimeout <= 0 {
+		opts.RPCTimeout = DefaultRPCTimeout
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = DefaultReadyTimeout
+	}
+	if opts.IdleWorkerTimeout <= 0 {
+		opts.IdleWorkerTimeout = 2 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	status := cfg.Cluster.RedirectStatus
+	switch status {
+	case 0:
+		status = fasthttp.StatusMovedPermanently
+	case 301, 302, 307, 308:
+	default:
+		return nil, fmt.Errorf("router: redirect status %d is not 301, 302, 307 or 308", status)
+	}
+	r := &Router{
+		id:             routerID,
+		listen:         rc.Listen,
+		baseURL:        trimSlash(rc.BaseURL),
+		redirectStatus: status,
+		ring:           rg,
+		codec:          rg.Codec(),
+		shards:         shards,
+		cache:          newTargetCache(rc.CacheEntries()),
+		log:            opts.Logger,
+		opts:           opts,
+	}
+	if opts.Listen != "" {
+		r.listen = opts.Listen
+	}
+	for _, other := range cfg.Routers {
+		if other.BaseURL != "" {
+			r.bases = append(r.bases, other.BaseURL)
+		}
+	}
+	r.srv = &fasthttp.Server{
+		Handler:      r.handle,
+		ErrorHandler: r.handleParseError,
+		Name:         "linkraft",
+		// Above MaxBodySize, so that a body a little too large is read
+		// and answered with a JSON 413 by the handler; larger ones get the
+		// same answer from handleParseError.
+		MaxRequestBodySize:           8 * MaxBodySize,
+		ReadTimeout:                  10 * time.Second,
+		WriteTimeout:                 10 * time.Second,
+		IdleTimeout:                  60 * time.Second,
+		MaxIdleWorkerDuration:        opts.IdleWorkerTimeout,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{opts.Logger},
+	}
+	return r, nil
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// Handler returns the router's request handler, for serving it on a
+// fasthttp.Server of the caller's own.
+func (r *Router) Handler() fasthttp.RequestHandler { return r.handle }
+
+// Serve serves the API on ln until Shutdown; it then returns
+// ErrServerClosed. It closes ln.
+func (r *Router) Serve(ln net.Listener) error {
+	r.mu.Lock()
+	if r.closed.Load() {
+		r.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	r.lns = append(r.lns, ln)
+	r.mu.Unlock()
+	err := r.srv.Serve(ln)
+	if r.closed.Load() {
+		return ErrServerClosed
+	}
+	if err == nil {
+		return fmt.Errorf("router: listener %s closed", ln.Addr())
+	}
+	return fmt.Errorf("router: serve: %w", err)
+}
+
+// ListenAndServe listens on the router's address and serves the API until
+// Shutdown; it then returns ErrServerClosed.
+func (r *Router) ListenAndServe() error {
+	ln, err := net.Listen("tcp", r.listen)
+	if err != nil {
+		return fmt.Errorf("router: listen: %w", err)
+	}
+	r.log.Info("router listening", "addr", ln.Addr().String(), "base_url", r.baseURL)
+	return r.Serve(ln)
+}
+
+// Shutdown stops accepting connections and waits until the requests in
+// flight are answered or ctx ends. Serve returns ErrServerClosed.
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed.Store(true)
+	lns := r.lns
+	r.lns = nil
+	r.mu.Unlock()
+	err := r.srv.ShutdownWithContext(ctx)
+	// A Serve that had not yet handed its listener to the server is not
+	// stopped by ShutdownWithContext; closing the listener stops it.
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("router: shutdown: %w", err)
+	}
+	return nil
+}
+
+// CacheLen returns the number of cached code -> target entries.
+func (r *Router) CacheLen() int { return r.cache.Len() }
+
+// fasthttpLogger sends fasthttp's own messages to slog.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+var _ ShardClient = (*shardrpc.Client)(nil)
