@@ -26,7 +26,8 @@
 //   - A commit that fails in the commit pipeline is fatal: DB.Apply (and so
 //     Set, Delete and Batch.Commit) calls Options.Logger.Fatalf("pebble: fatal
 //     commit error: ..."). Pebble's default logger then exits the process
-//     (os.Exit(1)); raftstore's logger panics. Either way the DB is not
+//     (os.Exit(1)), and so does raftstore's unless raftstore.Options.Fatal
+//     says otherwise (it must not return). Either way the DB is not
 //     usable any more and the process must not go on serving from it;
 //     DB.Close returns the WAL's error.
 //   - A failed MANIFEST write or sync (after a flush or compaction) is
