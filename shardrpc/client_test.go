@@ -366,9 +366,6 @@ func TestCreateDefaultTimeout(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("error %v, want ErrUnavailable", err)
 	}
-	if !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "refused") {
-		t.Logf("error: %v", err)
-	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("gave up after %s, want about 200ms", d)
 	}
