@@ -95,8 +95,6 @@ type Options struct {
 	// lives (default 2 s); the server's worker cleaner stops within this
 	// long after Shutdown.
 	IdleWorkerTimeout time.Duration
-	// Now returns the current time (default time.Now); for tests.
-	Now func() time.Time
 }
 
 // Router serves the public API of one router of the cluster.
@@ -144,9 +142,6 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 	}
 	if opts.IdleWorkerTimeout <= 0 {
 		opts.IdleWorkerTimeout = 2 * time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	status := cfg.Cluster.RedirectStatus
 	switch status {
