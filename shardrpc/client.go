@@ -299,7 +299,7 @@ func (c *Client) Status(ctx context.Context, shard uint64) (Status, error) {
 	failures, hops := 0, 0
 	for {
 		if err := ctx.Err(); err != nil {
-			return Status{}, unavailable(s, fmt.Errorf("%w (last: %w)", err, lastErr))
+			return Status{}, unavailable(s, withLast(err, lastErr))
 		}
 		if !time.Now().Before(deadline) {
 			return Status{}, unavailable(s, lastErr)
@@ -331,6 +331,14 @@ func (c *Client) Status(ctx context.Context, shard uint64) (Status, error) {
 			return Status{}, unavailable(s, lastErr)
 		}
 	}
+}
+
+// withLast wraps err and, when there is one, the last failure before it.
+func withLast(err, last error) error {
+	if last == nil {
+		return err
+	}
+	return fmt.Errorf("%w (last failure: %w)", err, last)
 }
 
 // NodeStatus asks one node for the status of its replica of shard, once,
@@ -404,10 +412,7 @@ func (c *Client) leaderCall(ctx context.Context, s *shardState, path string, bod
 	failures, hops := 0, 0
 	for {
 		if err := ctx.Err(); err != nil {
-			if lastErr == nil {
-				return unavailable(s, err)
-			}
-			return unavailable(s, fmt.Errorf("%w (last: %w)", err, lastErr))
+			return unavailable(s, withLast(err, lastErr))
 		}
 		if !time.Now().Before(deadline) {
 			if lastErr == nil {
@@ -452,7 +457,7 @@ func (c *Client) leaderCall(ctx context.Context, s *shardState, path string, bod
 		hops = 0
 		failures++
 		if err := c.pause(ctx, deadline, s, failures); err != nil {
-			return unavailable(s, fmt.Errorf("%w (last: %w)", err, lastErr))
+			return unavailable(s, withLast(err, lastErr))
 		}
 	}
 }

@@ -646,3 +646,21 @@ func jsonRoundTrip(t *testing.T, s string) string {
 	}
 	return out
 }
+
+func TestCanceledContext(t *testing.T) {
+	fc := newFakeCluster(t, 3)
+	fc.set("n1", func(call) (int, any) { return 503, ErrorBody{Code: ErrCodeUnavailable, Message: "no quorum"} })
+	c := fc.client(ClientOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.Resolve(ctx, 7, "abc1234")
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("resolve with a canceled context: %v", err)
+	}
+	if strings.Contains(err.Error(), "%!") {
+		t.Fatalf("badly formatted error: %v", err)
+	}
+	if _, err := c.Status(ctx, 7); !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "%!") {
+		t.Fatalf("status with a canceled context: %v", err)
+	}
+}
