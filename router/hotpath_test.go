@@ -2,14 +2,18 @@ package router
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/linkraft/linkraft/shardrpc"
 )
@@ -24,7 +28,7 @@ func newHandlerRouter(t testing.TB) (*Router, *fakeShards, string) {
 		t.Fatal(err)
 	}
 	fake := newFakeShards(rg)
-	r, err := New(cfg, "r1", fake, Options{Logger: testLogger(t)})
+	r, err := New(cfg, "r1", fake, Options{Logger: testLogger(t), IdleWorkerTimeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +261,84 @@ func FuzzCreateBody(f *testing.F) {
 			}
 		default:
 			t.Fatalf("body %q: status %d %s", body, status, ctx.Response.Body())
+		}
+	})
+}
+
+// BenchmarkRedirectServer measures a cached redirect through the whole
+// fasthttp server over an in-memory connection, beside the same with
+// net/http (BenchmarkRedirectServerNetHTTP): parsing, routing, the cache,
+// writing the answer.
+func BenchmarkRedirectServer(b *testing.B) {
+	r, _, code := newHandlerRouter(b)
+	ln := fasthttputil.NewInmemoryListener()
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ln) }()
+	b.Cleanup(func() {
+		_ = r.Shutdown(context.Background())
+		<-done
+	})
+	c := &fasthttp.HostClient{Addr: "bench", Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxConns: 64, MaxIdleConnDuration: 50 * time.Millisecond}
+	url := "http://bench/" + code
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(url)
+		for pb.Next() {
+			if err := c.Do(req, resp); err != nil || resp.StatusCode() != 301 {
+				b.Errorf("redirect: %d %v", resp.StatusCode(), err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	c.CloseIdleConnections()
+}
+
+func BenchmarkRedirectServerNetHTTP(b *testing.B) {
+	r, _, code := newHandlerRouter(b)
+	r.cache.Put(code, "https://example.com/hot/path?q=1")
+	ln := fasthttputil.NewInmemoryListener()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		target, ok := r.cache.Get([]byte(strings.TrimPrefix(req.URL.Path, "/")))
+		if !ok {
+			http.NotFound(w, req)
+			return
+		}
+		w.Header().Set("Location", target)
+		w.WriteHeader(r.redirectStatus)
+	})}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	tr := &http.Transport{
+		DialContext:         func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
+		MaxIdleConnsPerHost: 64,
+	}
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	b.Cleanup(func() {
+		tr.CloseIdleConnections()
+		_ = srv.Shutdown(context.Background())
+		<-done
+	})
+	url := "http://bench/" + code
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 301 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
 		}
 	})
 }
