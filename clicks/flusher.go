@@ -1,0 +1,277 @@
+package clicks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Sink takes a router's click batches. The router implements it with the
+// shard RPC client. FlushClicks returns nil only once the shard has durably
+// applied (or had already applied) the batch; on an error the batch is sent
+// again later, unchanged.
+type Sink interface {
+	FlushClicks(ctx context.Context, shard uint64, batch Batch) error
+}
+
+// Flusher defaults.
+const (
+	// DefaultInterval is the default flush interval.
+	DefaultInterval = time.Second
+	// DefaultMaxBatchDeltas is the default number of deltas per batch.
+	DefaultMaxBatchDeltas = 4096
+	// DefaultMaxPendingBatches is the default number of batches a shard
+	// may have waiting.
+	DefaultMaxPendingBatches = 300
+)
+
+// FlusherConfig configures a Flusher.
+type FlusherConfig struct {
+	// Router is this router's ID (required): it keys every batch.
+	Router string
+	// Counter is the counter to drain (required).
+	Counter *Counter
+	// Sink takes the batches (required).
+	Sink Sink
+	// Interval between flushes; DefaultInterval when zero.
+	Interval time.Duration
+	// Timeout bounds one flush's sends; Interval (at least 5 s) when zero.
+	Timeout time.Duration
+	// MaxBatchDeltas splits larger flushes of one shard into several
+	// batches; DefaultMaxBatchDeltas when zero.
+	MaxBatchDeltas int
+	// MaxPendingBatches bounds the batches waiting for one unreachable
+	// shard; beyond it new deltas for that shard are dropped (and
+	// counted in FlusherStats.DroppedClicks). DefaultMaxPendingBatches when
+	// zero.
+	MaxPendingBatches int
+	// Logger, when set, logs failed flushes.
+	Logger *slog.Logger
+	// Now is the clock the first sequence is taken from; time.Now when nil.
+	Now func() time.Time
+}
+
+// FlusherStats counts a flusher's work.
+type FlusherStats struct {
+	// Sent counts acknowledged batches; Failed counts failed attempts.
+	Sent, Failed uint64
+	// Pending is the number of batches waiting to be (re)sent.
+	Pending int
+	// DroppedClicks counts clicks (human and bot) dropped because a shard
+	// had MaxPendingBatches waiting.
+	DroppedClicks uint64
+}
+
+// Flusher drains a Counter every interval and sends each shard its batch,
+// in sequence order, retrying failed batches unchanged.
+type Flusher struct {
+	cfg FlusherConfig
+
+	flushMu sync.Mutex // one flush at a time; guards seq and pending
+	seq     uint64
+	pending map[uint64][]Batch // per shard, in sequence order
+
+	statsMu sync.Mutex
+	stats   FlusherStats
+
+	startOnce sync.Once
+	stopOnce  sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+	loopCtx   context.Context
+	cancel    context.CancelFunc
+	started   bool
+}
+
+// NewFlusher returns a flusher; Start runs it.
+func NewFlusher(cfg FlusherConfig) (*Flusher, error) {
+	if cfg.Router == "" || len(cfg.Router) > MaxRouterLen {
+		return nil, fmt.Errorf("clicks: router ID %q: must be 1..%d bytes", cfg.Router, MaxRouterLen)
+	}
+	if cfg.Counter == nil || cfg.Sink == nil {
+		return nil, errors.New("clicks: flusher needs a counter and a sink")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = max(cfg.Interval, 5*time.Second)
+	}
+	if cfg.MaxBatchDeltas <= 0 {
+		cfg.MaxBatchDeltas = DefaultMaxBatchDeltas
+	}
+	if cfg.MaxPendingBatches <= 0 {
+		cfg.MaxPendingBatches = DefaultMaxPendingBatches
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	// See the package doc: a restarted router continues above its
+	// previous sequences.
+	start := cfg.Now().UnixMicro()
+	if start < 1 {
+		start = 1
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	return &Flusher{
+		loopCtx: loopCtx,
+		cancel:  cancel,
+		cfg:     cfg,
+		seq:     uint64(start),
+		pending: make(map[uint64][]Batch),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}, nil
+}
+
+// Start starts the flush loop. It is a no-op after the first call or after
+// Close.
+func (f *Flusher) Start() {
+	f.startOnce.Do(func() {
+		select {
+		case <-f.stop:
+			return
+		default:
+		}
+		f.started = true
+		go f.loop()
+	})
+}
+
+func (f *Flusher) loop() {
+	defer close(f.done)
+	t := time.NewTicker(f.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+		}
+		// Close cancels loopCtx: it must not wait for a stuck send.
+		ctx, cancel := context.WithTimeout(f.loopCtx, f.cfg.Timeout)
+		if err := f.Flush(ctx); err != nil && f.cfg.Logger != nil {
+			f.cfg.Logger.Warn("click flush failed; will retry", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Flush drains the counter into new batches and sends every pending batch,
+// shards in parallel, each shard's batches in order, stopping at a shard's
+// first failure. It returns the failures joined; failed batches stay
+// pending.
+func (f *Flusher) Flush(ctx context.Context) error {
+	f.flushMu.Lock()
+	defer f.flushMu.Unlock()
+	var dropped uint64
+	for shard, deltas := range f.cfg.Counter.Drain() {
+		for chunk := range slices.Chunk(deltas, f.cfg.MaxBatchDeltas) {
+			if len(f.pending[shard]) >= f.cfg.MaxPendingBatches {
+				for _, d := range chunk {
+					dropped += d.Clicks + d.Bots
+				}
+				continue
+			}
+			f.seq++
+			f.pending[shard] = append(f.pending[shard], Batch{Router: f.cfg.Router, Seq: f.seq, Deltas: chunk})
+		}
+	}
+	type work struct {
+		shard uint64
+		queue []Batch
+		sent  int
+		err   error
+	}
+	var ws []*work
+	for shard, queue := range f.pending {
+		if len(queue) == 0 {
+			delete(f.pending, shard)
+			continue
+		}
+		ws = append(ws, &work{shard: shard, queue: queue})
+	}
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.sent, w.err = f.send(ctx, w.shard, w.queue)
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, w := range ws {
+		if rest := w.queue[w.sent:]; len(rest) > 0 {
+			f.pending[w.shard] = rest
+		} else {
+			delete(f.pending, w.shard)
+		}
+		if w.err != nil {
+			errs = append(errs, w.err)
+		}
+	}
+	f.statsMu.Lock()
+	f.stats.DroppedClicks += dropped
+	f.stats.Pending = 0
+	for _, q := range f.pending {
+		f.stats.Pending += len(q)
+	}
+	f.statsMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// send sends queue in order and returns how many were acknowledged.
+func (f *Flusher) send(ctx context.Context, shard uint64, queue []Batch) (int, error) {
+	for i, b := range queue {
+		if err := f.cfg.Sink.FlushClicks(ctx, shard, b); err != nil {
+			f.statsMu.Lock()
+			f.stats.Failed++
+			f.statsMu.Unlock()
+			return i, fmt.Errorf("clicks: flush to shard %d (seq %d): %w", shard, b.Seq, err)
+		}
+		f.statsMu.Lock()
+		f.stats.Sent++
+		f.statsMu.Unlock()
+	}
+	return len(queue), nil
+}
+
+// Stats returns the flusher's counters.
+func (f *Flusher) Stats() FlusherStats {
+	f.statsMu.Lock()
+	defer f.statsMu.Unlock()
+	return f.stats
+}
+
+// Close stops the loop, waits for it, then flushes until every count is
+// acknowledged or ctx ends, retrying failures with a short backoff. It
+// returns nil when nothing was lost. Record calls after Close starts are
+// not guaranteed to be flushed: stop the redirect traffic first.
+func (f *Flusher) Close(ctx context.Context) error {
+	f.stopOnce.Do(func() {
+		close(f.stop)
+		f.cancel()
+	})
+	f.startOnce.Do(func() {}) // a later Start does nothing
+	if f.started {
+		<-f.done
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		err := f.Flush(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("clicks: close: %d batches not acknowledged: %w", f.Stats().Pending, errors.Join(err, ctx.Err()))
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
