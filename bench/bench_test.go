@@ -422,15 +422,19 @@ func TestResultOutputs(t *testing.T) {
 	}
 
 	base := *back
-	base.Label = "nginx"
+	base.Label, base.Workload = "nginx", WorkloadRedirect
 	base.Ops = map[string]*OpStats{"redirect": {OK: 1, Throughput: back.Ops["redirect"].Throughput * 4}}
 	var tbl bytes.Buffer
-	if err := WriteTable(&tbl, []*Result{&base, back}, "nginx"); err != nil {
+	redirect := *back
+	redirect.Workload, redirect.Label = WorkloadRedirect, "redirect"
+	redirect.Ops = map[string]*OpStats{"redirect": back.Ops["redirect"]}
+	if err := WriteTable(&tbl, []*Result{&base, back, &redirect}, "nginx"); err != nil {
 		t.Fatal(err)
 	}
-	checkMarkdownTables(t, tbl.String(), 3) // nginx redirect, mixed shorten, mixed redirect
-	if !strings.Contains(tbl.String(), "0.25×") || !strings.Contains(tbl.String(), "1.00×") {
-		t.Errorf("ratio column missing:\n%s", tbl.String())
+	checkMarkdownTables(t, tbl.String(), 4) // nginx redirect, mixed shorten, mixed redirect, redirect
+	if !strings.Contains(tbl.String(), "| 0.25× |") || !strings.Contains(tbl.String(), "| 1.00× |") ||
+		strings.Count(tbl.String(), "×") != 2 {
+		t.Errorf("the ratio column should have the baseline and the redirect run only:\n%s", tbl.String())
 	}
 	if err := WriteTable(&tbl, []*Result{back}, "nope"); err == nil {
 		t.Error("WriteTable with an unknown baseline succeeded")

@@ -249,8 +249,9 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 
 // WriteTable writes one Markdown table over several results: a row per
 // result and op kind. When baseline names the label of one of the results,
-// a column gives each redirect row's throughput as a ratio to the
-// baseline's redirect throughput.
+// a column gives the redirect throughput of each redirect and cold run as a
+// ratio to the baseline's redirect throughput (not for mixed runs, whose
+// redirects share the workers with slower shortens).
 func WriteTable(w io.Writer, results []*Result, baseline string) error {
 	var base *OpStats
 	if baseline != "" {
@@ -287,7 +288,7 @@ func WriteTable(w io.Writer, results []*Result, baseline string) error {
 				fmtLatency(s.Latency.P999), fmtLatency(s.Latency.Max), errs)
 			if base != nil {
 				ratio := "—"
-				if n == opNames[opRedirect] && base.Throughput > 0 {
+				if n == opNames[opRedirect] && r.Workload != WorkloadMixed && base.Throughput > 0 {
 					ratio = fmt.Sprintf("%.2f×", s.Throughput/base.Throughput)
 				}
 				fmt.Fprintf(&b, " %s |", ratio)
