@@ -422,6 +422,25 @@ func (c *Cluster) WaitLeader(group uint64) int {
 	return leader
 }
 
+// WaitNewLeader waits for group to have a leader recognised by a quorum
+// other than node old (a failover) and returns its node index.
+func (c *Cluster) WaitNewLeader(group uint64, old int) int {
+	c.t.Helper()
+	leader := -1
+	c.waitFor(group, fmt.Sprintf("a leader of group %d other than %s", group, c.nodes[old].id), func() (bool, string) {
+		i, ok := c.Leader(group)
+		switch {
+		case !ok:
+			return false, "no leader recognised by a quorum"
+		case i == old:
+			return false, fmt.Sprintf("%s still leads", c.nodes[old].id)
+		}
+		leader = i
+		return true, ""
+	})
+	return leader
+}
+
 // WaitReplication waits until every running replica of group has applied
 // everything the leader had committed when the call began.
 func (c *Cluster) WaitReplication(group uint64) {
