@@ -354,3 +354,37 @@ func TestCutOnTransport(t *testing.T) {
 		t.Fatalf("after heal: %v", err)
 	}
 }
+
+// TestLayerCloseClosesConns checks that closing a wrapped layer closes the
+// connections dialed through it, and that faults are no longer tracked for
+// them.
+func TestLayerCloseClosesConns(t *testing.T) {
+	fn, a, b := setup(t)
+	extra := fn.WrapLayer("a", a.mux.StreamLayer(3))
+	// Group 3 is not registered on b: the connection is accepted by b's mux
+	// and closed there, so register it first.
+	lb := b.mux.StreamLayer(3)
+	defer lb.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, err := lb.Accept()
+		if err == nil {
+			acc <- c
+		}
+		close(acc)
+	}()
+	c, err := extra.Dial(b.addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if s, ok := <-acc; ok {
+		defer s.Close()
+	}
+	if err := extra.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write on a connection of a closed layer: %v, want net.ErrClosed", err)
+	}
+}
