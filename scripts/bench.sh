@@ -139,6 +139,8 @@ run_bench() {
 		>"$RESULTS/$name.md"
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+
 # ---- 1. build --------------------------------------------------------------
 if [[ -z ${LINKRAFT_BIN:-} ]]; then
 	log "building bin/linkraft"
@@ -253,7 +255,9 @@ echo
 echo "## linkraft bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo
 echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -sr);" \
-	"$("$GO" version | cut -d' ' -f3); nginx $(nginx -v 2>&1 | sed 's/.*\///')."
+	"$("$GO" version | cut -d' ' -f3); nginx $(nginx -v 2>&1 | sed 's/.*\///');" \
+	"load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown) after" \
+	"(the harness, nginx and the cluster share the machine)."
 echo "Each run: ${WARMUP} warmup, ${DURATION} recorded, -c $CONC; linkraft links: $LINKS created by the redirect run" \
 	"(cold draws uniformly over the same codes through r2, whose cache is off)."
 echo
