@@ -1,0 +1,50 @@
+// Package clickstore is the shard side of click analytics: it merges the
+// routers' click batches (clicks.Batch) into a shard's Pebble keys, inside
+// a Raft apply, and answers stats queries from them.
+//
+// # Keys
+//
+// Keys are relative to the group's application range, like linkstore's.
+// The per-code keys start with the code's partition, so a partition's
+// clicks move with its links:
+//
+//	partition u32 | 's' | code | 0x00 | day u32   -> day record
+//	partition u32 | 't' | code                    -> totals: version 0x01 |
+//	                                                 clicks uvarint | bots uvarint
+//	0xff 0xff 0xff 0xff 0xff | 'f' | router       -> last applied flush sequence
+//	                                                 of router, u64
+//
+// The flush marks sort after every partition (partition 0xffffffff's range
+// ends at 0xffffffffff), so they never fall inside a partition's range. A
+// code holds no 0x00 byte (codes are [A-Za-z0-9_-]), so one code's days are
+// the contiguous range [code 0x00, code 0x01).
+//
+// A day record is
+//
+//	version 0x01 | clicks uvarint | bots uvarint | len(sketch) uvarint | sketch |
+//	referrers | browsers | oses | devices
+//
+// with the visitor sketch in axiomhq/hyperloglog's binary form (precision
+// clicks.SketchPrecision, compacted before it is written so that replicas
+// write the same bytes) and the four tallies in clicks.AppendTally's form,
+// each capped at clicks.MaxTallyKeys keys (clicks.TopCounts).
+//
+// # Applying a batch exactly once
+//
+// A batch is (router, seq, deltas). [Apply] first compares seq with the
+// router's stored mark: a batch at or below it was applied before and is
+// skipped ([Outcome] Duplicate), otherwise the deltas are merged and the
+// mark set to seq in the same Raft apply batch. The node also proposes
+// each batch with the raftstore idempotency key "clk/<router>/<seq>", so a
+// retry within raftstore.IdempotencyWindow gets the first result without
+// an apply; the mark keeps the guarantee after that window, since a router
+// sends each shard its batches strictly in sequence order and never sends
+// an older one after a newer one was acknowledged. Both live in the
+// group's state, so they survive restarts (raftstore's applied-index skip
+// rule) and travel with snapshots: no replay or snapshot install applies a
+// batch twice.
+//
+// Apply validates the whole batch before it writes anything, and writes
+// only through the Txn, in batch order, so every replica ends with
+// byte-identical keys.
+package clickstore

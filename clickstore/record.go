@@ -1,0 +1,150 @@
+package clickstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/axiomhq/hyperloglog"
+	"github.com/linkraft/linkraft/clicks"
+)
+
+const recordVersion = 0x01
+
+// ErrMalformed is wrapped by errors about stored bytes or batches that do
+// not decode.
+var ErrMalformed = errors.New("clickstore: malformed")
+
+// dayRecord is the stored aggregate of one code on one day.
+type dayRecord struct {
+	clicks, bots uint64
+	visitors     *hyperloglog.Sketch // nil: no human visitor yet
+	tallies      [4][]clicks.Count   // referrers, browsers, OSes, devices
+}
+
+func appendDayRecord(dst []byte, r *dayRecord) ([]byte, error) {
+	dst = append(dst, recordVersion)
+	dst = binary.AppendUvarint(dst, r.clicks)
+	dst = binary.AppendUvarint(dst, r.bots)
+	var sk []byte
+	if r.visitors != nil {
+		r.visitors.Estimate() // compacts the sparse form: one canonical-enough encoding
+		var err error
+		if sk, err = r.visitors.AppendBinary(nil); err != nil {
+			return nil, fmt.Errorf("encode visitor sketch: %w", err)
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(sk)))
+	dst = append(dst, sk...)
+	for _, t := range r.tallies {
+		dst = clicks.AppendTally(dst, t)
+	}
+	return dst, nil
+}
+
+func decodeDayRecord(b []byte) (*dayRecord, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return nil, fmt.Errorf("%w: day record version", ErrMalformed)
+	}
+	b = b[1:]
+	r := &dayRecord{}
+	var err error
+	if r.clicks, b, err = uvarint(b); err != nil {
+		return nil, err
+	}
+	if r.bots, b, err = uvarint(b); err != nil {
+		return nil, err
+	}
+	n, b, err := uvarint(b)
+	if err != nil || n > uint64(len(b)) {
+		return nil, fmt.Errorf("%w: day record sketch length", ErrMalformed)
+	}
+	if n > 0 {
+		if r.visitors, err = decodeSketch(b[:n]); err != nil {
+			return nil, err
+		}
+	}
+	b = b[n:]
+	for i := range r.tallies {
+		// Each tally is self-delimiting; decode by re-reading its count.
+		end, err := tallyEnd(b)
+		if err != nil {
+			return nil, err
+		}
+		if r.tallies[i], err = clicks.DecodeTally(b[:end]); err != nil {
+			return nil, fmt.Errorf("%w: day record tally: %w", ErrMalformed, err)
+		}
+		b = b[end:]
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: day record: %d trailing bytes", ErrMalformed, len(b))
+	}
+	return r, nil
+}
+
+// tallyEnd returns the length of the tally encoding at the start of b.
+func tallyEnd(b []byte) (int, error) {
+	n, rest, err := uvarint(b)
+	if err != nil || n > clicks.MaxTallyKeys {
+		return 0, fmt.Errorf("%w: tally count", ErrMalformed)
+	}
+	for range n {
+		var l uint64
+		if l, rest, err = uvarint(rest); err != nil || l > uint64(len(rest)) {
+			return 0, fmt.Errorf("%w: tally key", ErrMalformed)
+		}
+		rest = rest[l:]
+		if _, rest, err = uvarint(rest); err != nil {
+			return 0, err
+		}
+	}
+	return len(b) - len(rest), nil
+}
+
+func uvarint(b []byte) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, nil, fmt.Errorf("%w: varint", ErrMalformed)
+	}
+	return v, b[n:], nil
+}
+
+// decodeSketch decodes a visitor sketch of precision clicks.SketchPrecision.
+func decodeSketch(b []byte) (*hyperloglog.Sketch, error) {
+	sk := new(hyperloglog.Sketch)
+	if err := sk.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("%w: visitor sketch: %w", ErrMalformed, err)
+	}
+	if len(b) < 2 || b[1] != clicks.SketchPrecision {
+		return nil, fmt.Errorf("%w: visitor sketch precision %d, want %d", ErrMalformed, b[1], clicks.SketchPrecision)
+	}
+	return sk, nil
+}
+
+// totals is a code's all-time counts.
+type totals struct{ clicks, bots uint64 }
+
+func appendTotals(dst []byte, t totals) []byte {
+	dst = append(dst, recordVersion)
+	dst = binary.AppendUvarint(dst, t.clicks)
+	return binary.AppendUvarint(dst, t.bots)
+}
+
+func decodeTotals(b []byte) (totals, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return totals{}, fmt.Errorf("%w: totals version", ErrMalformed)
+	}
+	var t totals
+	var err error
+	rest := b[1:]
+	if t.clicks, rest, err = uvarint(rest); err != nil {
+		return totals{}, err
+	}
+	if t.bots, rest, err = uvarint(rest); err != nil {
+		return totals{}, err
+	}
+	if len(rest) != 0 {
+		return totals{}, fmt.Errorf("%w: totals: trailing bytes", ErrMalformed)
+	}
+	return t, nil
+}
