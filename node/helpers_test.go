@@ -1,0 +1,144 @@
+package node_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/linkraft/linkraft/node/nodetest"
+	"github.com/linkraft/linkraft/shardrpc"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// fasthttp's worker pool cleaner is not waited for by
+		// Server.Shutdown: it notices the stop after its current sleep
+		// (MaxIdleWorkerDuration) and ends on its own.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+	)
+}
+
+// rpc calls the internal RPC of a node: one fasthttp request written on
+// its own TCP connection, so the test leaves no client goroutines behind.
+type rpc struct {
+	t      *testing.T
+	secret string // sent when not empty
+}
+
+// answer is one RPC response.
+type answer struct {
+	status int
+	body   []byte
+}
+
+func (a answer) String() string { return fmt.Sprintf("%d %s", a.status, a.body) }
+
+// errorBody decodes a as an ErrorBody.
+func (a answer) errorBody(t *testing.T) shardrpc.ErrorBody {
+	t.Helper()
+	var e shardrpc.ErrorBody
+	if err := json.Unmarshal(a.body, &e); err != nil {
+		t.Fatalf("error body %q: %v", a.body, err)
+	}
+	return e
+}
+
+// link decodes a as a Link.
+func (a answer) link(t *testing.T) shardrpc.Link {
+	t.Helper()
+	var l shardrpc.Link
+	if err := json.Unmarshal(a.body, &l); err != nil {
+		t.Fatalf("link body %q: %v", a.body, err)
+	}
+	return l
+}
+
+// do sends method path with the shard header (when shard > 0) and the JSON
+// of body (raw bytes are sent as they are).
+func (r rpc) do(addr, method, path string, shard uint64, body any) (answer, error) {
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			return answer{}, err
+		}
+	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(method)
+	req.SetRequestURI("http://" + addr + path)
+	req.Header.SetContentType("application/json")
+	if shard > 0 {
+		req.Header.Set(shardrpc.HeaderShard, strconv.FormatUint(shard, 10))
+	}
+	if r.secret != "" {
+		req.Header.Set(shardrpc.HeaderSecret, r.secret)
+	}
+	req.SetBody(raw)
+
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return answer{}, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(15 * time.Second)); err != nil {
+		return answer{}, err
+	}
+	w := bufio.NewWriter(conn)
+	if err := req.Write(w); err != nil {
+		return answer{}, err
+	}
+	if err := w.Flush(); err != nil {
+		return answer{}, err
+	}
+	if err := resp.Read(bufio.NewReader(conn)); err != nil {
+		return answer{}, err
+	}
+	return answer{status: resp.StatusCode(), body: append([]byte(nil), resp.Body()...)}, nil
+}
+
+// call is do with POST, failing the test on a transport error.
+func (r rpc) call(addr, path string, shard uint64, body any) answer {
+	r.t.Helper()
+	a, err := r.do(addr, fasthttp.MethodPost, path, shard, body)
+	if err != nil {
+		r.t.Fatalf("POST %s%s: %v", addr, path, err)
+	}
+	return a
+}
+
+// createAtLeader creates a link at whoever leads shard, following
+// not_leader answers and retrying unavailable ones with the same request
+// ID, until it gets a final answer.
+func (r rpc) createAtLeader(c *nodetest.Cluster, shard uint64, req shardrpc.CreateRequest) answer {
+	r.t.Helper()
+	var last answer
+	c.Eventually(fmt.Sprintf("a final answer to a create in shard %d", shard), func() error {
+		leader := c.Leader(shard)
+		if leader == "" {
+			return fmt.Errorf("no leader")
+		}
+		a, err := r.do(c.RPCAddr(leader), fasthttp.MethodPost, shardrpc.PathCreate, shard, req)
+		if err != nil {
+			return err
+		}
+		last = a
+		if a.status == fasthttp.StatusMisdirectedRequest || a.status == fasthttp.StatusServiceUnavailable {
+			return fmt.Errorf("answer %s", a)
+		}
+		return nil
+	})
+	return last
+}

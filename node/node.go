@@ -1,0 +1,404 @@
+// Package node is a linkraft storage node: it hosts this node's replica of
+// every shard the cluster file assigns to it and serves the internal RPC
+// that routers call.
+//
+// # Lifecycle
+//
+// New does everything in order and undoes it on failure:
+//
+//  1. listen on raft_addr with a raftmux.Mux: one TCP port for the Raft
+//     traffic of every shard;
+//  2. open the node's Pebble DB (raftstore.Open on data_dir);
+//  3. open one Raft group per shard whose replicas include the node, with
+//     the shard's replicas as the bootstrap membership. raftstore bootstraps
+//     a group only when it has no Raft state yet, so a restart resumes;
+//  4. listen on rpc_addr and serve the internal RPC (package shardrpc):
+//     only now, when every group can answer.
+//
+// Close undoes it in reverse (see Close for why that order).
+//
+// # Internal RPC
+//
+// `POST /rpc/v1/create|resolve|status`, with `X-Linkraft-Shard` naming the
+// shard, JSON bodies, and failures as shardrpc.ErrorBody with the HTTP
+// status of their code. A create reaching a follower, and a linearizable
+// resolve, answer not_leader with the leader's node ID and RPC address. A
+// local resolve that misses answers maybe_stale: only the leader's
+// linearizable read may say not_found. When the cluster has an RPC secret,
+// requests without it get 401 unauthorized.
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/linkraft/linkraft/config"
+	"github.com/linkraft/linkraft/linkstore"
+	"github.com/linkraft/linkraft/raftmux"
+	"github.com/linkraft/linkraft/raftstore"
+	"github.com/linkraft/linkraft/ring"
+	"github.com/valyala/fasthttp"
+)
+
+// Defaults of Options.
+const (
+	// DefaultRequestTimeout bounds the work of one RPC on the node.
+	DefaultRequestTimeout = 5 * time.Second
+	// DefaultShutdownTimeout bounds each wait of Close: for in-flight RPCs
+	// to finish, and for leadership hand-off.
+	DefaultShutdownTimeout = 5 * time.Second
+	// DefaultMaxConns bounds the concurrent RPC connections.
+	DefaultMaxConns = 4096
+)
+
+// Limits of the RPC server.
+const (
+	// maxBodySize bounds an RPC body: a create carries at most a
+	// linkstore.MaxURLLength URL, an alias and a request ID.
+	maxBodySize = 64 << 10
+	// maxRequestID bounds CreateRequest.RequestID, the idempotency key.
+	maxRequestID = 128
+)
+
+// Options tune a Node. The zero value is a production default.
+type Options struct {
+	// Logger receives the node's logs, and those of Raft and Pebble (at
+	// Debug level unless they are warnings or errors). Nil discards them.
+	Logger *slog.Logger
+	// Raft, if set, adjusts the Raft configuration of every group, e.g.
+	// shorter timeouts in tests. See raftstore.Options.Raft.
+	Raft func(*raft.Config)
+	// RequestTimeout bounds the work of one RPC: queueing a proposal, a
+	// linearizable read's leader confirmation. Default
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// ShutdownTimeout bounds each wait of Close. Default
+	// DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// MaxConns bounds the concurrent RPC connections. Default
+	// DefaultMaxConns.
+	MaxConns int
+}
+
+func (o *Options) fill() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+}
+
+// ErrUnknownNode is returned (wrapped) by New for a node ID the cluster
+// file does not list.
+var ErrUnknownNode = errors.New("node: unknown node ID")
+
+// Node is one running storage node.
+type Node struct {
+	cfg    *config.Config
+	self   config.Node
+	opts   Options
+	logger *slog.Logger
+	ring   *ring.Ring
+	secret []byte
+
+	mux    *raftmux.Mux
+	store  *raftstore.Store
+	groups map[uint64]*raftstore.Group // fixed after New
+
+	server    *fasthttp.Server
+	rpcAddr   net.Addr
+	serveDone chan error
+
+	// ctx is the parent of every request's context; Close cancels it so
+	// that requests waiting on Raft give up.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts the node nodeID of the cluster cfg: its Raft groups and its
+// internal RPC. cfg must be valid (config.Load validates it). On error
+// everything started so far is stopped again.
+func New(cfg *config.Config, nodeID string, opts Options) (*Node, error) {
+	opts.fill()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	self, ok := cfg.Node(nodeID)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownNode, nodeID)
+	}
+	rg, err := cfg.Ring()
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", nodeID, err)
+	}
+	logger := opts.Logger
+	n := &Node{
+		cfg:    cfg,
+		self:   self,
+		opts:   opts,
+		logger: logger,
+		ring:   rg,
+		groups: make(map[uint64]*raftstore.Group),
+	}
+	if cfg.Cluster.RPCSecret != "" {
+		n.secret = []byte(cfg.Cluster.RPCSecret)
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	if err := n.start(); err != nil {
+		n.cancel()
+		if cerr := n.stopStorage(); cerr != nil {
+			logger.Error("stop after a failed start", "err", cerr)
+		}
+		return nil, fmt.Errorf("node %s: %w", nodeID, err)
+	}
+	return n, nil
+}
+
+// start runs steps 1 to 4 of the package documentation. On error the
+// caller stops what was started.
+func (n *Node) start() error {
+	hl := newHCLog(n.logger)
+	mux, err := raftmux.Listen(n.self.RaftAddr, raftmux.WithLogger(hl.Named("raftmux")))
+	if err != nil {
+		return err
+	}
+	n.mux = mux
+
+	store, err := raftstore.Open(raftstore.Options{
+		NodeID:  n.self.ID,
+		Dir:     n.self.DataDir,
+		Network: mux,
+		Logger:  hl,
+		Raft:    n.opts.Raft,
+	})
+	if err != nil {
+		return err
+	}
+	n.store = store
+
+	machine := linkstore.New(n.ring)
+	for _, sh := range n.cfg.ShardsOfNode(n.self.ID) {
+		peers := make([]raft.Server, 0, len(sh.Replicas))
+		for _, rn := range n.cfg.ReplicaNodes(sh.ID) {
+			peers = append(peers, raft.Server{
+				Suffrage: raft.Voter,
+				ID:       raft.ServerID(rn.ID),
+				Address:  raft.ServerAddress(rn.RaftAddr),
+			})
+		}
+		g, err := store.OpenGroup(raftstore.GroupConfig{ID: sh.ID, Peers: peers, Machine: machine})
+		if err != nil {
+			return fmt.Errorf("open shard %d: %w", sh.ID, err)
+		}
+		n.groups[sh.ID] = g
+	}
+
+	ln, err := net.Listen("tcp", n.self.RPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen for RPC on %s: %w", n.self.RPCAddr, err)
+	}
+	n.rpcAddr = ln.Addr()
+	n.server = &fasthttp.Server{
+		Handler:               n.handle,
+		Name:                  "",
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         true, // no Date header: nobody reads it, and it costs a process-wide goroutine
+		Concurrency:           n.opts.MaxConns,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		MaxRequestBodySize:    maxBodySize,
+		ReadBufferSize:        8 << 10,
+		ReduceMemoryUsage:     false,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{n.logger},
+	}
+	// Serve registers the listener with the server before it first
+	// accepts; wait for that, so that a Close right after New finds the
+	// listener to close (Shutdown ignores a server that has none yet).
+	rl := &readyListener{Listener: ln, ready: make(chan struct{})}
+	n.serveDone = make(chan error, 1)
+	go func() { n.serveDone <- n.server.Serve(rl) }()
+	select {
+	case <-rl.ready:
+	case err := <-n.serveDone:
+		n.serveDone <- err // for close
+		return fmt.Errorf("serve RPC on %s: %w", n.rpcAddr, err)
+	}
+	n.logger.Info("node serving", "raft_addr", mux.Addr().String(), "rpc_addr", n.rpcAddr.String(), "shards", len(n.groups))
+	return nil
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() string { return n.self.ID }
+
+// RPCAddr returns the address the internal RPC listens on.
+func (n *Node) RPCAddr() string { return n.rpcAddr.String() }
+
+// RaftAddr returns the address of the node's Raft listener.
+func (n *Node) RaftAddr() string { return n.mux.Addr().String() }
+
+// Shards returns the IDs of the shards the node hosts a replica of.
+func (n *Node) Shards() []uint64 {
+	ids := make([]uint64, 0, len(n.groups))
+	for _, s := range n.cfg.ShardsOfNode(n.self.ID) {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+// Group returns the node's replica of shard, or nil when it hosts none.
+// It is meant for tests and administration.
+func (n *Node) Group(shard uint64) *raftstore.Group { return n.groups[shard] }
+
+// Store returns the node's raftstore.Store, for tests and administration.
+func (n *Node) Store() *raftstore.Store { return n.store }
+
+// Close stops the node and waits for everything it started. It is
+// idempotent; later calls return the first call's result.
+//
+// The order matters:
+//
+//  1. The RPC server stops accepting and waits (ShutdownTimeout) for the
+//     requests in flight, which use the groups: no handler may run against
+//     a closed store.
+//  2. Groups this node leads hand leadership to another replica
+//     (bounded by ShutdownTimeout), so that the shard is writable again at
+//     once rather than after an election timeout.
+//  3. The store shuts down every Raft group, then closes Pebble. Raft's
+//     transports still need the mux while they stop: a group shutting down
+//     may still send its last messages.
+//  4. The mux closes last, with no transport left on it.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.closeErr = n.close()
+	})
+	return n.closeErr
+}
+
+func (n *Node) close() error {
+	var errs []error
+	// 1. Stop the RPC. Requests still waiting after ShutdownTimeout are
+	// released by the cancelled context and the store's shutdown below.
+	sctx, scancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
+	err := n.server.ShutdownWithContext(sctx)
+	scancel()
+	drained := err == nil
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, fmt.Errorf("stop RPC: %w", err))
+	}
+	n.cancel()
+	if err := <-n.serveDone; err != nil {
+		errs = append(errs, fmt.Errorf("serve RPC: %w", err))
+	}
+
+	// 2. Hand off leadership.
+	n.handOff()
+
+	// 3 and 4.
+	if err := n.stopStorage(); err != nil {
+		errs = append(errs, err)
+	}
+
+	if !drained {
+		// Requests that outlived the first wait fail fast now that the
+		// store is closed; wait for their connections to end.
+		sctx, scancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
+		if err := n.server.ShutdownWithContext(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop RPC: requests still running after the store closed: %w", err))
+		}
+		scancel()
+	}
+	n.logger.Info("node stopped")
+	return errors.Join(errs...)
+}
+
+// handOff transfers the leadership of every group this node leads, in
+// parallel, each bounded by raft (an election timeout) and all by
+// ShutdownTimeout. A failure only costs an election.
+func (n *Node) handOff() {
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for id, g := range n.groups {
+		if !g.IsLeader() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.TransferLeadership(); err != nil {
+				n.logger.Warn("leadership hand-off failed", "shard", id, "err", err)
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(n.opts.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		n.logger.Warn("leadership hand-off still running; shutting down anyway")
+		// The store's shutdown ends the transfers; wait for them there.
+		_ = n.stopStorage()
+		<-done
+	}
+}
+
+// stopStorage closes the store (every group, then Pebble) and then the mux;
+// either may be nil after a failed start. It is safe to call twice.
+func (n *Node) stopStorage() error {
+	var errs []error
+	if n.store != nil {
+		if err := n.store.Close(); err != nil && !errors.Is(err, raftstore.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if n.mux != nil {
+		if err := n.mux.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft mux: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readyListener closes ready when Accept is first called.
+type readyListener struct {
+	net.Listener
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (l *readyListener) Accept() (net.Conn, error) {
+	l.once.Do(func() { close(l.ready) })
+	return l.Listener.Accept()
+}
+
+// authorized reports whether the request carries the cluster's RPC secret
+// (always true when the cluster has none). The comparison takes the same
+// time wherever the first difference is.
+func (n *Node) authorized(got []byte) bool {
+	if n.secret == nil {
+		return true
+	}
+	return subtle.ConstantTimeCompare(got, n.secret) == 1
+}

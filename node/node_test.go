@@ -1,0 +1,445 @@
+package node_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/linkraft/linkraft/config"
+	"github.com/linkraft/linkraft/node"
+	"github.com/linkraft/linkraft/node/nodetest"
+	"github.com/linkraft/linkraft/raftstore"
+	"github.com/linkraft/linkraft/ring"
+	"github.com/linkraft/linkraft/shardrpc"
+	"github.com/valyala/fasthttp"
+)
+
+// partitionOf returns the i-th partition of shard.
+func partitionOf(t *testing.T, r *ring.Ring, shard uint64, i int) uint32 {
+	t.Helper()
+	ps := r.PartitionsOf(shard)
+	if len(ps) == 0 {
+		t.Fatalf("shard %d owns no partition", shard)
+	}
+	return ps[i%len(ps)]
+}
+
+// aliasOf returns an alias (not of generated shape) placed in shard.
+func aliasOf(t *testing.T, r *ring.Ring, shard uint64, prefix string) (string, uint32) {
+	t.Helper()
+	for i := 0; i < 100000; i++ {
+		a := fmt.Sprintf("%s-%d", prefix, i)
+		if p := r.PartitionOfCode(a); r.ShardOf(p) == shard {
+			return a, p
+		}
+	}
+	t.Fatalf("no alias for shard %d", shard)
+	return "", 0
+}
+
+func mustRing(t *testing.T, cfg *config.Config) *ring.Ring {
+	t.Helper()
+	r, err := cfg.Ring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// follower returns a running replica of shard other than the leader.
+func follower(t *testing.T, c *nodetest.Cluster, shard uint64, leader string) string {
+	t.Helper()
+	for _, id := range c.Running() {
+		if id != leader && c.Node(id).Group(shard) != nil {
+			return id
+		}
+	}
+	t.Fatalf("shard %d has no running follower", shard)
+	return ""
+}
+
+func TestCreateAndResolve(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	r := mustRing(t, c.Config())
+	cl := rpc{t: t}
+	leaders := c.WaitLeaders()
+
+	for shard, leader := range leaders {
+		laddr := c.RPCAddr(leader)
+		fid := follower(t, c, shard, leader)
+		faddr := c.RPCAddr(fid)
+
+		// Generated codes land in the requested partition.
+		var links []shardrpc.Link
+		for i := 0; i < 10; i++ {
+			p := partitionOf(t, r, shard, i)
+			a := cl.call(laddr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{
+				Partition: p, URL: fmt.Sprintf("https://example.com/%d/%d", shard, i), RequestID: fmt.Sprintf("req-%d-%d", shard, i),
+			})
+			if a.status != fasthttp.StatusOK {
+				t.Fatalf("create at the leader: %s", a)
+			}
+			l := a.link(t)
+			if !l.Created || l.Alias || r.PartitionOfCode(l.Code) != p || l.CreatedAtMs <= 0 {
+				t.Fatalf("created link %+v (partition %d)", l, p)
+			}
+			links = append(links, l)
+		}
+
+		// A retried request ID returns the first answer.
+		a := cl.call(laddr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{
+			Partition: partitionOf(t, r, shard, 0), URL: fmt.Sprintf("https://example.com/%d/0", shard), RequestID: fmt.Sprintf("req-%d-0", shard),
+		})
+		if a.status != fasthttp.StatusOK || a.link(t).Code != links[0].Code {
+			t.Fatalf("retried create: %s, want code %s", a, links[0].Code)
+		}
+
+		// A follower refuses creates and names the leader.
+		a = cl.call(faddr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: partitionOf(t, r, shard, 0), URL: "https://x.example/"})
+		if e := a.errorBody(t); a.status != fasthttp.StatusMisdirectedRequest || e.Code != shardrpc.ErrCodeNotLeader ||
+			e.LeaderID != leader || e.LeaderRPC != laddr {
+			t.Fatalf("create at follower %s: %s, want not_leader naming %s at %s", fid, a, leader, laddr)
+		}
+
+		for _, l := range links {
+			// Linearizable at the leader.
+			a := cl.call(laddr, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: l.Code, Linearizable: true})
+			if a.status != fasthttp.StatusOK || a.link(t).URL != l.URL {
+				t.Fatalf("linearizable resolve of %s: %s", l.Code, a)
+			}
+			// Linearizable at a follower: not the leader.
+			a = cl.call(faddr, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: l.Code, Linearizable: true})
+			if e := a.errorBody(t); a.status != fasthttp.StatusMisdirectedRequest || e.Code != shardrpc.ErrCodeNotLeader || e.LeaderRPC != laddr {
+				t.Fatalf("linearizable resolve at a follower: %s", a)
+			}
+			// Local at the follower: eventually there.
+			c.Eventually("the follower to apply "+l.Code, func() error {
+				a := cl.call(faddr, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: l.Code})
+				if a.status != fasthttp.StatusOK {
+					return fmt.Errorf("local resolve: %s", a)
+				}
+				if got := a.link(t); got.URL != l.URL || got.CreatedAtMs != l.CreatedAtMs {
+					return fmt.Errorf("local resolve: %+v, want %+v", got, l)
+				}
+				return nil
+			})
+		}
+
+		// A missing code: not_found only from a linearizable read.
+		missing := r.Codec().Encode(func() uint64 { lo, hi := r.Codec().Range(partitionOf(t, r, shard, 0)); return lo + (hi-lo)/2 }())
+		a = cl.call(laddr, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: missing, Linearizable: true})
+		if a.status != fasthttp.StatusNotFound || a.errorBody(t).Code != shardrpc.ErrCodeNotFound {
+			t.Fatalf("linearizable resolve of a missing code: %s", a)
+		}
+		for _, addr := range []string{laddr, faddr} {
+			a = cl.call(addr, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: missing})
+			if a.status != fasthttp.StatusNotFound || a.errorBody(t).Code != shardrpc.ErrCodeMaybeStale {
+				t.Fatalf("local resolve of a missing code at %s: %s", addr, a)
+			}
+		}
+	}
+}
+
+func TestAliasesAndReuse(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	r := mustRing(t, c.Config())
+	cl := rpc{t: t}
+	const shard = 2
+	leader := c.WaitLeader(shard)
+	addr := c.RPCAddr(leader)
+
+	alias, p := aliasOf(t, r, shard, "launch")
+	a := cl.call(addr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: p, URL: "https://one.example/", Alias: alias})
+	if l := a.link(t); a.status != fasthttp.StatusOK || l.Code != alias || !l.Alias || !l.Created {
+		t.Fatalf("alias create: %s", a)
+	}
+	a = cl.call(addr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: p, URL: "https://two.example/", Alias: alias})
+	if a.status != fasthttp.StatusConflict || a.errorBody(t).Code != shardrpc.ErrCodeAliasTaken {
+		t.Fatalf("second alias create: %s, want 409 alias_taken", a)
+	}
+	a = cl.call(addr, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: alias, Linearizable: true})
+	if l := a.link(t); a.status != fasthttp.StatusOK || l.URL != "https://one.example/" {
+		t.Fatalf("resolve alias: %s", a)
+	}
+
+	// Reuse returns the first link of the URL, Created false.
+	up := partitionOf(t, r, shard, 3)
+	first := cl.call(addr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: up, URL: "https://reuse.example/", Reuse: true}).link(t)
+	again := cl.call(addr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: up, URL: "https://reuse.example/", Reuse: true})
+	if l := again.link(t); again.status != fasthttp.StatusOK || l.Code != first.Code || l.Created {
+		t.Fatalf("reuse: %s, want code %s with created false", again, first.Code)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	r := mustRing(t, c.Config())
+	cl := rpc{t: t}
+	const shard = 1
+	leader := c.WaitLeader(shard)
+	addr := c.RPCAddr(leader)
+	mine := partitionOf(t, r, shard, 0)
+	other := partitionOf(t, r, 2, 0)
+	alias, ap := aliasOf(t, r, shard, "ok")
+
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		shard  uint64
+		body   any
+		status int
+		code   shardrpc.Code
+	}{
+		{"GET", fasthttp.MethodGet, shardrpc.PathStatus, shard, nil, 405, shardrpc.ErrCodeBadRequest},
+		{"unknown path", fasthttp.MethodPost, "/rpc/v1/nope", shard, nil, 404, shardrpc.ErrCodeBadRequest},
+		{"no shard header", fasthttp.MethodPost, shardrpc.PathStatus, 0, nil, 400, shardrpc.ErrCodeBadRequest},
+		{"unknown shard", fasthttp.MethodPost, shardrpc.PathStatus, 99, nil, 404, shardrpc.ErrCodeUnknownShard},
+		{"bad JSON", fasthttp.MethodPost, shardrpc.PathCreate, shard, []byte("{"), 400, shardrpc.ErrCodeBadRequest},
+		{"wrong shard", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: other, URL: "https://x/"}, 421, shardrpc.ErrCodeWrongShard},
+		{"partition out of range", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: 1 << 20, URL: "https://x/"}, 400, shardrpc.ErrCodeBadRequest},
+		{"empty URL", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine}, 400, shardrpc.ErrCodeBadRequest},
+		{"long URL", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine, URL: "https://x/" + strings.Repeat("a", 9000)}, 400, shardrpc.ErrCodeBadRequest},
+		{"bad alias", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine, URL: "https://x/", Alias: "a/b"}, 400, shardrpc.ErrCodeBadRequest},
+		{"alias in another partition", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: ap + 1, URL: "https://x/", Alias: alias}, 0, ""},
+		{"long request ID", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine, URL: "https://x/", RequestID: strings.Repeat("r", 200)}, 400, shardrpc.ErrCodeBadRequest},
+		{"empty code", fasthttp.MethodPost, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{}, 400, shardrpc.ErrCodeBadRequest},
+		{"code of another shard", fasthttp.MethodPost, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: r.Codec().Encode(func() uint64 { lo, _ := r.Codec().Range(other); return lo }())}, 421, shardrpc.ErrCodeWrongShard},
+	}
+	for _, tc := range cases {
+		a, err := cl.do(addr, tc.method, tc.path, tc.shard, tc.body)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tc.status == 0 {
+			// The partition after the alias's may belong to another
+			// shard (421) or to this one (400): either way a refusal.
+			if a.status != 400 && a.status != 421 {
+				t.Errorf("%s: %s, want a refusal", tc.name, a)
+			}
+			continue
+		}
+		if a.status != tc.status || a.errorBody(t).Code != tc.code {
+			t.Errorf("%s: %s, want %d %s", tc.name, a, tc.status, tc.code)
+		}
+	}
+	// Nothing was stored: the leader's applied state holds no link.
+	a := cl.call(addr, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: alias, Linearizable: true})
+	if a.status != fasthttp.StatusNotFound {
+		t.Fatalf("alias after refused creates: %s", a)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	cl := rpc{t: t}
+	leader := c.WaitLeader(3)
+	for _, id := range c.Running() {
+		a := cl.call(c.RPCAddr(id), shardrpc.PathStatus, 3, []byte("{}"))
+		var st shardrpc.Status
+		if err := json.Unmarshal(a.body, &st); err != nil || a.status != 200 {
+			t.Fatalf("status at %s: %s, %v", id, a, err)
+		}
+		wantState := "Follower"
+		if id == leader {
+			wantState = "Leader"
+		}
+		if st.Shard != 3 || st.NodeID != id || st.State != wantState || st.LeaderID != leader ||
+			st.LeaderRPC != c.RPCAddr(leader) || st.Term == 0 || st.LastIndex == 0 {
+			t.Fatalf("status at %s: %+v", id, st)
+		}
+	}
+}
+
+func TestSecret(t *testing.T) {
+	const secret = "s3cret-rpc"
+	c := nodetest.Start(t, nodetest.Options{Nodes: 1, Shards: 1, RPCSecret: secret})
+	leader := c.WaitLeader(1)
+	addr := c.RPCAddr(leader)
+	for _, s := range []string{"", "wrong", secret + "x", secret[:len(secret)-1]} {
+		a := rpc{t: t, secret: s}.call(addr, shardrpc.PathStatus, 1, nil)
+		if a.status != fasthttp.StatusUnauthorized || a.errorBody(t).Code != shardrpc.ErrCodeUnauthorized {
+			t.Fatalf("secret %q: %s, want 401 unauthorized", s, a)
+		}
+	}
+	// The secret is checked before anything else: no hint about shards.
+	a := rpc{t: t}.call(addr, shardrpc.PathStatus, 99, nil)
+	if a.status != fasthttp.StatusUnauthorized {
+		t.Fatalf("unknown shard without the secret: %s", a)
+	}
+	if a := (rpc{t: t, secret: secret}).call(addr, shardrpc.PathStatus, 1, nil); a.status != 200 {
+		t.Fatalf("with the secret: %s", a)
+	}
+}
+
+// TestRestartKeepsEverything restarts every node, one after the other and
+// then all at once, and requires every link to be there and no group to
+// have been bootstrapped again.
+func TestRestartKeepsEverything(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	r := mustRing(t, c.Config())
+	cl := rpc{t: t}
+	c.WaitLeaders()
+
+	type created struct {
+		shard uint64
+		link  shardrpc.Link
+	}
+	var links []created
+	add := func(n int) {
+		for _, s := range c.Config().Shards {
+			for i := 0; i < n; i++ {
+				a := cl.createAtLeader(c, s.ID, shardrpc.CreateRequest{
+					Partition: partitionOf(t, r, s.ID, len(links)), URL: fmt.Sprintf("https://restart.example/%d", len(links)),
+					RequestID: fmt.Sprintf("restart-%d", len(links)),
+				})
+				if a.status != 200 {
+					t.Fatalf("create: %s", a)
+				}
+				links = append(links, created{s.ID, a.link(t)})
+			}
+		}
+	}
+	checkAll := func(when string) {
+		t.Helper()
+		for _, l := range links {
+			leader := c.WaitLeader(l.shard)
+			a := cl.call(c.RPCAddr(leader), shardrpc.PathResolve, l.shard, shardrpc.ResolveRequest{Code: l.link.Code, Linearizable: true})
+			if a.status == fasthttp.StatusMisdirectedRequest {
+				// Leadership moved between WaitLeader and the call.
+				a = cl.call(c.RPCAddr(c.WaitLeader(l.shard)), shardrpc.PathResolve, l.shard, shardrpc.ResolveRequest{Code: l.link.Code, Linearizable: true})
+			}
+			if a.status != 200 || a.link(t).URL != l.link.URL {
+				t.Fatalf("%s: resolve %s: %s", when, l.link.Code, a)
+			}
+		}
+	}
+	add(5)
+	bootstraps := configEntries(t, c)
+
+	for _, id := range c.NodeIDs() {
+		c.RestartNode(id)
+		add(2)
+	}
+	checkAll("after rolling restarts")
+
+	for _, id := range c.NodeIDs() {
+		c.StopNode(id)
+	}
+	for _, id := range c.NodeIDs() {
+		c.StartNode(id)
+	}
+	checkAll("after a full restart")
+	add(1)
+
+	// Every replica applied everything: local reads everywhere find it all.
+	for _, l := range links {
+		for _, id := range c.Running() {
+			c.Eventually("replica "+id+" to hold "+l.link.Code, func() error {
+				a := cl.call(c.RPCAddr(id), shardrpc.PathResolve, l.shard, shardrpc.ResolveRequest{Code: l.link.Code})
+				if a.status != 200 {
+					return fmt.Errorf("%s", a)
+				}
+				return nil
+			})
+		}
+	}
+	if after := configEntries(t, c); after != bootstraps {
+		t.Fatalf("configuration entries went from %d to %d: a group was bootstrapped again", bootstraps, after)
+	}
+}
+
+// configEntries counts the raft configuration entries in every replica's
+// log: one per replica per group (the bootstrap) as long as membership does
+// not change.
+func configEntries(t *testing.T, c *nodetest.Cluster) int {
+	t.Helper()
+	n := 0
+	for _, id := range c.Running() {
+		nd := c.Node(id)
+		for _, shard := range nd.Shards() {
+			ls := raftstore.NewLogStore(nd.Store().DB(), shard)
+			first, err := ls.FirstIndex()
+			if err != nil {
+				t.Fatal(err)
+			}
+			last, err := ls.LastIndex()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := first; i <= last && i > 0; i++ {
+				var e raft.Log
+				if err := ls.GetLog(i, &e); err != nil {
+					t.Fatalf("node %s shard %d log %d: %v", id, shard, i, err)
+				}
+				if e.Type == raft.LogConfiguration {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// TestLeaderStop stops the leader of a shard: another replica takes over
+// within seconds, creates succeed there, and the earlier links stay.
+func TestLeaderStop(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	r := mustRing(t, c.Config())
+	cl := rpc{t: t}
+	const shard = 1
+	leader := c.WaitLeader(shard)
+	before := cl.createAtLeader(c, shard, shardrpc.CreateRequest{Partition: partitionOf(t, r, shard, 0), URL: "https://before.example/"}).link(t)
+
+	c.StopNode(leader)
+	start := time.Now()
+	next := c.WaitLeader(shard)
+	if next == leader {
+		t.Fatalf("the stopped node %s still leads", leader)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a new leader took %s", d)
+	}
+	a := cl.createAtLeader(c, shard, shardrpc.CreateRequest{Partition: partitionOf(t, r, shard, 0), URL: "https://after.example/", RequestID: "after"})
+	if a.status != 200 || a.link(t).Code == before.Code {
+		t.Fatalf("create after the leader stopped: %s", a)
+	}
+	a = cl.call(c.RPCAddr(c.WaitLeader(shard)), shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: before.Code, Linearizable: true})
+	if a.status != 200 || a.link(t).URL != before.URL {
+		t.Fatalf("resolve after the leader stopped: %s", a)
+	}
+	// The stopped node answers nothing; a follower that remains names the
+	// new leader.
+	if _, err := cl.do(c.RPCAddr(leader), fasthttp.MethodPost, shardrpc.PathStatus, shard, nil); err == nil {
+		t.Fatalf("the stopped node still answers")
+	}
+	c.StartNode(leader)
+	c.Eventually("the restarted node to learn the leader", func() error {
+		a := cl.call(c.RPCAddr(leader), shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: partitionOf(t, r, shard, 0), URL: "https://x/"})
+		if e := a.errorBody(t); a.status != 421 || e.LeaderRPC == "" || e.LeaderID == leader {
+			return fmt.Errorf("%s", a)
+		}
+		return nil
+	})
+}
+
+func TestNewRefusesUnknownNode(t *testing.T) {
+	cfg := nodetest.NewConfig(t, nodetest.Options{Nodes: 1, Shards: 1})
+	if _, err := node.New(cfg, "n9", node.Options{}); !errors.Is(err, node.ErrUnknownNode) {
+		t.Fatalf("New with an unknown node ID: %v", err)
+	}
+}
+
+func TestNewFailsCleanlyOnABusyPort(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{Nodes: 1, Shards: 1})
+	cfg := c.Config()
+	// A second node on the same addresses and data dir must fail, and
+	// release what it opened (goleak checks the goroutines).
+	if _, err := node.New(cfg, "n1", node.Options{}); err == nil {
+		t.Fatalf("a second node on the same ports started")
+	}
+}

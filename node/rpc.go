@@ -1,0 +1,241 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/linkraft/linkraft/linkstore"
+	"github.com/linkraft/linkraft/raftstore"
+	"github.com/linkraft/linkraft/shardrpc"
+	"github.com/linkraft/linkraft/shortcode"
+	"github.com/valyala/fasthttp"
+)
+
+// handle serves one internal RPC.
+func (n *Node) handle(ctx *fasthttp.RequestCtx) {
+	if !n.authorized(ctx.Request.Header.Peek(shardrpc.HeaderSecret)) {
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnauthorized, Message: "missing or wrong " + shardrpc.HeaderSecret})
+		return
+	}
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, fasthttp.MethodPost)
+		writeJSON(ctx, fasthttp.StatusMethodNotAllowed, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: "the internal RPC takes POST only"})
+		return
+	}
+	var op func(*fasthttp.RequestCtx, uint64, *raftstore.Group)
+	switch string(ctx.Path()) {
+	case shardrpc.PathCreate:
+		op = n.create
+	case shardrpc.PathResolve:
+		op = n.resolve
+	case shardrpc.PathStatus:
+		op = n.status
+	default:
+		writeJSON(ctx, fasthttp.StatusNotFound, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: fmt.Sprintf("no RPC at %q", ctx.Path())})
+		return
+	}
+	shard, err := strconv.ParseUint(string(ctx.Request.Header.Peek(shardrpc.HeaderShard)), 10, 64)
+	if err != nil || shard == 0 {
+		badRequest(ctx, fmt.Sprintf("header %s must name a shard (a number > 0)", shardrpc.HeaderShard))
+		return
+	}
+	g := n.groups[shard]
+	if g == nil {
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnknownShard, Message: fmt.Sprintf("node %s hosts no replica of shard %d", n.self.ID, shard)})
+		return
+	}
+	op(ctx, shard, g)
+}
+
+func badRequest(ctx *fasthttp.RequestCtx, msg string) {
+	writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: msg})
+}
+
+// requestContext returns the context of one RPC's work.
+func (n *Node) requestContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(n.ctx, n.opts.RequestTimeout)
+}
+
+// create proposes a Create at the shard's leader.
+func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) {
+	var req shardrpc.CreateRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		badRequest(ctx, err.Error())
+		return
+	}
+	if int64(req.Partition) >= int64(n.ring.Partitions()) {
+		badRequest(ctx, fmt.Sprintf("partition %d is outside [0, %d)", req.Partition, n.ring.Partitions()))
+		return
+	}
+	if owner := n.ring.ShardOf(req.Partition); owner != shard {
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("partition %d belongs to shard %d, not %d", req.Partition, owner, shard)})
+		return
+	}
+	switch {
+	case req.URL == "":
+		badRequest(ctx, "url is required")
+		return
+	case len(req.URL) > linkstore.MaxURLLength:
+		badRequest(ctx, fmt.Sprintf("url of %d bytes is longer than %d", len(req.URL), linkstore.MaxURLLength))
+		return
+	case len(req.RequestID) > maxRequestID:
+		badRequest(ctx, fmt.Sprintf("request_id of %d bytes is longer than %d", len(req.RequestID), maxRequestID))
+		return
+	}
+	if req.Alias != "" {
+		if err := shortcode.ValidateAlias(req.Alias); err != nil {
+			badRequest(ctx, err.Error())
+			return
+		}
+		if p := n.ring.PartitionOfCode(req.Alias); p != req.Partition {
+			badRequest(ctx, fmt.Sprintf("alias %q belongs to partition %d, not %d", req.Alias, p, req.Partition))
+			return
+		}
+	}
+	cmd := linkstore.EncodeCreate(linkstore.Create{
+		Partition:   req.Partition,
+		URL:         req.URL,
+		Alias:       req.Alias,
+		Reuse:       req.Reuse,
+		CreatedAtMs: time.Now().UnixMilli(),
+	})
+	var idem []byte
+	if req.RequestID != "" {
+		idem = []byte(req.RequestID)
+	}
+	rctx, cancel := n.requestContext()
+	raw, err := g.Propose(rctx, cmd, idem)
+	cancel()
+	if err != nil {
+		n.raftError(ctx, shard, "create", err)
+		return
+	}
+	if raw == nil {
+		// The entry was applied before this replica restarted, so its
+		// result is not here; the same request ID gets it from the
+		// idempotency table.
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "the create was applied before a restart; retry with the same request_id"})
+		return
+	}
+	res, err := linkstore.DecodeResult(raw)
+	if err != nil {
+		n.logger.Error("undecodable create result", "shard", shard, "err", err)
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: " + err.Error()})
+		return
+	}
+	switch res.Status {
+	case linkstore.ResultCreated, linkstore.ResultExisting:
+		link := toLink(res.Record)
+		link.Created = res.Status == linkstore.ResultCreated
+		writeJSON(ctx, fasthttp.StatusOK, link)
+	case linkstore.ResultAliasTaken:
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeAliasTaken, Message: fmt.Sprintf("alias %q is taken", req.Alias)})
+	case linkstore.ResultExhausted:
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeExhausted, Message: fmt.Sprintf("partition %d has no free code left", req.Partition)})
+	case linkstore.ResultBadRequest:
+		badRequest(ctx, res.Reason)
+	default:
+		n.logger.Error("unknown create result", "shard", shard, "status", res.Status)
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: unknown result " + res.Status.String()})
+	}
+}
+
+// resolve reads the link of a code.
+func (n *Node) resolve(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) {
+	var req shardrpc.ResolveRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		badRequest(ctx, err.Error())
+		return
+	}
+	if req.Code == "" || len(req.Code) > linkstore.MaxCodeLength {
+		badRequest(ctx, fmt.Sprintf("code must be 1 to %d bytes", linkstore.MaxCodeLength))
+		return
+	}
+	p := n.ring.PartitionOfCode(req.Code)
+	if owner := n.ring.ShardOf(p); owner != shard {
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", req.Code, owner, shard)})
+		return
+	}
+	mode := raftstore.ReadLocal
+	if req.Linearizable {
+		mode = raftstore.ReadLinearizable
+	}
+	var rec linkstore.Record
+	rctx, cancel := n.requestContext()
+	err := g.Read(rctx, mode, func(r raftstore.Reader) error {
+		var err error
+		rec, err = linkstore.Get(r, p, req.Code)
+		return err
+	})
+	cancel()
+	switch {
+	case err == nil:
+		writeJSON(ctx, fasthttp.StatusOK, toLink(rec))
+	case errors.Is(err, linkstore.ErrNotFound) && req.Linearizable:
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeNotFound, Message: fmt.Sprintf("no link %q", req.Code)})
+	case errors.Is(err, linkstore.ErrNotFound):
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeMaybeStale, Message: fmt.Sprintf("no link %q on this replica; ask the leader", req.Code)})
+	default:
+		n.raftError(ctx, shard, "resolve", err)
+	}
+}
+
+// status describes the node's replica of the shard.
+func (n *Node) status(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) {
+	st := g.Stats()
+	id, rpc := n.leaderRPC(st.LeaderID, st.LeaderAddr)
+	writeJSON(ctx, fasthttp.StatusOK, shardrpc.Status{
+		Shard:        shard,
+		NodeID:       n.self.ID,
+		State:        st.State,
+		LeaderID:     id,
+		LeaderRPC:    rpc,
+		AppliedIndex: st.AppliedIndex,
+		LastIndex:    st.LastIndex,
+		Term:         st.Term,
+	})
+}
+
+// raftError answers the failure of a group operation.
+func (n *Node) raftError(ctx *fasthttp.RequestCtx, shard uint64, op string, err error) {
+	var nl *raftstore.NotLeaderError
+	switch {
+	case errors.As(err, &nl):
+		id, rpc := n.leaderRPC(nl.LeaderID, nl.LeaderAddr)
+		msg := fmt.Sprintf("node %s does not lead shard %d", n.self.ID, shard)
+		if id == "" {
+			msg += "; no leader is known (an election may be under way)"
+		}
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeNotLeader, Message: msg, LeaderID: id, LeaderRPC: rpc})
+	case errors.Is(err, raftstore.ErrClosed), errors.Is(err, context.Canceled):
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("node %s is shutting down", n.self.ID)})
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("shard %d: %s timed out", shard, op)})
+	default:
+		n.logger.Warn("rpc failed", "op", op, "shard", shard, "err", err)
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("shard %d: %s: %v", shard, op, err)})
+	}
+}
+
+// leaderRPC returns the node ID and RPC address of a leader known by its
+// Raft server ID and/or Raft address; empty strings for an unknown leader.
+func (n *Node) leaderRPC(id, raftAddr string) (string, string) {
+	if id != "" {
+		if nd, ok := n.cfg.Node(id); ok {
+			return nd.ID, nd.RPCAddr
+		}
+	}
+	if raftAddr != "" {
+		if nd, ok := n.cfg.NodeByRaftAddr(raftAddr); ok {
+			return nd.ID, nd.RPCAddr
+		}
+	}
+	return id, ""
+}
+
+func toLink(r linkstore.Record) shardrpc.Link {
+	return shardrpc.Link{Code: r.Code, URL: r.URL, CreatedAtMs: r.CreatedAtMs, Alias: r.Alias}
+}
