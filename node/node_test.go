@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -441,5 +442,133 @@ func TestNewFailsCleanlyOnABusyPort(t *testing.T) {
 	// release what it opened (goleak checks the goroutines).
 	if _, err := node.New(cfg, "n1", node.Options{}); err == nil {
 		t.Fatalf("a second node on the same ports started")
+	}
+}
+
+// TestConcurrentCreatesGetDistinctCodes sends creates from many goroutines
+// to every shard's leader at once (raft batches them into few entries) and
+// requires every acknowledged code to be distinct and to resolve.
+func TestConcurrentCreatesGetDistinctCodes(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	r := mustRing(t, c.Config())
+	leaders := c.WaitLeaders()
+	const workers, perWorker = 16, 20
+	type result struct {
+		shard uint64
+		link  shardrpc.Link
+		err   error
+	}
+	results := make(chan result, workers*perWorker)
+	parts := map[uint64][]uint32{}
+	for shard := uint64(1); shard <= 3; shard++ {
+		parts[shard] = []uint32{partitionOf(t, r, shard, 0), partitionOf(t, r, shard, 1)}
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := rpc{t: t}
+			for i := 0; i < perWorker; i++ {
+				shard := uint64(1 + (w+i)%3)
+				// Few partitions, so that many creates share an allocator.
+				req := shardrpc.CreateRequest{Partition: parts[shard][i%2], URL: fmt.Sprintf("https://c.example/%d/%d", w, i)}
+				a, err := cl.do(c.RPCAddr(leaders[shard]), fasthttp.MethodPost, shardrpc.PathCreate, shard, req)
+				if err == nil && a.status != 200 {
+					err = fmt.Errorf("create: %s", a)
+				}
+				var l shardrpc.Link
+				if err == nil {
+					err = json.Unmarshal(a.body, &l)
+				}
+				results <- result{shard, l, err}
+			}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	seen := map[string]bool{}
+	cl := rpc{t: t}
+	for res := range results {
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		if seen[res.link.Code] {
+			t.Fatalf("code %s acknowledged twice", res.link.Code)
+		}
+		seen[res.link.Code] = true
+		a := cl.call(c.RPCAddr(leaders[res.shard]), shardrpc.PathResolve, res.shard, shardrpc.ResolveRequest{Code: res.link.Code, Linearizable: true})
+		if a.status != 200 || a.link(t).URL != res.link.URL {
+			t.Fatalf("resolve %s: %s", res.link.Code, a)
+		}
+	}
+	if len(seen) != workers*perWorker {
+		t.Fatalf("%d codes, want %d", len(seen), workers*perWorker)
+	}
+}
+
+// TestCloseUnderLoad closes the leader while creates are in flight: every
+// call gets an answer of the contract or a connection error, Close returns
+// in bounded time, and nothing leaks (goleak).
+func TestCloseUnderLoad(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	r := mustRing(t, c.Config())
+	const shard = 1
+	leader := c.WaitLeader(shard)
+	addr := c.RPCAddr(leader)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	parts := r.PartitionsOf(shard)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := rpc{t: t}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a, err := cl.do(addr, fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{
+					Partition: parts[i%len(parts)], URL: fmt.Sprintf("https://load.example/%d/%d", w, i),
+				})
+				mu.Lock()
+				if err != nil {
+					statuses[0]++
+				} else {
+					statuses[a.status]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	c.Eventually("some creates to succeed", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if statuses[200] < 20 {
+			return fmt.Errorf("%d successes", statuses[200])
+		}
+		return nil
+	})
+	start := time.Now()
+	c.StopNode(leader)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Close took %s", d)
+	}
+	close(stop)
+	wg.Wait()
+	for st := range statuses {
+		switch st {
+		case 0, 200, 421, 503:
+		default:
+			t.Errorf("status %d during shutdown (%d times)", st, statuses[st])
+		}
+	}
+	t.Logf("answers: %v", statuses)
+	if next := c.WaitLeader(shard); next == leader {
+		t.Fatalf("the stopped node still leads")
 	}
 }
