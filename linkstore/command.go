@@ -17,7 +17,7 @@ const (
 )
 
 // Command is a decoded command. The concrete types are the command structs
-// of this package (Create).
+// of this package (Create, ClickBatch).
 type Command interface {
 	// Type returns the command's type byte.
 	Type() CommandType
@@ -80,6 +80,8 @@ func DecodeCommand(b []byte) (Command, error) {
 	switch t := CommandType(b[1]); t {
 	case TypeCreate:
 		return decodeCreate(b[2:])
+	case TypeClicks:
+		return decodeClickBatch(b[2:])
 	default:
 		return nil, fmt.Errorf("%w: command type %#x", ErrMalformed, byte(t))
 	}

@@ -18,7 +18,11 @@
 //	flags u8 (bit 0: reuse) | partition u32 | created_at_ms zigzag varint |
 //	alias length uvarint | alias | url (the rest of the command)
 //
-// New command types (delete, click deltas, expiry) get new type bytes; a
+// Click batch (type 0x02): the clicks.AppendBatch encoding of a router's
+// flush, merged by package clickstore at most once per (router, sequence);
+// the result is ResultClicksApplied or ResultClicksDuplicate.
+//
+// New command types (delete, expiry) get new type bytes; a
 // replica that does not know a type answers ResultBadRequest without
 // touching state, which is deterministic across replicas of one version.
 //

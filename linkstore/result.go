@@ -28,6 +28,12 @@ const (
 	// a partition outside the codec, a bad URL or alias, an alias in the
 	// wrong partition); Result.Reason says why. Nothing was stored.
 	ResultBadRequest Status = 0x05
+	// ResultClicksApplied: a click batch was merged.
+	ResultClicksApplied Status = 0x06
+	// ResultClicksDuplicate: the click batch's (router, sequence) was
+	// applied before (it is at or below the router's flush mark); nothing
+	// changed.
+	ResultClicksDuplicate Status = 0x07
 )
 
 // String returns the status name.
@@ -43,6 +49,10 @@ func (s Status) String() string {
 		return "exhausted"
 	case ResultBadRequest:
 		return "bad_request"
+	case ResultClicksApplied:
+		return "clicks_applied"
+	case ResultClicksDuplicate:
+		return "clicks_duplicate"
 	}
 	return fmt.Sprintf("status(%#x)", byte(s))
 }
@@ -99,7 +109,7 @@ func DecodeResult(b []byte) (Result, error) {
 			return Result{}, fmt.Errorf("%w: result reason of %d bytes", ErrMalformed, len(payload))
 		}
 		r.Reason = string(payload)
-	case ResultAliasTaken, ResultExhausted:
+	case ResultAliasTaken, ResultExhausted, ResultClicksApplied, ResultClicksDuplicate:
 		if len(payload) != 0 {
 			return Result{}, fmt.Errorf("%w: %d payload bytes after status %s", ErrMalformed, len(payload), r.Status)
 		}
