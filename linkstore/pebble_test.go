@@ -55,7 +55,12 @@ type replica struct {
 
 func newReplica(t testing.TB, place Placement) *replica {
 	t.Helper()
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{t}})
+	// The production options (bloom filters on every level matter: most
+	// lookups of a create are misses).
+	opts := raftstore.DefaultPebbleOptions()
+	opts.FS = vfs.NewMem()
+	opts.Logger = quietLogger{t}
+	db, err := pebble.Open("", opts)
 	if err != nil {
 		t.Fatalf("open pebble: %v", err)
 	}
