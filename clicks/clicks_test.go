@@ -480,6 +480,26 @@ func TestFlusherSplitsAndCaps(t *testing.T) {
 	}
 }
 
+func TestSplitBatchesBySize(t *testing.T) {
+	var deltas []Delta
+	for i := range 100 {
+		deltas = append(deltas, Delta{Code: fmt.Sprintf("code%03d", i), Day: 1, Clicks: 1, Visitors: make([]byte, 1000)})
+	}
+	deltas = append(deltas, Delta{Code: "big", Day: 1, Clicks: 1, Visitors: make([]byte, 20000)})
+	parts := split(deltas, 50, 10000)
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+		enc := AppendBatch(nil, Batch{Router: "r1", Seq: ^uint64(0), Deltas: p})
+		if len(p) > 1 && len(enc) > 10000+batchOverhead+2 {
+			t.Fatalf("batch of %d deltas encodes to %d bytes", len(p), len(enc))
+		}
+	}
+	if n != len(deltas) || len(parts) < 11 {
+		t.Fatalf("%d parts holding %d deltas", len(parts), n)
+	}
+}
+
 func TestParseDay(t *testing.T) {
 	d, err := ParseDay("2026-11-27")
 	if err != nil || d.String() != "2026-11-27" || d != DayOf(time.Date(2026, 11, 27, 23, 59, 0, 0, time.UTC)) {

@@ -2,10 +2,10 @@ package clicks
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 )
@@ -27,6 +27,10 @@ const (
 	// DefaultMaxPendingBatches is the default number of batches a shard
 	// may have waiting.
 	DefaultMaxPendingBatches = 300
+	// DefaultMaxBatchBytes is the default bound of a batch's encoding. It
+	// keeps a batch inside a node's RPC body limit (64 KiB) and a Raft
+	// entry small; one delta is at most about 50 KiB, so it always fits.
+	DefaultMaxBatchBytes = 56 << 10
 )
 
 // FlusherConfig configures a Flusher.
@@ -44,6 +48,9 @@ type FlusherConfig struct {
 	// MaxBatchDeltas splits larger flushes of one shard into several
 	// batches; DefaultMaxBatchDeltas when zero.
 	MaxBatchDeltas int
+	// MaxBatchBytes bounds the encoded size of a batch (a single larger
+	// delta still goes alone); DefaultMaxBatchBytes when zero.
+	MaxBatchBytes int
 	// MaxPendingBatches bounds the batches waiting for one unreachable
 	// shard; beyond it new deltas for that shard are dropped (and
 	// counted in FlusherStats.DroppedClicks). DefaultMaxPendingBatches when
@@ -103,6 +110,9 @@ func NewFlusher(cfg FlusherConfig) (*Flusher, error) {
 	}
 	if cfg.MaxBatchDeltas <= 0 {
 		cfg.MaxBatchDeltas = DefaultMaxBatchDeltas
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if cfg.MaxPendingBatches <= 0 {
 		cfg.MaxPendingBatches = DefaultMaxPendingBatches
@@ -170,7 +180,7 @@ func (f *Flusher) Flush(ctx context.Context) error {
 	defer f.flushMu.Unlock()
 	var dropped uint64
 	for shard, deltas := range f.cfg.Counter.Drain() {
-		for chunk := range slices.Chunk(deltas, f.cfg.MaxBatchDeltas) {
+		for _, chunk := range split(deltas, f.cfg.MaxBatchDeltas, f.cfg.MaxBatchBytes-batchOverhead-len(f.cfg.Router)) {
 			if len(f.pending[shard]) >= f.cfg.MaxPendingBatches {
 				for _, d := range chunk {
 					dropped += d.Clicks + d.Bots
@@ -223,6 +233,40 @@ func (f *Flusher) Flush(ctx context.Context) error {
 	}
 	f.statsMu.Unlock()
 	return errors.Join(errs...)
+}
+
+// batchOverhead bounds a batch's encoding without router and deltas.
+const batchOverhead = 1 + 2*binary.MaxVarintLen64 + binary.MaxVarintLen32
+
+// split cuts deltas into runs of at most maxN deltas and maxBytes encoded
+// bytes (a delta larger than maxBytes alone).
+func split(deltas []Delta, maxN, maxBytes int) [][]Delta {
+	var out [][]Delta
+	start, size := 0, 0
+	for i := range deltas {
+		n := deltaSize(&deltas[i])
+		if i > start && (i-start >= maxN || size+n > maxBytes) {
+			out = append(out, deltas[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(deltas) {
+		out = append(out, deltas[start:])
+	}
+	return out
+}
+
+// deltaSize bounds the encoded size of d.
+func deltaSize(d *Delta) int {
+	n := len(d.Code) + len(d.Visitors) + 6*binary.MaxVarintLen64
+	for _, t := range [...][]Count{d.Referrers, d.Browsers, d.OSes, d.Devices} {
+		n += binary.MaxVarintLen64
+		for _, c := range t {
+			n += len(c.Key) + 2*binary.MaxVarintLen64
+		}
+	}
+	return n
 }
 
 // send sends queue in order and returns how many were acknowledged.

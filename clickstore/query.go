@@ -16,40 +16,11 @@ const MaxRangeDays = 366
 // ErrRange is wrapped by Query's errors about a bad day range.
 var ErrRange = errors.New("clickstore: bad day range")
 
-// Stats is a code's click statistics over a range of UTC days. Clicks,
-// uniques and the tallies count human clicks only; bot clicks are counted
-// in Bots.
-type Stats struct {
-	Code string `json:"code"`
-	// From and To are the first and last day of the range, YYYY-MM-DD.
-	From string `json:"from"`
-	To   string `json:"to"`
-	// TotalClicks and TotalBots count every click ever recorded.
-	TotalClicks uint64 `json:"total_clicks"`
-	TotalBots   uint64 `json:"total_bots"`
-	// Clicks, Bots and Uniques are over the range; Uniques is a
-	// HyperLogLog estimate (standard error about 1.6 %).
-	Clicks  uint64 `json:"clicks"`
-	Bots    uint64 `json:"bots"`
-	Uniques uint64 `json:"uniques"`
-	// Days has one entry per day of the range, oldest first.
-	Days []DayStats `json:"days"`
-	// Referrers, Browsers, OSes and Devices are the largest counts over
-	// the range, largest first (at most clicks.MaxTallyKeys, the rest
-	// under clicks.OtherKey).
-	Referrers []clicks.Count `json:"referrers"`
-	Browsers  []clicks.Count `json:"browsers"`
-	OSes      []clicks.Count `json:"oses"`
-	Devices   []clicks.Count `json:"devices"`
-}
+// Stats is clicks.Stats, the answer of Query.
+type Stats = clicks.Stats
 
-// DayStats is one day of Stats.
-type DayStats struct {
-	Date    string `json:"date"`
-	Clicks  uint64 `json:"clicks"`
-	Bots    uint64 `json:"bots"`
-	Uniques uint64 `json:"uniques"`
-}
+// DayStats is clicks.DayStats.
+type DayStats = clicks.DayStats
 
 // Query returns code's stats over the days [from, to] (inclusive, at most
 // MaxRangeDays) in partition p. A code without clicks has zero stats.
