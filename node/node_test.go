@@ -154,13 +154,29 @@ func TestAliasesAndReuse(t *testing.T) {
 	addr := c.RPCAddr(leader)
 
 	alias, p := aliasOf(t, r, shard, "launch")
-	a := cl.call(addr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: p, URL: "https://one.example/", Alias: alias})
+	first := shardrpc.CreateRequest{Partition: p, URL: "https://one.example/", Alias: alias, RequestID: "alias-1"}
+	a := cl.call(addr, shardrpc.PathCreate, shard, first)
 	if l := a.link(t); a.status != fasthttp.StatusOK || l.Code != alias || !l.Alias || !l.Created {
 		t.Fatalf("alias create: %s", a)
 	}
+	g := c.Node(leader).Group(shard)
+	last := g.Stats().LastIndex
 	a = cl.call(addr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: p, URL: "https://two.example/", Alias: alias})
 	if a.status != fasthttp.StatusConflict || a.errorBody(t).Code != shardrpc.ErrCodeAliasTaken {
 		t.Fatalf("second alias create: %s, want 409 alias_taken", a)
+	}
+	if now := g.Stats().LastIndex; now != last {
+		t.Fatalf("a conflicting alias create grew the log from %d to %d", last, now)
+	}
+	// A retry of the first create (same request ID and URL) gets its
+	// answer again; another request for the same URL is refused.
+	a = cl.call(addr, shardrpc.PathCreate, shard, first)
+	if l := a.link(t); a.status != fasthttp.StatusOK || l.Code != alias || !l.Created {
+		t.Fatalf("retried alias create: %s", a)
+	}
+	a = cl.call(addr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: p, URL: first.URL, Alias: alias, RequestID: "alias-2"})
+	if a.status != fasthttp.StatusConflict || a.errorBody(t).Code != shardrpc.ErrCodeAliasTaken {
+		t.Fatalf("same alias and URL, another request: %s, want 409 alias_taken", a)
 	}
 	a = cl.call(addr, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: alias, Linearizable: true})
 	if l := a.link(t); a.status != fasthttp.StatusOK || l.URL != "https://one.example/" {
@@ -169,10 +185,10 @@ func TestAliasesAndReuse(t *testing.T) {
 
 	// Reuse returns the first link of the URL, Created false.
 	up := partitionOf(t, r, shard, 3)
-	first := cl.call(addr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: up, URL: "https://reuse.example/", Reuse: true}).link(t)
+	orig := cl.call(addr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: up, URL: "https://reuse.example/", Reuse: true}).link(t)
 	again := cl.call(addr, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: up, URL: "https://reuse.example/", Reuse: true})
-	if l := again.link(t); again.status != fasthttp.StatusOK || l.Code != first.Code || l.Created {
-		t.Fatalf("reuse: %s, want code %s with created false", again, first.Code)
+	if l := again.link(t); again.status != fasthttp.StatusOK || l.Code != orig.Code || l.Created {
+		t.Fatalf("reuse: %s, want code %s with created false", again, orig.Code)
 	}
 }
 

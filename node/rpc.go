@@ -33,6 +33,10 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		op = n.resolve
 	case shardrpc.PathStatus:
 		op = n.status
+	case shardrpc.PathClicks:
+		op = n.clicks
+	case shardrpc.PathStats:
+		op = n.stats
 	default:
 		writeJSON(ctx, fasthttp.StatusNotFound, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: fmt.Sprintf("no RPC at %q", ctx.Path())})
 		return
@@ -95,6 +99,10 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 			return
 		}
 	}
+	if req.Alias != "" && n.aliasHeldElsewhere(g, req.Partition, req.Alias, req.URL) {
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeAliasTaken, Message: fmt.Sprintf("alias %q is taken", req.Alias)})
+		return
+	}
 	cmd := linkstore.EncodeCreate(linkstore.Create{
 		Partition:   req.Partition,
 		URL:         req.URL,
@@ -141,6 +149,26 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 		n.logger.Error("unknown create result", "shard", shard, "status", res.Status)
 		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: unknown result " + res.Status.String()})
 	}
+}
+
+// aliasHeldElsewhere reports whether the leader's applied state already
+// holds alias for another URL, so that a conflicting create is refused
+// without a Raft entry. Links are never deleted, so a hit is final. A hit
+// with the same URL is not answered here: it may be a retry of the create
+// that stored it, which the proposal answers from the idempotency table
+// (or the machine refuses). Only the leader checks: a follower forwards the
+// client to the leader anyway.
+func (n *Node) aliasHeldElsewhere(g *raftstore.Group, p uint32, alias, url string) bool {
+	if !g.IsLeader() {
+		return false
+	}
+	var rec linkstore.Record
+	err := g.Read(n.ctx, raftstore.ReadLocal, func(r raftstore.Reader) error {
+		var err error
+		rec, err = linkstore.Get(r, p, alias)
+		return err
+	})
+	return err == nil && rec.URL != url
 }
 
 // resolve reads the link of a code.

@@ -1,0 +1,120 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/linkraft/linkraft/clicks"
+	"github.com/linkraft/linkraft/clickstore"
+	"github.com/linkraft/linkraft/linkstore"
+	"github.com/linkraft/linkraft/raftstore"
+	"github.com/linkraft/linkraft/shardrpc"
+)
+
+// clickIdemKey is the raftstore idempotency key of a click batch.
+func clickIdemKey(router string, seq uint64) []byte {
+	k := make([]byte, 0, 4+len(router)+1+20)
+	k = append(k, "clk/"...)
+	k = append(k, router...)
+	k = append(k, '/')
+	return strconv.AppendUint(k, seq, 10)
+}
+
+// clicks proposes a router's click batch at the shard's leader.
+func (n *Node) clicks(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) {
+	batch, err := clicks.DecodeBatch(ctx.PostBody())
+	if err != nil {
+		badRequest(ctx, err.Error())
+		return
+	}
+	if batch.Router == "" || batch.Seq == 0 {
+		badRequest(ctx, "a click batch needs a router ID and a sequence > 0")
+		return
+	}
+	for _, d := range batch.Deltas {
+		if !clickstore.ValidCode(d.Code) {
+			badRequest(ctx, fmt.Sprintf("click batch: bad code %q", d.Code))
+			return
+		}
+		if owner := n.ring.ShardOf(n.ring.PartitionOfCode(d.Code)); owner != shard {
+			writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", d.Code, owner, shard)})
+			return
+		}
+	}
+	rctx, cancel := n.requestContext()
+	raw, err := g.Propose(rctx, linkstore.AppendClickBatch(nil, batch), clickIdemKey(batch.Router, batch.Seq))
+	cancel()
+	if err != nil {
+		n.raftError(ctx, shard, "clicks", err)
+		return
+	}
+	if raw == nil {
+		// Applied before this replica restarted: counted once, done.
+		writeJSON(ctx, fasthttp.StatusOK, shardrpc.ClicksResult{Duplicate: true})
+		return
+	}
+	res, err := linkstore.DecodeResult(raw)
+	if err != nil {
+		n.logger.Error("undecodable clicks result", "shard", shard, "err", err)
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: " + err.Error()})
+		return
+	}
+	switch res.Status {
+	case linkstore.ResultClicksApplied:
+		writeJSON(ctx, fasthttp.StatusOK, shardrpc.ClicksResult{})
+	case linkstore.ResultClicksDuplicate:
+		writeJSON(ctx, fasthttp.StatusOK, shardrpc.ClicksResult{Duplicate: true})
+	case linkstore.ResultBadRequest:
+		badRequest(ctx, res.Reason)
+	default:
+		n.logger.Error("unknown clicks result", "shard", shard, "status", res.Status)
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: unknown result " + res.Status.String()})
+	}
+}
+
+// stats answers a code's click statistics from the leader's state.
+func (n *Node) stats(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) {
+	var req shardrpc.StatsRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		badRequest(ctx, err.Error())
+		return
+	}
+	if !clickstore.ValidCode(req.Code) {
+		badRequest(ctx, fmt.Sprintf("code must be 1 to %d of [A-Za-z0-9_-]", clicks.MaxCodeLen))
+		return
+	}
+	from, err := clicks.ParseDay(req.From)
+	if err != nil {
+		badRequest(ctx, "from: "+err.Error())
+		return
+	}
+	to, err := clicks.ParseDay(req.To)
+	if err != nil {
+		badRequest(ctx, "to: "+err.Error())
+		return
+	}
+	p := n.ring.PartitionOfCode(req.Code)
+	if owner := n.ring.ShardOf(p); owner != shard {
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", req.Code, owner, shard)})
+		return
+	}
+	var st clicks.Stats
+	rctx, cancel := n.requestContext()
+	err = g.Read(rctx, raftstore.ReadLinearizable, func(r raftstore.Reader) error {
+		var err error
+		st, err = clickstore.Query(r, p, req.Code, from, to)
+		return err
+	})
+	cancel()
+	switch {
+	case err == nil:
+		writeJSON(ctx, fasthttp.StatusOK, st)
+	case errors.Is(err, clickstore.ErrRange), errors.Is(err, clickstore.ErrInvalid):
+		badRequest(ctx, err.Error())
+	default:
+		n.raftError(ctx, shard, "stats", err)
+	}
+}
