@@ -271,6 +271,10 @@ func (n *Node) Shards() []uint64 {
 // It is meant for tests and administration.
 func (n *Node) Group(shard uint64) *raftstore.Group { return n.groups[shard] }
 
+// Handler returns the internal RPC handler, the one the node serves on
+// its rpc_addr, e.g. to call it in-process in tests.
+func (n *Node) Handler() fasthttp.RequestHandler { return n.handle }
+
 // Store returns the node's raftstore.Store, for tests and administration.
 func (n *Node) Store() *raftstore.Store { return n.store }
 

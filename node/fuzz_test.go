@@ -1,0 +1,55 @@
+package node_test
+
+import (
+	"encoding/json"
+	"strconv"
+	"testing"
+
+	"github.com/linkraft/linkraft/node/nodetest"
+	"github.com/linkraft/linkraft/shardrpc"
+	"github.com/valyala/fasthttp"
+)
+
+// FuzzRPC feeds arbitrary bodies, paths and shard headers to a live node's
+// RPC handler: it never panics, and every answer is 200 with a JSON body or
+// an ErrorBody of a contract code (405 and unknown paths aside, whose code
+// is bad_request).
+func FuzzRPC(f *testing.F) {
+	f.Add(byte(0), "1", []byte(`{"partition":3,"url":"https://x.example/","alias":"fuzz-alias","request_id":"r1"}`))
+	f.Add(byte(0), "1", []byte(`{"partition":4294967295,"url":""}`))
+	f.Add(byte(1), "1", []byte(`{"code":"abcdefg","linearizable":true}`))
+	f.Add(byte(1), "1", []byte(`{"code":""}`))
+	f.Add(byte(2), "1", []byte(`{}`))
+	f.Add(byte(2), "x", []byte(nil))
+	f.Add(byte(3), "18446744073709551615", []byte(`[`))
+	c := nodetest.Start(f, nodetest.Options{Nodes: 1, Shards: 1, Partitions: 8})
+	c.WaitLeader(1)
+	h := c.Node("n1").Handler()
+	paths := []string{shardrpc.PathCreate, shardrpc.PathResolve, shardrpc.PathStatus, "/rpc/v1/other"}
+	f.Fuzz(func(t *testing.T, op byte, shard string, body []byte) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+		ctx.Request.SetRequestURI(paths[int(op)%len(paths)])
+		ctx.Request.Header.Set(shardrpc.HeaderShard, shard)
+		ctx.Request.SetBody(body)
+		h(&ctx)
+		status := ctx.Response.StatusCode()
+		raw := ctx.Response.Body()
+		if status == fasthttp.StatusOK {
+			if !json.Valid(raw) {
+				t.Fatalf("200 with a body that is not JSON: %q", raw)
+			}
+			return
+		}
+		var e shardrpc.ErrorBody
+		if err := json.Unmarshal(raw, &e); err != nil || e.Message == "" {
+			t.Fatalf("%d with a body that is not an ErrorBody: %q", status, raw)
+		}
+		if e.Code.HTTPStatus() != status && !(status == fasthttp.StatusNotFound && e.Code == shardrpc.ErrCodeBadRequest) {
+			t.Fatalf("%d with code %s (%d)", status, e.Code, e.Code.HTTPStatus())
+		}
+		if _, err := strconv.ParseUint(shard, 10, 64); err != nil && e.Code != shardrpc.ErrCodeBadRequest && int(op)%len(paths) != 3 {
+			t.Fatalf("shard header %q accepted: %d %s", shard, status, e.Code)
+		}
+	})
+}
