@@ -344,7 +344,7 @@ func (n *Node) handOff() {
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	for id, g := range n.groups {
-		if !g.IsLeader() {
+		if !g.IsLeader() || !hasOtherVoter(g) {
 			continue
 		}
 		wg.Add(1)
@@ -366,6 +366,22 @@ func (n *Node) handOff() {
 		_ = n.stopStorage()
 		<-done
 	}
+}
+
+// hasOtherVoter reports whether the group has a voter besides this node,
+// to which leadership could move.
+func hasOtherVoter(g *raftstore.Group) bool {
+	f := g.Raft().GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	voters := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	return voters > 1
 }
 
 // stopStorage closes the store (every group, then Pebble) and then the mux;
