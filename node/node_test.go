@@ -588,3 +588,47 @@ func TestCloseUnderLoad(t *testing.T) {
 		t.Fatalf("the stopped node still leads")
 	}
 }
+
+// TestQuorumLoss stops two of three nodes: the last replica refuses writes
+// and linearizable reads without naming a leader, yet still serves the
+// links it holds from local reads (redirects survive a lost quorum).
+func TestQuorumLoss(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{Shards: 1})
+	r := mustRing(t, c.Config())
+	cl := rpc{t: t}
+	leader := c.WaitLeader(1)
+	l := cl.createAtLeader(c, 1, shardrpc.CreateRequest{Partition: partitionOf(t, r, 1, 0), URL: "https://kept.example/"}).link(t)
+	c.WaitApplied(1, c.Node(leader).Group(1).AppliedIndex())
+
+	survivor := follower(t, c, 1, leader)
+	for _, id := range c.Running() {
+		if id != survivor {
+			c.StopNode(id)
+		}
+	}
+	addr := c.RPCAddr(survivor)
+	c.Eventually("the survivor to refuse writes", func() error {
+		a := cl.call(addr, shardrpc.PathCreate, 1, shardrpc.CreateRequest{Partition: partitionOf(t, r, 1, 0), URL: "https://lost.example/"})
+		switch {
+		case a.status == 421 && a.errorBody(t).Code == shardrpc.ErrCodeNotLeader && a.errorBody(t).LeaderRPC == "":
+			return nil
+		case a.status == 503:
+			return fmt.Errorf("%s", a) // a proposal raced the step-down; ask again
+		default:
+			return fmt.Errorf("unexpected %s", a)
+		}
+	})
+	a := cl.call(addr, shardrpc.PathResolve, 1, shardrpc.ResolveRequest{Code: l.Code, Linearizable: true})
+	if a.status != 421 || a.errorBody(t).Code != shardrpc.ErrCodeNotLeader {
+		t.Fatalf("linearizable resolve without quorum: %s", a)
+	}
+	a = cl.call(addr, shardrpc.PathResolve, 1, shardrpc.ResolveRequest{Code: l.Code})
+	if a.status != 200 || a.link(t).URL != l.URL {
+		t.Fatalf("local resolve without quorum: %s", a)
+	}
+	var st shardrpc.Status
+	a = cl.call(addr, shardrpc.PathStatus, 1, nil)
+	if err := json.Unmarshal(a.body, &st); err != nil || st.LeaderID != "" || st.State == "Leader" {
+		t.Fatalf("status without quorum: %s", a)
+	}
+}
