@@ -44,7 +44,9 @@
 // partition is one contiguous key range that can later move between shards:
 //
 //	partition u32 | 'c' | code          -> link record
-//	partition u32 | 'n'                 -> allocator offset, u64 big-endian
+//	partition u32 | 'n'                 -> allocator: offset u64 big-endian |
+//	                                       flags u8 (bit 0: aliases of
+//	                                       generated shape exist)
 //	partition u32 | 'u' | sha256(url)   -> code of the partition's first
 //	                                       generated link of that URL
 //
@@ -61,8 +63,10 @@
 // Partition p owns the IDs [lo, hi) = codec.Range(p). A generated create
 // takes id = lo + offset, encodes it (codec.Encode) and, when a record
 // already exists at that code (a custom alias of generated shape holds it),
-// moves on to the next ID. The new offset is stored with the record, in the
-// same batch. When id reaches hi the partition is exhausted. Aliases of
+// moves on to the next ID. That check costs a lookup, so it is made only
+// in partitions where an alias of generated shape was ever stored (the
+// allocator's flag, set by such an alias's create). The new offset is
+// stored with the record, in the same batch. When id reaches hi the partition is exhausted. Aliases of
 // generated shape must be created in the partition their code decodes to
 // (ring.PartitionOfCode), so that the one allocator that could produce that
 // code is the one that skips it: no two links ever share a code.

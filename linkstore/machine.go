@@ -117,6 +117,17 @@ func (m *Machine) createAlias(tx raftstore.Txn, c Create) Result {
 	}
 	rec := Record{Code: c.Alias, URL: c.URL, CreatedAtMs: c.CreatedAtMs, Alias: true}
 	must("store alias", tx.Set(key, AppendRecord(nil, rec)))
+	if _, ok := m.codec.PartitionOfCode(c.Alias); ok {
+		// The partition's allocator could produce this code: from now on
+		// it must look before it hands out a code.
+		nextKey := NextKey(c.Partition)
+		st, err := readAlloc(tx, nextKey)
+		must("read allocator", err)
+		if !st.aliases {
+			st.aliases = true
+			must("store allocator", tx.Set(nextKey, appendAlloc(nil, st)))
+		}
+	}
 	return Result{Status: ResultCreated, Record: rec}
 }
 
@@ -145,42 +156,85 @@ func (m *Machine) createGenerated(tx raftstore.Txn, c Create) Result {
 	}
 
 	nextKey := NextKey(c.Partition)
-	offset := uint64(0)
-	if v, err := tx.Get(nextKey); err == nil {
-		if len(v) != 8 {
-			must("read allocator", fmt.Errorf("%w: allocator offset of %d bytes", ErrMalformed, len(v)))
-		}
-		offset = binary.BigEndian.Uint64(v)
-	} else if !errors.Is(err, raftstore.ErrNotFound) {
-		must("read allocator", err)
-	}
+	st, err := readAlloc(tx, nextKey)
+	must("read allocator", err)
 
 	lo, hi := m.codec.Range(c.Partition)
-	start := offset
+	start := st.offset
 	var codeBuf [shortcode.MaxLength]byte
 	key := make([]byte, 0, 5+shortcode.MaxLength)
 	for {
-		if offset >= hi-lo {
-			if offset != start {
+		if st.offset >= hi-lo {
+			if st.offset != start {
 				// Remember the alias-held IDs skipped on the way.
-				must("store allocator", tx.Set(nextKey, binary.BigEndian.AppendUint64(nil, offset)))
+				must("store allocator", tx.Set(nextKey, appendAlloc(nil, st)))
 			}
 			return Result{Status: ResultExhausted}
 		}
-		code := m.codec.AppendEncode(codeBuf[:0], lo+offset)
-		offset++
+		code := m.codec.AppendEncode(codeBuf[:0], lo+st.offset)
+		st.offset++
 		key = appendLinkKey(key[:0], c.Partition, code)
-		if exists(tx, key) {
+		if st.aliases && exists(tx, key) {
 			continue // a custom alias of generated shape holds this code
 		}
 		rec := Record{Code: string(code), URL: c.URL, CreatedAtMs: c.CreatedAtMs}
 		must("store link", tx.Set(key, AppendRecord(nil, rec)))
-		must("store allocator", tx.Set(nextKey, binary.BigEndian.AppendUint64(nil, offset)))
+		must("store allocator", tx.Set(nextKey, appendAlloc(nil, st)))
 		if !indexed {
 			must("store reuse index", tx.Set(reuseKey, code))
 		}
 		return Result{Status: ResultCreated, Record: rec}
 	}
+}
+
+// allocState is a partition's allocator, stored at NextKey:
+//
+//	offset u64 | flags u8 (bit 0: aliases)
+//
+// offset is the number of IDs of the partition's range handed out or
+// skipped. aliases is set once an alias of generated shape (one this
+// allocator could produce) was stored in the partition: only then must a
+// generated create check that its code is free, which spares a Pebble
+// lookup per create in the common case. An 8-byte value (the offset alone)
+// is read with aliases set, the safe assumption.
+type allocState struct {
+	offset  uint64
+	aliases bool
+}
+
+const allocFlagAliases = 0x01
+
+// readAlloc reads the allocator at key; a missing key is a fresh
+// partition.
+func readAlloc(r raftstore.Reader, key []byte) (allocState, error) {
+	v, err := r.Get(key)
+	if errors.Is(err, raftstore.ErrNotFound) {
+		return allocState{}, nil
+	}
+	if err != nil {
+		return allocState{}, err
+	}
+	return decodeAlloc(v)
+}
+
+func decodeAlloc(v []byte) (allocState, error) {
+	switch {
+	case len(v) == 8:
+		return allocState{offset: binary.BigEndian.Uint64(v), aliases: true}, nil
+	case len(v) == 9 && v[8]&^allocFlagAliases == 0:
+		return allocState{offset: binary.BigEndian.Uint64(v), aliases: v[8]&allocFlagAliases != 0}, nil
+	default:
+		return allocState{}, fmt.Errorf("%w: allocator value %x", ErrMalformed, v)
+	}
+}
+
+func appendAlloc(dst []byte, st allocState) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, st.offset)
+	var flags byte
+	if st.aliases {
+		flags |= allocFlagAliases
+	}
+	return append(dst, flags)
 }
 
 // exists reports whether key is stored.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/linkraft/linkraft/raftstore"
 	"github.com/linkraft/linkraft/ring"
 )
 
@@ -373,5 +374,70 @@ func BenchmarkApplyCreate(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i += len(cmds) {
 		rep.applyBatch(cmds...)
+	}
+}
+
+func TestAllocatorChecksOnlyWhereAliasesMayCollide(t *testing.T) {
+	rg := testRing(t, 7, 64)
+	rep := newReplica(t, rg)
+	c := rg.Codec()
+
+	// A hashed alias cannot collide with a generated code: the allocator
+	// is not touched.
+	a := aliasIn(t, rg, 2, "hashed")
+	if res := rep.create(Create{Partition: 2, URL: "https://h.example/", Alias: a}); res.Status != ResultCreated {
+		t.Fatalf("hashed alias: %s", res.Status)
+	}
+	if _, err := rep.reader().Get(NextKey(2)); !errors.Is(err, raftstore.ErrNotFound) {
+		t.Fatalf("a hashed alias wrote the allocator: %v", err)
+	}
+
+	// Generated creates first, then a generated-shaped alias ahead of the
+	// allocator: the flag is set and the allocator skips the alias.
+	const p = 4
+	lo, _ := c.Range(p)
+	for i := 0; i < 3; i++ {
+		rep.create(Create{Partition: p, URL: fmt.Sprintf("https://g.example/%d", i)})
+	}
+	if v, _ := rep.reader().Get(NextKey(p)); !bytes.Equal(v, []byte{0, 0, 0, 0, 0, 0, 0, 3, 0}) {
+		t.Fatalf("allocator %x, want offset 3 without the aliases flag", v)
+	}
+	held := c.Encode(lo + 3)
+	if res := rep.create(Create{Partition: p, URL: "https://a.example/", Alias: held}); res.Status != ResultCreated {
+		t.Fatalf("alias ahead: %s %s", res.Status, res.Reason)
+	}
+	if v, _ := rep.reader().Get(NextKey(p)); !bytes.Equal(v, []byte{0, 0, 0, 0, 0, 0, 0, 3, 1}) {
+		t.Fatalf("allocator %x, want offset 3 with the aliases flag", v)
+	}
+	if res := rep.create(Create{Partition: p, URL: "https://g.example/next"}); res.Record.Code != c.Encode(lo+4) {
+		t.Fatalf("next generated code %s, want %s (skipping the alias)", res.Record.Code, c.Encode(lo+4))
+	}
+
+	// An allocator written as a bare 8-byte offset is read as "aliases may
+	// exist".
+	const q = 6
+	qlo, _ := c.Range(q)
+	b := rep.db.NewIndexedBatch()
+	tx := batchTxn{b}
+	must("seed", tx.Set(NextKey(q), []byte{0, 0, 0, 0, 0, 0, 0, 0}))
+	must("seed", tx.Set(LinkKey(q, c.Encode(qlo)), AppendRecord(nil, Record{Code: c.Encode(qlo), URL: "https://old.example/", Alias: true})))
+	if err := b.Commit(nil); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if res := rep.create(Create{Partition: q, URL: "https://new.example/"}); res.Record.Code != c.Encode(qlo+1) {
+		t.Fatalf("after a legacy allocator: %s, want %s", res.Record.Code, c.Encode(qlo+1))
+	}
+
+	for _, bad := range [][]byte{{1}, {0, 0, 0, 0, 0, 0, 0, 0, 2}, make([]byte, 10)} {
+		b := rep.db.NewIndexedBatch()
+		must("seed", batchTxn{b}.Set(NextKey(9), bad))
+		if err := b.Commit(nil); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		if _, err := Allocated(rep.reader(), 9); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("allocator %x: %v, want ErrMalformed", bad, err)
+		}
 	}
 }

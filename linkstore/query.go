@@ -46,17 +46,11 @@ func FindURL(r raftstore.Reader, p uint32, url string) (Record, error) {
 // Allocated returns how many IDs partition p's allocator has consumed
 // (generated links plus the IDs skipped because an alias held their code).
 func Allocated(r raftstore.Reader, p uint32) (uint64, error) {
-	v, err := r.Get(NextKey(p))
+	st, err := readAlloc(r, NextKey(p))
 	if err != nil {
-		if errors.Is(err, raftstore.ErrNotFound) {
-			return 0, nil
-		}
 		return 0, fmt.Errorf("linkstore: allocator of partition %d: %w", p, err)
 	}
-	if len(v) != 8 {
-		return 0, fmt.Errorf("%w: allocator offset of %d bytes", ErrMalformed, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
+	return st.offset, nil
 }
 
 // Count returns the number of links stored in partition p. It scans the
