@@ -348,6 +348,17 @@ func (s *recordingSink) FlushClicks(ctx context.Context, shard uint64, b Batch) 
 	if s.acked == nil {
 		s.acked = make(map[uint64][]Batch)
 	}
+	// Like a shard: a (router, seq) applies once. A batch acknowledged
+	// under a canceled context (unknown outcome for the flusher) comes
+	// again, and must come unchanged.
+	for _, prev := range s.acked[shard] {
+		if prev.Router == b.Router && prev.Seq == b.Seq {
+			if !reflect.DeepEqual(prev, b) {
+				panic(fmt.Sprintf("batch %d re-sent with other content", b.Seq))
+			}
+			return ctx.Err()
+		}
+	}
 	s.acked[shard] = append(s.acked[shard], b)
 	return ctx.Err()
 }

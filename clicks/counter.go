@@ -97,7 +97,11 @@ func (t *tally) addString(k string) {
 	t.insert(k)
 }
 
+// insert adds key k with count 1. It stores a copy of k, so that Record's
+// arguments never escape (a referrer host may live in the caller's stack
+// buffer).
 func (t *tally) insert(k string) {
+	key := string(append(make([]byte, 0, len(k)), k...))
 	if t.idx == nil {
 		t.idx = make(map[string]int, 4)
 	}
@@ -105,8 +109,8 @@ func (t *tally) insert(k string) {
 		t.addStringKnown(OtherKey)
 		return
 	}
-	t.idx[k] = len(t.keys)
-	t.keys = append(t.keys, k)
+	t.idx[key] = len(t.keys)
+	t.keys = append(t.keys, key)
 	t.counts = append(t.counts, 1)
 }
 

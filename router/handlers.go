@@ -132,6 +132,7 @@ func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
 	if target, ok := r.cache.Get(code); ok {
 		ctx.SetStatusCode(r.redirectStatus)
 		ctx.Response.Header.Set(strLocation, target)
+		r.countClick(ctx, code)
 		return
 	}
 	if !r.codeShape(code) {
@@ -155,6 +156,7 @@ func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
 	r.cache.Put(c, link.URL)
 	ctx.SetStatusCode(r.redirectStatus)
 	ctx.Response.Header.Set(strLocation, link.URL)
+	r.countClick(ctx, code)
 }
 
 func (r *Router) resolve(code string) (shardrpc.Link, error) {
@@ -206,6 +208,9 @@ type linkResponse struct {
 	URL       string `json:"url"`
 	CreatedAt string `json:"created_at"`
 	Alias     *bool  `json:"alias,omitempty"`
+	// Clicks is the link's all-time human clicks (GET of the link only;
+	// absent when click counting is off or the shard did not answer).
+	Clicks *uint64 `json:"clicks,omitempty"`
 }
 
 // create answers POST /api/v1/links.
@@ -357,6 +362,10 @@ func (r *Router) linkJSON(link shardrpc.Link, withAlias bool) linkResponse {
 
 // info answers GET /api/v1/links/{code}.
 func (r *Router) info(ctx *fasthttp.RequestCtx, code []byte) {
+	if c, ok := bytes.CutSuffix(code, []byte(pathStatsSuffix)); ok {
+		r.stats(ctx, c)
+		return
+	}
 	if !r.codeShape(code) {
 		r.notFound(ctx, false)
 		return
@@ -379,7 +388,9 @@ func (r *Router) info(ctx *fasthttp.RequestCtx, code []byte) {
 	if link.Code == "" {
 		link.Code = c
 	}
-	writeJSON(ctx, fasthttp.StatusOK, r.linkJSON(link, true))
+	out := r.linkJSON(link, true)
+	out.Clicks = r.totalClicks(c)
+	writeJSON(ctx, fasthttp.StatusOK, out)
 }
 
 // ready answers /readyz: every shard must have a leader that answers.

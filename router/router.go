@@ -6,7 +6,10 @@
 //	POST /api/v1/links        {"url", "alias"?, "reuse"?} -> 201 {"code","short_url","url","created_at"}
 //	                          (200 with the existing link when reuse found one)
 //	GET|HEAD /{code}          the cluster's redirect status (301 by default) with Location
-//	GET|HEAD /api/v1/links/{code}  the link record
+//	GET|HEAD /api/v1/links/{code}  the link record, with "clicks": its all-time human clicks
+//	GET|HEAD /api/v1/links/{code}/stats?from=YYYY-MM-DD&to=YYYY-MM-DD
+//	                          click statistics (clicks.Stats); default the last 30
+//	                          days, at most 366; a bad date or range is a 400
 //	GET|HEAD /healthz         200 while the process is up
 //	GET|HEAD /readyz          200 when every shard has a reachable leader, else 503
 //
@@ -34,6 +37,17 @@
 // shard (ShardClient.Resolve, which only reports "not found" once the
 // shard's leader confirmed it). A path that cannot be a code (neither the
 // generated shape nor an alias) is a 404 without any call.
+//
+// # Clicks
+//
+// Every redirect, cache hit or miss, is counted in memory (package clicks:
+// referrer host, user agent class, bot flag, a keyed visitor hash; no IP is
+// kept) without allocating, and flushed to the owning shards every
+// click_flush_interval as one batch per shard, keyed (router ID, sequence)
+// so that a retried flush is never counted twice. A HEAD counts as a bot
+// click. Shutdown flushes after the last request was answered, so a
+// graceful stop loses no click. Counting needs a ShardClient that is also
+// a ClickClient (*shardrpc.Client is); Options.DisableClicks turns it off.
 package router
 
 import (
@@ -95,6 +109,10 @@ type Options struct {
 	// lives (default 2 s); the server's worker cleaner stops within this
 	// long after Shutdown.
 	IdleWorkerTimeout time.Duration
+	// DisableClicks turns click counting off (benchmarks compare the
+	// redirect path with and without it). Counting is also off when the
+	// ShardClient is not a ClickClient.
+	DisableClicks bool
 }
 
 // Router serves the public API of one router of the cluster.
@@ -111,6 +129,7 @@ type Router struct {
 	log            *slog.Logger
 	opts           Options
 	srv            *fasthttp.Server
+	clicks         *clickState // nil: counting off
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -166,6 +185,9 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 	if opts.Listen != "" {
 		r.listen = opts.Listen
 	}
+	if r.clicks, err = newClickState(cfg, routerID, r, shards, opts); err != nil {
+		return nil, err
+	}
 	for _, other := range cfg.Routers {
 		if other.BaseURL != "" {
 			r.bases = append(r.bases, other.BaseURL)
@@ -200,7 +222,11 @@ func trimSlash(s string) string {
 
 // Handler returns the router's request handler, for serving it on a
 // fasthttp.Server of the caller's own.
-func (r *Router) Handler() fasthttp.RequestHandler { return r.handle }
+// Call Shutdown when done: it flushes the counted clicks.
+func (r *Router) Handler() fasthttp.RequestHandler {
+	r.startClicks()
+	return r.handle
+}
 
 // Serve serves the API on ln until Shutdown; it then returns
 // ErrServerClosed. It closes ln.
@@ -213,6 +239,7 @@ func (r *Router) Serve(ln net.Listener) error {
 	}
 	r.lns = append(r.lns, ln)
 	r.mu.Unlock()
+	r.startClicks()
 	err := r.srv.Serve(ln)
 	if r.closed.Load() {
 		return ErrServerClosed
@@ -235,7 +262,8 @@ func (r *Router) ListenAndServe() error {
 }
 
 // Shutdown stops accepting connections and waits until the requests in
-// flight are answered or ctx ends. Serve returns ErrServerClosed.
+// flight are answered or ctx ends, then flushes the counted clicks until
+// the shards acknowledged them or ctx ends. Serve returns ErrServerClosed.
 func (r *Router) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed.Store(true)
@@ -248,10 +276,11 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	for _, ln := range lns {
 		_ = ln.Close()
 	}
+	cerr := r.closeClicks(ctx)
 	if err != nil {
-		return fmt.Errorf("router: shutdown: %w", err)
+		return fmt.Errorf("router: shutdown: %w", errors.Join(err, cerr))
 	}
-	return nil
+	return cerr
 }
 
 // CacheLen returns the number of cached code -> target entries.

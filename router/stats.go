@@ -1,0 +1,118 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/linkraft/linkraft/clicks"
+	"github.com/linkraft/linkraft/shardrpc"
+	"github.com/linkraft/linkraft/shortcode"
+)
+
+// Stats ranges.
+const (
+	// DefaultStatsDays is the range of a stats request without from: the
+	// last 30 days up to to.
+	DefaultStatsDays = 30
+	// MaxStatsDays is the longest range a stats request may ask for.
+	MaxStatsDays = 366
+)
+
+const pathStatsSuffix = "/stats"
+
+// stats answers GET /api/v1/links/{code}/stats?from=YYYY-MM-DD&to=YYYY-MM-DD.
+func (r *Router) stats(ctx *fasthttp.RequestCtx, code []byte) {
+	if r.clicks == nil {
+		writeError(ctx, fasthttp.StatusNotFound, codeNotFound, "click statistics are not enabled on this router")
+		return
+	}
+	from, to, msg := statsRange(ctx.QueryArgs())
+	if msg != "" {
+		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest, msg)
+		return
+	}
+	if !r.codeShape(code) {
+		r.notFound(ctx, false)
+		return
+	}
+	c := string(code)
+	if !r.codec.IsGeneratedShape(c) && shortcode.IsReserved(c) {
+		r.notFound(ctx, false)
+		return
+	}
+	// Only a link that exists has stats.
+	link, err := r.resolve(c)
+	if err != nil {
+		if errors.Is(err, shardrpc.ErrNotFound) {
+			r.notFound(ctx, false)
+			return
+		}
+		r.shardError(ctx, "resolve", err)
+		return
+	}
+	r.cache.Put(c, link.URL)
+	st, err := r.codeStats(c, from, to)
+	if err != nil {
+		r.shardError(ctx, "stats", err)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, st)
+}
+
+// statsRange reads from and to; msg explains a bad range.
+func statsRange(args *fasthttp.Args) (from, to clicks.Day, msg string) {
+	to = today()
+	if v := args.Peek("to"); len(v) > 0 {
+		d, err := clicks.ParseDay(string(v))
+		if err != nil {
+			return 0, 0, "to must be a date YYYY-MM-DD"
+		}
+		to = d
+	}
+	if to < DefaultStatsDays-1 {
+		from = 0
+	} else {
+		from = to - (DefaultStatsDays - 1)
+	}
+	if v := args.Peek("from"); len(v) > 0 {
+		d, err := clicks.ParseDay(string(v))
+		if err != nil {
+			return 0, 0, "from must be a date YYYY-MM-DD"
+		}
+		from = d
+	}
+	if from > to {
+		return 0, 0, fmt.Sprintf("from %s is after to %s", from, to)
+	}
+	if to-from >= MaxStatsDays {
+		return 0, 0, fmt.Sprintf("the range %s to %s is longer than %d days", from, to, MaxStatsDays)
+	}
+	return from, to, ""
+}
+
+// codeStats asks the code's shard for its stats.
+func (r *Router) codeStats(code string, from, to clicks.Day) (clicks.Stats, error) {
+	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
+	defer cancel()
+	shard := r.ring.ShardOf(r.ring.PartitionOfCode(code))
+	return r.clicks.client.Stats(cctx, shard, shardrpc.StatsRequest{Code: code, From: from.String(), To: to.String()})
+}
+
+// totalClicks returns the all-time human clicks of code, or nil when
+// counting is off or the shard did not answer (the link record is shown
+// without them rather than not at all).
+func (r *Router) totalClicks(code string) *uint64 {
+	if r.clicks == nil {
+		return nil
+	}
+	d := today()
+	st, err := r.codeStats(code, d, d)
+	if err != nil {
+		r.log.Warn("click total unavailable", "code", code, "err", err)
+		return nil
+	}
+	return &st.TotalClicks
+}
