@@ -21,15 +21,19 @@ func FuzzRPC(f *testing.F) {
 	f.Add(byte(1), "1", []byte(`{"code":""}`))
 	f.Add(byte(2), "1", []byte(`{}`))
 	f.Add(byte(2), "x", []byte(nil))
-	f.Add(byte(3), "18446744073709551615", []byte(`[`))
+	f.Add(byte(3), "1", []byte("\x01\x02r1\x01"))
+	f.Add(byte(4), "1", []byte(`{"code":"abcdefg","from":"2026-01-01","to":"2026-01-31"}`))
+	f.Add(byte(5), "18446744073709551615", []byte(`[`))
 	c := nodetest.Start(f, nodetest.Options{Nodes: 1, Shards: 1, Partitions: 8})
 	c.WaitLeader(1)
 	h := c.Node("n1").Handler()
-	paths := []string{shardrpc.PathCreate, shardrpc.PathResolve, shardrpc.PathStatus, "/rpc/v1/other"}
+	const unknownPath = "/rpc/v1/other"
+	paths := []string{shardrpc.PathCreate, shardrpc.PathResolve, shardrpc.PathStatus, shardrpc.PathClicks, shardrpc.PathStats, unknownPath}
 	f.Fuzz(func(t *testing.T, op byte, shard string, body []byte) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.SetMethod(fasthttp.MethodPost)
-		ctx.Request.SetRequestURI(paths[int(op)%len(paths)])
+		path := paths[int(op)%len(paths)]
+		ctx.Request.SetRequestURI(path)
 		ctx.Request.Header.Set(shardrpc.HeaderShard, shard)
 		ctx.Request.SetBody(body)
 		h(&ctx)
@@ -48,7 +52,7 @@ func FuzzRPC(f *testing.F) {
 		if e.Code.HTTPStatus() != status && !(status == fasthttp.StatusNotFound && e.Code == shardrpc.ErrCodeBadRequest) {
 			t.Fatalf("%d with code %s (%d)", status, e.Code, e.Code.HTTPStatus())
 		}
-		if _, err := strconv.ParseUint(shard, 10, 64); err != nil && e.Code != shardrpc.ErrCodeBadRequest && int(op)%len(paths) != 3 {
+		if _, err := strconv.ParseUint(shard, 10, 64); err != nil && e.Code != shardrpc.ErrCodeBadRequest && path != unknownPath {
 			t.Fatalf("shard header %q accepted: %d %s", shard, status, e.Code)
 		}
 	})
