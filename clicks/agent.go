@@ -2,7 +2,7 @@ package clicks
 
 import (
 	"bytes"
-	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 	useragent "github.com/medama-io/go-useragent"
@@ -21,6 +21,9 @@ type Agent struct {
 	// Bot is true for crawlers, link previewers, headless browsers and
 	// HTTP tools (see the package doc).
 	Bot bool
+	// UAHash is the (unkeyed) xxhash64 of the user agent string, the
+	// user agent's part of the visitor hash (VisitorHasher.SumHash).
+	UAHash uint64
 }
 
 // UnknownKey names a browser, OS or device the parser did not recognise.
@@ -59,7 +62,6 @@ func IsBotAgent(userAgent []byte) bool {
 
 // Cache sizing of a Classifier.
 const (
-	classifierShards = 16
 	// DefaultClassifierCache is the default number of user agents a
 	// Classifier remembers.
 	DefaultClassifierCache = 8192
@@ -69,67 +71,59 @@ const (
 )
 
 // Classifier classes user agents, caching the result per user agent
-// string in a bounded map. It is safe for concurrent use.
+// string. The cache is a fixed array of slots indexed by the user agent's
+// hash, each an atomic pointer to an immutable entry: a lookup takes no
+// lock, and a new user agent replaces whatever held its slot, so the cache
+// is bounded. It is safe for concurrent use.
 type Classifier struct {
 	parser *useragent.Parser
-	per    int
-	shards [classifierShards]classifierShard
+	mask   uint64
+	slots  []atomic.Pointer[agentEntry]
 }
 
-type classifierShard struct {
-	mu sync.RWMutex
-	m  map[string]Agent
-	_  [32]byte // keep shards on separate cache lines
+type agentEntry struct {
+	ua    string
+	agent Agent
 }
 
-// NewClassifier returns a classifier that caches up to size user agents
-// (DefaultClassifierCache when size <= 0). Building the parser's trie takes
-// some milliseconds and is done once per process.
+// NewClassifier returns a classifier that caches about size user agents
+// (rounded up to a power of two; DefaultClassifierCache when size <= 0).
+// Building the parser's trie takes some milliseconds and is done once per
+// process.
 func NewClassifier(size int) *Classifier {
 	if size <= 0 {
 		size = DefaultClassifierCache
 	}
-	c := &Classifier{parser: useragent.NewParser(), per: max(1, size/classifierShards)}
-	for i := range c.shards {
-		c.shards[i].m = make(map[string]Agent, c.per)
+	n := 1
+	for n < size {
+		n <<= 1
 	}
-	return c
+	return &Classifier{parser: useragent.NewParser(), mask: uint64(n - 1), slots: make([]atomic.Pointer[agentEntry], n)}
 }
 
-// Classify returns the class of userAgent. It does not allocate when the
-// user agent is cached.
+// Classify returns the class of userAgent, with Agent.UAHash set. It does
+// not allocate when the user agent is cached.
 func (c *Classifier) Classify(userAgent []byte) Agent {
+	h := xxhash.Sum64(userAgent)
 	if len(userAgent) > maxCachedAgentLen {
-		return c.parse(userAgent)
+		return c.parse(userAgent, h)
 	}
-	s := &c.shards[xxhash.Sum64(userAgent)%classifierShards]
-	s.mu.RLock()
-	a, ok := s.m[string(userAgent)]
-	s.mu.RUnlock()
-	if ok {
-		return a
+	slot := &c.slots[h&c.mask]
+	if e := slot.Load(); e != nil && e.agent.UAHash == h && e.ua == string(userAgent) {
+		return e.agent
 	}
-	a = c.parse(userAgent)
-	s.mu.Lock()
-	if len(s.m) >= c.per {
-		// Evict one entry: map iteration starts at a random place, so
-		// this is a random eviction.
-		for k := range s.m {
-			delete(s.m, k)
-			break
-		}
-	}
-	s.m[string(userAgent)] = a
-	s.mu.Unlock()
+	a := c.parse(userAgent, h)
+	slot.Store(&agentEntry{ua: string(userAgent), agent: a})
 	return a
 }
 
-func (c *Classifier) parse(userAgent []byte) Agent {
+func (c *Classifier) parse(userAgent []byte, h uint64) Agent {
 	ua := c.parser.Parse(string(userAgent))
 	a := Agent{
 		Browser: orUnknown(string(ua.Browser())),
 		OS:      orUnknown(string(ua.OS())),
 		Device:  orUnknown(string(ua.Device())),
+		UAHash:  h,
 	}
 	a.Bot = ua.IsBot() || IsBotAgent(userAgent)
 	if a.Bot {

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
+	"github.com/cespare/xxhash/v2"
 	"go.uber.org/goleak"
 )
 
@@ -59,19 +61,49 @@ func TestClassify(t *testing.T) {
 
 func TestClassifierBounded(t *testing.T) {
 	c := NewClassifier(64)
+	if len(c.slots) != 64 {
+		t.Fatalf("%d slots", len(c.slots))
+	}
 	for i := range 1000 {
-		c.Classify(fmt.Appendf(nil, "%s %d", uaChrome, i))
+		ua := fmt.Appendf(nil, "%s %d", uaChrome, i)
+		if a := c.Classify(ua); a.Browser != "Chrome" || a.UAHash != xxhash.Sum64(ua) {
+			t.Fatalf("classify %d: %+v", i, a)
+		}
 	}
 	n := 0
-	for i := range c.shards {
-		n += len(c.shards[i].m)
+	for i := range c.slots {
+		if c.slots[i].Load() != nil {
+			n++
+		}
 	}
-	if n > 64 {
-		t.Fatalf("cache holds %d user agents, want <= 64", n)
+	if n == 0 || n > 64 {
+		t.Fatalf("cache holds %d user agents, want 1..64", n)
 	}
-	if a := c.Classify([]byte(uaChrome + " 5")); a.Browser != "Chrome" {
-		t.Fatalf("after eviction: %+v", a)
+	// A long user agent is classified but not cached.
+	long := []byte(uaChrome + strings.Repeat(" x", maxCachedAgentLen))
+	if a := c.Classify(long); a.Browser != "Chrome" {
+		t.Fatalf("long: %+v", a)
 	}
+}
+
+func TestClassifierConcurrent(t *testing.T) {
+	c := NewClassifier(16)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				ua := []string{uaChrome, uaIPhone, uaCurl, uaGoogle}[(i+w)%4]
+				a := c.Classify([]byte(ua))
+				if a.Bot != (ua == uaCurl || ua == uaGoogle) {
+					t.Errorf("%q: %+v", ua, a)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func TestReferrerHost(t *testing.T) {
@@ -99,13 +131,14 @@ func TestReferrerHost(t *testing.T) {
 func TestVisitorHash(t *testing.T) {
 	h := NewVisitorHasher(VisitorKey("secret"))
 	a := h.Sum([]byte("10.0.0.1"), []byte(uaChrome))
-	if a != h.Sum([]byte("10.0.0.1"), []byte(uaChrome)) {
+	if a != h.Sum([]byte("10.0.0.1"), []byte(uaChrome)) || a != h.SumHash([]byte("10.0.0.1"), classifier.Classify([]byte(uaChrome)).UAHash) {
 		t.Fatal("not deterministic")
 	}
 	for _, other := range []uint64{
 		h.Sum([]byte("10.0.0.2"), []byte(uaChrome)),
 		h.Sum([]byte("10.0.0.1"), []byte(uaIPhone)),
 		h.Sum([]byte("10.0.0.1C"), []byte("hrome")), // framing
+		h.SumHash([]byte("10.0.0.1"), 0),
 		NewVisitorHasher(VisitorKey("other")).Sum([]byte("10.0.0.1"), []byte(uaChrome)),
 	} {
 		if other == a {

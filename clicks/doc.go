@@ -7,8 +7,9 @@
 // [ClickInfo]: the UTC [Day], the referrer host, the [Agent] class of the
 // user agent (browser, OS, device, bot) and a keyed 64-bit visitor hash of
 // (client IP, user agent). The IP itself is never stored or sent: only
-// [VisitorHasher.Sum] of it, keyed with a per-cluster secret, goes into a
-// HyperLogLog sketch of unique visitors.
+// [VisitorHasher.Sum] of it (SipHash-2-4 keyed with a per-cluster secret,
+// over the IP and the user agent's xxhash64), goes into a HyperLogLog
+// sketch of unique visitors.
 //
 // The counter is striped: a code hashes to one of [NumStripes] stripes, each
 // a mutex and two maps (the one being filled and the one being flushed), so
@@ -36,9 +37,9 @@
 // user agent is a bot click too. Bot clicks are counted separately and never
 // in clicks, uniques or the tallies.
 //
-// Parsing is cached per user agent string in a bounded map
+// Parsing is cached per user agent string in a bounded, lock-free cache
 // ([Classifier]); user agents repeat a lot, so the redirect path usually
-// pays one map lookup.
+// pays one hash of the user agent and one comparison.
 //
 // # Flushing
 //

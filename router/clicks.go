@@ -95,11 +95,12 @@ func (r *Router) countClick(ctx *fasthttp.RequestCtx, code []byte) {
 	}
 	ua := ctx.Request.Header.UserAgent()
 	var host [clicks.MaxHostLen]byte
+	agent := cs.classifier.Classify(ua)
 	info := clicks.ClickInfo{
 		Day:      clicks.DayOf(ctx.Time()),
 		Referrer: clicks.AppendReferrerHost(host[:0], ctx.Request.Header.Referer()),
-		Agent:    cs.classifier.Classify(ua),
-		Visitor:  cs.hasher.Sum(ctx.RemoteIP(), ua),
+		Agent:    agent,
+		Visitor:  cs.hasher.SumHash(ctx.RemoteIP(), agent.UAHash),
 	}
 	if ctx.IsHead() {
 		info.Agent.Bot = true
