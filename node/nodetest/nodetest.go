@@ -112,6 +112,22 @@ func NewConfig(t testing.TB, opts Options) *config.Config {
 	t.Helper()
 	opts.fill()
 	dir := t.TempDir()
+	// Hold every port until all are chosen, so that no two addresses of
+	// the config get the same one.
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("nodetest: listen: %v", err)
+		}
+		held = append(held, ln)
+		return ln.Addr().String()
+	}
 	cfg := &config.Config{Cluster: config.Cluster{
 		Partitions: opts.Partitions,
 		CodeLength: opts.CodeLength,
@@ -122,8 +138,8 @@ func NewConfig(t testing.TB, opts Options) *config.Config {
 		id := fmt.Sprintf("n%d", i)
 		cfg.Nodes = append(cfg.Nodes, config.Node{
 			ID:       id,
-			RaftAddr: FreeAddr(t),
-			RPCAddr:  FreeAddr(t),
+			RaftAddr: free(),
+			RPCAddr:  free(),
 			DataDir:  filepath.Join(dir, id),
 		})
 	}
@@ -136,7 +152,7 @@ func NewConfig(t testing.TB, opts Options) *config.Config {
 		cfg.Shards = append(cfg.Shards, sh)
 	}
 	for i := 1; i <= opts.Routers; i++ {
-		addr := FreeAddr(t)
+		addr := free()
 		cfg.Routers = append(cfg.Routers, config.Router{ID: fmt.Sprintf("r%d", i), Listen: addr, BaseURL: "http://" + addr})
 	}
 	cfg.ApplyDefaults()
