@@ -80,16 +80,24 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# free_port sets PORT to a TCP port on 127.0.0.1 that nothing listens on and
-# that this script has not handed out yet. (It sets a variable rather than
+# free_port sets PORT to a TCP port on 127.0.0.1 that no socket uses and
+# that this script has not handed out yet. Ports come from below the kernel's
+# ephemeral range, so an outgoing connection (the harness makes many) cannot
+# take one between the check and the bind. (It sets a variable rather than
 # printing, so that it does not run in a subshell that would forget USED_PORTS.)
 USED_PORTS=" "
 PORT=
+EPHEMERAL_LO=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+((EPHEMERAL_LO > 12000)) || EPHEMERAL_LO=32768
 free_port() {
-	local port
-	for _ in $(seq 1 200); do
-		port=$((20000 + RANDOM % 40000))
+	local port hex
+	for _ in $(seq 1 500); do
+		port=$((10000 + RANDOM % (EPHEMERAL_LO - 10000)))
 		[[ $USED_PORTS == *" $port "* ]] && continue
+		printf -v hex ':%04X ' "$port"
+		if grep -q "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+			continue
+		fi
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			USED_PORTS+="$port "
 			PORT=$port
