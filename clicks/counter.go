@@ -22,8 +22,10 @@ const (
 	// flushes; later new keys count under OtherKey.
 	maxCounterKeys = 256
 	// maxIdleFlushes: a code without clicks in this many drains of one of
-	// a stripe's two maps (twice as many flushes) is forgotten there.
-	maxIdleFlushes = 60
+	// a stripe's two maps (twice as many flushes, 10 s at the default
+	// interval) is forgotten there, so memory follows the codes clicked
+	// recently while a code clicked all the time stays warm.
+	maxIdleFlushes = 5
 )
 
 // ClickInfo is what the redirect path knows of one click.

@@ -187,8 +187,9 @@ func awaitStoppedWorkerPools(t *testing.T) {
 	}
 }
 
-// startClickRouter serves router id of cfg with the real shard client.
-func startClickRouter(t *testing.T, cfg *config.Config, id string) (*Router, string) {
+// startClickRouter serves router id of cfg with the real shard client. stop
+// shuts it down (once; t.Cleanup calls it too).
+func startClickRouter(t *testing.T, cfg *config.Config, id string) (r *Router, base string, stop func()) {
 	t.Helper()
 	client := shardrpc.NewClient(cfg, shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
 	r, err := New(cfg, id, client, Options{Logger: testLogger(t), IdleWorkerTimeout: 50 * time.Millisecond})
@@ -201,19 +202,23 @@ func startClickRouter(t *testing.T, cfg *config.Config, id string) (*Router, str
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ln) }()
-	t.Cleanup(func() {
-		httpClient.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown %s: %v", id, err)
-		}
-		if err := <-done; err != ErrServerClosed {
-			t.Errorf("serve %s: %v", id, err)
-		}
-		client.Close()
-	})
-	return r, "http://" + ln.Addr().String()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			httpClient.CloseIdleConnections()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := r.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown %s: %v", id, err)
+			}
+			if err := <-done; err != ErrServerClosed {
+				t.Errorf("serve %s: %v", id, err)
+			}
+			client.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return r, "http://" + ln.Addr().String(), stop
 }
 
 func httpDo(t *testing.T, method, url, ua string, body io.Reader) (*http.Response, []byte) {
@@ -250,9 +255,12 @@ func TestClicksOnRealCluster(t *testing.T) {
 	t.Cleanup(func() { awaitStoppedWorkerPools(t) })
 	c := nodetest.Start(t, nodetest.Options{Routers: 2})
 	c.WaitLeaders()
-	cfg := c.Config()
-	ra, a := startClickRouter(t, cfg, "r1")
-	rb, b := startClickRouter(t, cfg, "r2")
+	cfg := *c.Config()
+	// No flush on the interval during the test: router a flushes
+	// explicitly, router b only when it shuts down.
+	cfg.Cluster.ClickFlushInterval = time.Hour
+	ra, a, _ := startClickRouter(t, &cfg, "r1")
+	_, b, stopB := startClickRouter(t, &cfg, "r2")
 	rg, err := cfg.Ring()
 	if err != nil {
 		t.Fatal(err)
@@ -294,23 +302,18 @@ func TestClicksOnRealCluster(t *testing.T) {
 			httpDo(t, http.MethodGet, a+"/"+code, "curl/8.4.0", nil)
 		}
 	}
-	// Router a flushes explicitly; b on Shutdown-free interval flushing is
-	// covered by its flusher; force both so the test does not wait.
-	for _, r := range []*Router{ra, rb} {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		if err := r.FlushClicks(ctx); err != nil {
-			cancel()
+	// Router a flushes now (twice: the second has nothing new); router b
+	// stops gracefully, which flushes what it counted.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for range 2 {
+		if err := ra.FlushClicks(ctx); err != nil {
 			t.Fatalf("flush: %v", err)
 		}
-		// A second flush has nothing new and changes nothing.
-		if err := r.FlushClicks(ctx); err != nil {
-			cancel()
-			t.Fatalf("flush: %v", err)
-		}
-		cancel()
 	}
+	stopB()
 	for _, code := range codes {
-		resp, body := httpDo(t, http.MethodGet, b+"/api/v1/links/"+code+"/stats", "", nil)
+		resp, body := httpDo(t, http.MethodGet, a+"/api/v1/links/"+code+"/stats", "", nil)
 		if resp.StatusCode != 200 {
 			t.Fatalf("stats: %d %s", resp.StatusCode, body)
 		}
