@@ -16,11 +16,12 @@
 #      links first and saves their codes), mixed (10:1), cold (uniform over the
 #      same codes, against r2, so every redirect reaches a shard); then the
 #      open loop: mixed at $BENCH_RATE requests/s (1,900 shortens/s + 19,000
-#      redirects/s at the default 20,900), and at half that rate.
+#      redirects/s at the default 20,900), and at half that rate, with
+#      -c $BENCH_OPEN_C connections.
 #   4. Everything started here is stopped on exit (trap), the temp dir removed.
 #
 # Knobs (environment): BENCH_DURATION (8s), BENCH_WARMUP (2s), BENCH_C (64),
-# BENCH_LINKS (100000), BENCH_RATE (20900), BENCH_OUT (a directory to keep the
+# BENCH_LINKS (100000), BENCH_RATE (20900), BENCH_OPEN_C (256), BENCH_OUT (a directory to keep the
 # JSON results and the per-run tables in), BENCH_BASELINE_ONLY=1 (nginx only),
 # LINKRAFT_BIN (a linkraft binary to use instead of building bin/linkraft), GO (go).
 # The whole run takes about 2 minutes on a 2-core machine (with a warm build cache).
@@ -34,6 +35,10 @@ WARMUP=${BENCH_WARMUP:-2s}
 CONC=${BENCH_C:-64}
 LINKS=${BENCH_LINKS:-100000}
 RATE=${BENCH_RATE:-20900}
+# The open loop gets more connections: a shorten holds its connection for a
+# Raft commit, and with few connections the redirects behind it would wait
+# for a free one, which independent clients never do.
+OPEN_CONC=${BENCH_OPEN_C:-256}
 BIN=${LINKRAFT_BIN:-$ROOT/bin/linkraft}
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkraft-bench.XXXXXX")
@@ -255,9 +260,9 @@ run_bench 03-redirect -label linkraft -target "http://$R1" -workload redirect -c
 run_bench 04-mixed -label linkraft -target "http://$R1" -workload mixed -c "$CONC" -codes-file "$CODES"
 run_bench 05-cold -label "linkraft r2 cache off" -target "http://$R2" -workload cold -c "$CONC" \
 	-codes-file "$CODES"
-run_bench 06-mixed-open -label "linkraft open loop" -target "http://$R1" -workload mixed -c "$CONC" \
+run_bench 06-mixed-open -label "linkraft open loop" -target "http://$R1" -workload mixed -c "$OPEN_CONC" \
 	-rate "$RATE" -codes-file "$CODES"
-run_bench 07-mixed-open-half -label "linkraft open loop" -target "http://$R1" -workload mixed -c "$CONC" \
+run_bench 07-mixed-open-half -label "linkraft open loop" -target "http://$R1" -workload mixed -c "$OPEN_CONC" \
 	-rate "$((RATE / 2))" -codes-file "$CODES"
 
 # ---- 5. one table ----------------------------------------------------------
@@ -268,7 +273,7 @@ echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*:
 	"$("$GO" version | cut -d' ' -f3); nginx $(nginx -v 2>&1 | sed 's/.*\///');" \
 	"load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown) after" \
 	"(the harness, nginx and the cluster share the machine)."
-echo "Each run: ${WARMUP} warmup, ${DURATION} recorded, -c $CONC; linkraft links: $LINKS created by the redirect run" \
+echo "Each run: ${WARMUP} warmup, ${DURATION} recorded, -c $CONC (open loop: -c $OPEN_CONC); linkraft links: $LINKS created by the redirect run" \
 	"(cold draws uniformly over the same codes through r2, whose cache is off)."
 echo
 "$BIN" bench -combine "$RESULTS/*.json" -baseline nginx | tail -n +3
