@@ -235,6 +235,30 @@ func TestDrain(t *testing.T) {
 	}
 }
 
+func TestManyClassesAndReferrers(t *testing.T) {
+	c := NewCounter(func([]byte) uint64 { return 1 })
+	const n = 3000
+	for i := range n {
+		c.Record([]byte("abc"), ClickInfo{Day: 1, Referrer: fmt.Appendf(nil, "h%d.example", i%400),
+			Agent: Agent{Browser: fmt.Sprint("b", i%50), OS: fmt.Sprint("o", i%7), Device: "d"}, Visitor: uint64(i)})
+	}
+	d := c.Drain()[1][0]
+	sum := func(cs []Count) (s uint64) {
+		for _, c := range cs {
+			s += c.N
+		}
+		return s
+	}
+	for name, cs := range map[string][]Count{"referrers": d.Referrers, "browsers": d.Browsers, "oses": d.OSes, "devices": d.Devices} {
+		if sum(cs) != n || len(cs) > MaxTallyKeys {
+			t.Errorf("%s: %d keys summing to %d, want <= %d keys summing to %d", name, len(cs), sum(cs), MaxTallyKeys, n)
+		}
+	}
+	if len(d.OSes) != 7 || d.Devices[0] != (Count{"d", n}) {
+		t.Errorf("oses %v devices %v", d.OSes, d.Devices)
+	}
+}
+
 func TestTopCounts(t *testing.T) {
 	var in []Count
 	for i := range 40 {
@@ -554,4 +578,30 @@ func TestParseDay(t *testing.T) {
 			t.Errorf("ParseDay(%q): %v", bad, err)
 		}
 	}
+}
+
+func BenchmarkRecord(b *testing.B) {
+	c := NewCounter(func([]byte) uint64 { return 1 })
+	h := NewVisitorHasher(VisitorKey("k"))
+	a := classifier.Classify([]byte(uaChrome))
+	info := ClickInfo{Day: 1, Referrer: []byte("news.example.org"), Agent: a, Visitor: h.SumHash([]byte("192.0.2.1"), a.UAHash)}
+	codes := make([][]byte, 200)
+	for i := range codes {
+		codes[i] = fmt.Appendf(nil, "code%03d", i)
+		c.Record(codes[i], info)
+	}
+	c.Drain()
+	for _, code := range codes {
+		c.Record(code, info)
+	}
+	c.Drain()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			c.Record(codes[i%len(codes)], info)
+		}
+	})
 }

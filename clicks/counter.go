@@ -71,6 +71,56 @@ type dayCounts struct {
 	clicks, bots uint64
 	visitors     *hyperloglog.Sketch
 	tallies      [4]tally // referrers, browsers, OSes, devices
+	// agents counts (browser, OS, device) classes: a short list compared
+	// in place is cheaper than three map lookups per click. It is folded
+	// into tallies 1-3 when drained.
+	agents []agentCount
+}
+
+type agentCount struct {
+	browser, os, device string
+	n                   uint64
+}
+
+// maxAgentClasses bounds a dayCounts' agent list; further classes go to
+// the tallies directly.
+const maxAgentClasses = 32
+
+func (d *dayCounts) addAgent(a *Agent) {
+	for i := range d.agents {
+		x := &d.agents[i]
+		if x.browser == a.Browser && x.os == a.OS && x.device == a.Device {
+			x.n++
+			return
+		}
+	}
+	if len(d.agents) < maxAgentClasses {
+		// Copies, so that Record's argument does not escape.
+		d.agents = append(d.agents, agentCount{browser: cloneString(a.Browser), os: cloneString(a.OS), device: cloneString(a.Device), n: 1})
+		return
+	}
+	d.tallies[1].addString(a.Browser)
+	d.tallies[2].addString(a.OS)
+	d.tallies[3].addString(a.Device)
+}
+
+func cloneString(s string) string { return string(append(make([]byte, 0, len(s)), s...)) }
+
+// foldAgents moves the agent counts into the tallies and zeroes them.
+func (d *dayCounts) foldAgents() {
+	for i := range d.agents {
+		x := &d.agents[i]
+		if x.n == 0 {
+			continue
+		}
+		d.tallies[1].addN(x.browser, x.n)
+		d.tallies[2].addN(x.os, x.n)
+		d.tallies[3].addN(x.device, x.n)
+		x.n = 0
+	}
+	if len(d.agents) == maxAgentClasses {
+		d.agents = d.agents[:0] // make room for the classes of now
+	}
 }
 
 func (d *dayCounts) empty() bool { return d.clicks == 0 && d.bots == 0 }
@@ -102,8 +152,29 @@ func (t *tally) addString(k string) {
 // insert adds key k with count 1. It stores a copy of k, so that Record's
 // arguments never escape (a referrer host may live in the caller's stack
 // buffer).
+// addN counts n of key k, which the tally may keep (off the hot path).
+func (t *tally) addN(k string, n uint64) {
+	if i, ok := t.idx[k]; ok {
+		t.counts[i] += n
+		return
+	}
+	if t.idx == nil {
+		t.idx = make(map[string]int, 4)
+	}
+	if len(t.keys) >= maxCounterKeys {
+		if i, ok := t.idx[OtherKey]; ok {
+			t.counts[i] += n
+			return
+		}
+		k = OtherKey
+	}
+	t.idx[k] = len(t.keys)
+	t.keys = append(t.keys, k)
+	t.counts = append(t.counts, n)
+}
+
 func (t *tally) insert(k string) {
-	key := string(append(make([]byte, 0, len(k)), k...))
+	key := cloneString(k)
 	if t.idx == nil {
 		t.idx = make(map[string]int, 4)
 	}
@@ -233,9 +304,7 @@ func (c *Counter) Record(code []byte, info ClickInfo) {
 		} else {
 			d.tallies[0].addBytes(info.Referrer)
 		}
-		d.tallies[1].addString(info.Agent.Browser)
-		d.tallies[2].addString(info.Agent.OS)
-		d.tallies[3].addString(info.Agent.Device)
+		d.addAgent(&info.Agent)
 	}
 	s.mu.Unlock()
 }
@@ -322,6 +391,7 @@ func (d *dayCounts) take(code string) Delta {
 		if b, err := d.visitors.AppendBinary(nil); err == nil {
 			x.Visitors = b
 		}
+		d.foldAgents()
 		x.Referrers = d.tallies[0].take()
 		x.Browsers = d.tallies[1].take()
 		x.OSes = d.tallies[2].take()
