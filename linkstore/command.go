@@ -17,7 +17,7 @@ const (
 )
 
 // Command is a decoded command. The concrete types are the command structs
-// of this package (Create, ClickBatch).
+// of this package (Create, ClickBatch, Delete).
 type Command interface {
 	// Type returns the command's type byte.
 	Type() CommandType
@@ -82,6 +82,8 @@ func DecodeCommand(b []byte) (Command, error) {
 		return decodeCreate(b[2:])
 	case TypeClicks:
 		return decodeClickBatch(b[2:])
+	case TypeDelete:
+		return decodeDelete(b[2:])
 	default:
 		return nil, fmt.Errorf("%w: command type %#x", ErrMalformed, byte(t))
 	}

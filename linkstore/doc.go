@@ -22,7 +22,16 @@
 // flush, merged by package clickstore at most once per (router, sequence);
 // the result is ResultClicksApplied or ResultClicksDuplicate.
 //
-// New command types (delete, expiry) get new type bytes; a
+// Delete (type 0x03):
+//
+//	partition u32 | deleted_at_ms zigzag varint | code (the rest)
+//
+// It replaces the link record by a tombstone (below) and removes the reuse
+// index entry when it points at the code; the result is ResultDeleted,
+// ResultNotFound (nothing stored at the code) or ResultGone (a tombstone
+// already). Deleting never frees a code: see Allocation.
+//
+// New command types get new type bytes; a
 // replica that does not know a type answers ResultBadRequest without
 // touching state, which is deterministic across replicas of one version.
 //
@@ -55,6 +64,12 @@
 //	version 0x01 | flags u8 (bit 0: alias) | created_at_ms zigzag varint |
 //	code length u8 | code | url (the rest of the record)
 //
+// A deleted link leaves a tombstone at its link key instead:
+//
+//	0x00 | deleted_at_ms zigzag varint
+//
+// (0x00 is never a record version.) Get answers ErrDeleted for it.
+//
 // With a 7-character code and an 80-byte URL a record is about 96 bytes,
 // its key 12 bytes, and the reuse index entry 37 + 7 bytes.
 //
@@ -70,4 +85,10 @@
 // generated shape must be created in the partition their code decodes to
 // (ring.PartitionOfCode), so that the one allocator that could produce that
 // code is the one that skips it: no two links ever share a code.
+//
+// A tombstone keeps a deleted code taken forever: a generated code's ID is
+// behind the allocator's offset already, an alias create finds the key
+// occupied (ResultAliasTaken), and a tombstone of generated shape sits in
+// a partition whose allocator flag is set (the alias's create set it), so
+// the allocator skips it too.
 package linkstore

@@ -159,6 +159,12 @@ func FuzzDecodeCommand(f *testing.F) {
 			}
 			return
 		}
+		if d, ok := c.(Delete); ok {
+			if again, err := DecodeCommand(AppendDelete(nil, d)); err != nil || again != c {
+				t.Fatalf("re-encoding %+v does not round-trip", d)
+			}
+			return
+		}
 		cr, ok := c.(Create)
 		if !ok {
 			t.Fatalf("decoded %T", c)
@@ -213,6 +219,7 @@ func FuzzApply(f *testing.F) {
 	f.Add(EncodeCreate(Create{Partition: 3, URL: "https://x.example/", Alias: "abc"}))
 	f.Add(EncodeCreate(Create{Partition: 3, URL: "https://x.example/", Reuse: true}))
 	f.Add([]byte{commandVersion, byte(TypeCreate)})
+	f.Add(AppendDelete(nil, Delete{Partition: 3, Code: "abc"}))
 	f.Add(AppendClickBatch(nil, clicks.Batch{Router: "r1", Seq: 1, Deltas: []clicks.Delta{{Code: "abc", Day: 1, Clicks: 1, Bots: 2}}}))
 	rg := testRing(f, 7, 64)
 	rep := newReplica(f, rg)

@@ -11,7 +11,8 @@ import (
 // ErrNotFound is returned by the queries for a link that is not stored.
 var ErrNotFound = errors.New("linkstore: link not found")
 
-// Get returns the link of code in partition p, or ErrNotFound.
+// Get returns the link of code in partition p: ErrNotFound when nothing is
+// stored there, ErrDeleted when the link was deleted (a tombstone).
 func Get(r raftstore.Reader, p uint32, code string) (Record, error) {
 	if code == "" || len(code) > MaxCodeLength {
 		return Record{}, ErrNotFound
@@ -22,6 +23,9 @@ func Get(r raftstore.Reader, p uint32, code string) (Record, error) {
 			return Record{}, ErrNotFound
 		}
 		return Record{}, fmt.Errorf("linkstore: get %q in partition %d: %w", code, p, err)
+	}
+	if IsTombstone(v) {
+		return Record{}, ErrDeleted
 	}
 	rec, err := DecodeRecord(v)
 	if err != nil {
@@ -53,16 +57,19 @@ func Allocated(r raftstore.Reader, p uint32) (uint64, error) {
 	return st.offset, nil
 }
 
-// Count returns the number of links stored in partition p. It scans the
-// partition's link records, so it costs time in proportion to their number.
+// Count returns the number of links stored in partition p, tombstones of
+// deleted links not included. It scans the partition's link records, so it
+// costs time in proportion to their number.
 func Count(r raftstore.Reader, p uint32) (uint64, error) {
 	lower := binary.BigEndian.AppendUint32(nil, p)
 	lower = append(lower, kindLink)
 	upper := binary.BigEndian.AppendUint32(nil, p)
 	upper = append(upper, kindLink+1)
 	var n uint64
-	err := r.Scan(lower, upper, func(_, _ []byte) bool {
-		n++
+	err := r.Scan(lower, upper, func(_, v []byte) bool {
+		if !IsTombstone(v) {
+			n++
+		}
 		return true
 	})
 	if err != nil {

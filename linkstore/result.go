@@ -53,6 +53,12 @@ func (s Status) String() string {
 		return "clicks_applied"
 	case ResultClicksDuplicate:
 		return "clicks_duplicate"
+	case ResultDeleted:
+		return "deleted"
+	case ResultNotFound:
+		return "not_found"
+	case ResultGone:
+		return "gone"
 	}
 	return fmt.Sprintf("status(%#x)", byte(s))
 }
@@ -109,7 +115,8 @@ func DecodeResult(b []byte) (Result, error) {
 			return Result{}, fmt.Errorf("%w: result reason of %d bytes", ErrMalformed, len(payload))
 		}
 		r.Reason = string(payload)
-	case ResultAliasTaken, ResultExhausted, ResultClicksApplied, ResultClicksDuplicate:
+	case ResultAliasTaken, ResultExhausted, ResultClicksApplied, ResultClicksDuplicate,
+		ResultDeleted, ResultNotFound, ResultGone:
 		if len(payload) != 0 {
 			return Result{}, fmt.Errorf("%w: %d payload bytes after status %s", ErrMalformed, len(payload), r.Status)
 		}
