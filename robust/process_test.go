@@ -1,0 +1,367 @@
+package robust
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/linkraft/linkraft/config"
+	"github.com/linkraft/linkraft/faultproxy"
+	"github.com/linkraft/linkraft/shardrpc"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// linkraftBin returns the linkraft binary: $LINKRAFT_BIN, or one built
+// once per test run into a temporary directory.
+func linkraftBin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("LINKRAFT_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "linkraft-robust-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "linkraft")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/linkraft/linkraft/cmd/linkraft").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().String()
+}
+
+// process is one linkraft process of a test.
+type process struct {
+	name string
+	args []string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.String()
+	if len(s) > n {
+		s = "...\n" + s[len(s)-n:]
+	}
+	return s
+}
+
+// procCluster is a cluster of real linkraft processes: 3 nodes and a
+// router. Every connection between processes goes through a faultproxy:
+// the router reaches node j through rpcProxies[j], and node i dials the
+// Raft port of node j through raftProxies[{i, j}]. Each process reads its
+// own copy of the cluster file, with the proxies' addresses for its peers.
+type procCluster struct {
+	t           *testing.T
+	bin         string
+	ids         []string
+	nodes       map[string]*process
+	router      *process
+	rpcProxies  map[string]*faultproxy.Proxy
+	raftProxies map[[2]string]*faultproxy.Proxy
+	status      *shardrpc.Client // reaches the nodes directly
+	url         string
+	out         *syncBuffer // every process's output
+}
+
+func startProcCluster(t *testing.T) *procCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("robustness scenarios run for seconds; skipped with -short")
+	}
+	c := &procCluster{
+		t: t, bin: linkraftBin(t), nodes: make(map[string]*process),
+		rpcProxies: make(map[string]*faultproxy.Proxy), raftProxies: make(map[[2]string]*faultproxy.Proxy),
+		out: &syncBuffer{},
+	}
+	dir := t.TempDir()
+	routerListen := freeAddr(t)
+	raftAddr, rpcAddr := make(map[string]string), make(map[string]string)
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("n%d", i)
+		c.ids = append(c.ids, id)
+		raftAddr[id], rpcAddr[id] = freeAddr(t), freeAddr(t)
+	}
+	newProxy := func(target string) *faultproxy.Proxy {
+		p, err := faultproxy.New("127.0.0.1:0", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := p.Close(); err != nil {
+				t.Errorf("close proxy to %s: %v", target, err)
+			}
+		})
+		return p
+	}
+	for _, j := range c.ids {
+		c.rpcProxies[j] = newProxy(rpcAddr[j])
+		for _, i := range c.ids {
+			if i != j {
+				c.raftProxies[[2]string{i, j}] = newProxy(raftAddr[j])
+			}
+		}
+	}
+	// write writes the cluster file as seen by process self.
+	write := func(self string) string {
+		var b strings.Builder
+		b.WriteString("cluster:\n  partitions: 256\n  code_length: 7\n  redirect_status: 301\n")
+		b.WriteString("nodes:\n")
+		for _, j := range c.ids {
+			raft, rpc := raftAddr[j], rpcAddr[j]
+			if p, ok := c.raftProxies[[2]string{self, j}]; ok {
+				raft = p.Addr()
+			}
+			if self == "r1" {
+				rpc = c.rpcProxies[j].Addr()
+			}
+			fmt.Fprintf(&b, "  - id: %s\n    raft_addr: %s\n    rpc_addr: %s\n    data_dir: data/%s\n", j, raft, rpc, j)
+		}
+		b.WriteString("shards:\n")
+		for s := 1; s <= 3; s++ {
+			fmt.Fprintf(&b, "  - id: %d\n    replicas: [n1, n2, n3]\n", s)
+		}
+		fmt.Fprintf(&b, "routers:\n  - id: r1\n    listen: %s\n    base_url: http://%s\n", routerListen, routerListen)
+		path := filepath.Join(dir, self+".yaml")
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	direct := write("direct") // real addresses everywhere: the test's view
+	cfg, err := config.Load(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.status = shardrpc.NewClient(cfg, shardrpc.ClientOptions{Timeout: time.Second, AttemptTimeout: 300 * time.Millisecond})
+	t.Cleanup(c.status.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- process output ----\n%s", c.out.tail(20000))
+		}
+	})
+
+	for _, id := range c.ids {
+		c.nodes[id] = c.start(id, "node", "--config", write(id), "--id", id)
+	}
+	c.router = c.start("r1", "router", "--config", write("r1"), "--id", "r1")
+	c.url = "http://" + routerListen
+	c.waitReady()
+	return c
+}
+
+// isolate cuts node id off from the other nodes' Raft traffic, both ways,
+// and with fromRouter also from the router.
+func (c *procCluster) isolate(id string, fromRouter bool) {
+	for k, p := range c.raftProxies {
+		if k[0] == id || k[1] == id {
+			p.Blackhole()
+		}
+	}
+	if fromRouter {
+		c.rpcProxies[id].Blackhole()
+	}
+}
+
+// start runs `linkraft args...`; the process is killed at cleanup.
+func (c *procCluster) start(name string, args ...string) *process {
+	c.t.Helper()
+	p := &process{name: name, args: args, out: c.out, done: make(chan struct{})}
+	p.cmd = exec.Command(c.bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = c.out, c.out
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	c.t.Cleanup(func() { c.kill(p) })
+	return p
+}
+
+// kill sends SIGKILL to p and waits until it is reaped.
+func (c *procCluster) kill(p *process) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		c.t.Errorf("%s did not exit after SIGKILL", p.name)
+	}
+}
+
+// restart starts a killed node again on its data.
+func (c *procCluster) restart(id string) {
+	c.t.Helper()
+	old := c.nodes[id]
+	c.kill(old)
+	c.nodes[id] = c.start(id, old.args...)
+}
+
+// leader returns the node leading shard, "" if unknown now.
+func (c *procCluster) leader(shard uint64) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := c.status.Status(ctx, shard)
+	if err != nil {
+		return ""
+	}
+	return st.LeaderID
+}
+
+// leaders returns the leader of every shard as its replicas report it now.
+func (c *procCluster) leaders() map[uint64]string {
+	out := make(map[uint64]string)
+	for s := uint64(1); s <= 3; s++ {
+		out[s] = c.leader(s)
+	}
+	return out
+}
+
+func (c *procCluster) routerURL() string { return c.url }
+
+// heal undoes every proxy fault and restarts every node that is down.
+func (c *procCluster) heal() {
+	for _, p := range c.rpcProxies {
+		p.Heal()
+	}
+	for _, p := range c.raftProxies {
+		p.Heal()
+	}
+	for id, p := range c.nodes {
+		select {
+		case <-p.done:
+			c.restart(id)
+		default:
+		}
+	}
+}
+
+// waitReady polls the router's /readyz until every shard has a leader.
+func (c *procCluster) waitReady() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
+	for {
+		resp, err := client.Get(c.url + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the cluster was not ready within 30s (last: %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestLeaderKillLoop kills (SIGKILL) the process leading a random shard,
+// restarts it on its data after a moment, and again, while the workload
+// runs against real processes.
+func TestLeaderKillLoop(t *testing.T) {
+	seed := seedFor(t)
+	c := startProcCluster(t)
+	scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
+		for ctx.Err() == nil {
+			shard := uint64(1 + rng.IntN(3))
+			leader := c.leader(shard)
+			if leader == "" {
+				if !pause(ctx, 100*time.Millisecond) {
+					return
+				}
+				continue
+			}
+			t.Logf("kill -9 %s, leader of shard %d", leader, shard)
+			c.kill(c.nodes[leader])
+			pause(ctx, time.Duration(200+rng.IntN(800))*time.Millisecond)
+			c.restart(leader) // also after ctx ends: never leave a node down
+			if !pause(ctx, time.Duration(800+rng.IntN(1200))*time.Millisecond) {
+				return
+			}
+		}
+	})
+}
+
+// TestMinorityPartition cuts one node at a time off the other two at the
+// Raft level (the leader of a random shard, half of the time), for longer
+// than an election: the majority elects a new leader while the isolated
+// node may still believe it leads. Half of the time the router can still
+// reach the isolated node, so it must not serve stale answers from it.
+func TestMinorityPartition(t *testing.T) {
+	seed := seedFor(t)
+	c := startProcCluster(t)
+	scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
+		for ctx.Err() == nil {
+			id := c.ids[rng.IntN(len(c.ids))]
+			if rng.IntN(2) == 0 {
+				if l := c.leader(uint64(1 + rng.IntN(3))); l != "" {
+					id = l
+				}
+			}
+			fromRouter := rng.IntN(2) == 0
+			t.Logf("partition %s from the other nodes (and from the router: %v)", id, fromRouter)
+			c.isolate(id, fromRouter)
+			pause(ctx, time.Duration(1000+rng.IntN(1500))*time.Millisecond)
+			t.Logf("leaders during the partition: %v", c.leaders())
+			c.heal()
+			if !pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond) {
+				return
+			}
+		}
+	})
+}
