@@ -27,6 +27,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" { // built by linkraftBin: remove it
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // linkraftBin returns the linkraft binary: $LINKRAFT_BIN, or one built
 // once per test run into a temporary directory.
 func linkraftBin(t *testing.T) string {
