@@ -6,7 +6,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages that own goroutines run under the race detector in `make test`.
 RACE_PKGS   := ./raftmux/... ./raftstore/... ./node/... ./router/... ./shardrpc/...
 
-.PHONY: all build run test test-unit test-race test-docker e2e-docker lint fmt bench clean
+.PHONY: all build run test test-unit test-race test-docker e2e-docker lint fmt bench bench-go clean
 
 all: build
 
@@ -45,8 +45,13 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftstore/...
+## bench: nginx baseline and a local cluster under the load harness, one table (about 2 minutes)
+bench: build
+	LINKRAFT_BIN=$(CURDIR)/$(BIN) bash scripts/bench.sh
+
+## bench-go: the Go benchmarks (raftstore, router, codes), briefly
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./raftstore/ ./router/ ./shortcode/ ./ring/
 
 clean:
 	rm -rf bin data
