@@ -119,6 +119,30 @@ func (r rpc) call(addr, path string, shard uint64, body any) answer {
 	return a
 }
 
+// atLeader sends body to path at whoever leads shard, following leader
+// changes (421) and retrying unavailable answers (503) and transport errors
+// until an answer is final or 20s passed. It is safe from any goroutine;
+// a create body should carry a RequestID so that retries are idempotent.
+func (r rpc) atLeader(c *nodetest.Cluster, shard uint64, path string, body any) (answer, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var a answer
+		var err error
+		if leader := c.Leader(shard); leader == "" {
+			err = fmt.Errorf("no leader of shard %d", shard)
+		} else if a, err = r.do(c.RPCAddr(leader), fasthttp.MethodPost, path, shard, body); err == nil &&
+			a.status != fasthttp.StatusMisdirectedRequest && a.status != fasthttp.StatusServiceUnavailable {
+			return a, nil
+		} else if err == nil {
+			err = fmt.Errorf("answer %s", a)
+		}
+		if time.Now().After(deadline) {
+			return a, fmt.Errorf("%s at the leader of shard %d: %w", path, shard, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // createAtLeader creates a link at whoever leads shard, following
 // not_leader answers and retrying unavailable ones with the same request
 // ID, until it gets a final answer.

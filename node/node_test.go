@@ -467,7 +467,7 @@ func TestNewFailsCleanlyOnABusyPort(t *testing.T) {
 func TestConcurrentCreatesGetDistinctCodes(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{})
 	r := mustRing(t, c.Config())
-	leaders := c.WaitLeaders()
+	c.WaitLeaders()
 	const workers, perWorker = 16, 20
 	type result struct {
 		shard uint64
@@ -488,8 +488,8 @@ func TestConcurrentCreatesGetDistinctCodes(t *testing.T) {
 			for i := 0; i < perWorker; i++ {
 				shard := uint64(1 + (w+i)%3)
 				// Few partitions, so that many creates share an allocator.
-				req := shardrpc.CreateRequest{Partition: parts[shard][i%2], URL: fmt.Sprintf("https://c.example/%d/%d", w, i)}
-				a, err := cl.do(c.RPCAddr(leaders[shard]), fasthttp.MethodPost, shardrpc.PathCreate, shard, req)
+				req := shardrpc.CreateRequest{Partition: parts[shard][i%2], URL: fmt.Sprintf("https://c.example/%d/%d", w, i), RequestID: fmt.Sprintf("c-%d-%d", w, i)}
+				a, err := cl.atLeader(c, shard, shardrpc.PathCreate, req)
 				if err == nil && a.status != 200 {
 					err = fmt.Errorf("create: %s", a)
 				}
@@ -513,9 +513,9 @@ func TestConcurrentCreatesGetDistinctCodes(t *testing.T) {
 			t.Fatalf("code %s acknowledged twice", res.link.Code)
 		}
 		seen[res.link.Code] = true
-		a := cl.call(c.RPCAddr(leaders[res.shard]), shardrpc.PathResolve, res.shard, shardrpc.ResolveRequest{Code: res.link.Code, Linearizable: true})
-		if a.status != 200 || a.link(t).URL != res.link.URL {
-			t.Fatalf("resolve %s: %s", res.link.Code, a)
+		a, err := cl.atLeader(c, res.shard, shardrpc.PathResolve, shardrpc.ResolveRequest{Code: res.link.Code, Linearizable: true})
+		if err != nil || a.status != 200 || a.link(t).URL != res.link.URL {
+			t.Fatalf("resolve %s: %s, %v", res.link.Code, a, err)
 		}
 	}
 	if len(seen) != workers*perWorker {

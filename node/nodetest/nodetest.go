@@ -31,7 +31,6 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/linkraft/linkraft/config"
 	"github.com/linkraft/linkraft/node"
-	"github.com/linkraft/linkraft/raftstore/rafttest"
 )
 
 // Options shape a test cluster. The zero value is 3 nodes, 3 shards
@@ -55,8 +54,7 @@ type Options struct {
 	// the development code key, no RPC secret).
 	CodeSecret string
 	RPCSecret  string
-	// Raft adjusts every group's raft configuration; default
-	// rafttest.TestRaftConfig (fast elections).
+	// Raft adjusts every group's raft configuration; default RaftConfig.
 	Raft func(*raft.Config)
 	// LogLevel is the level of the nodes' logs sent to t.Log (default
 	// Warn; slog.LevelDebug shows Raft's own messages).
@@ -85,7 +83,7 @@ func (o *Options) fill() {
 		o.CodeLength = 7
 	}
 	if o.Raft == nil {
-		o.Raft = rafttest.TestRaftConfig
+		o.Raft = RaftConfig
 	}
 	if o.LogLevel == 0 {
 		o.LogLevel = slog.LevelWarn
@@ -93,6 +91,18 @@ func (o *Options) fill() {
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = 30 * time.Second
 	}
+}
+
+// RaftConfig sets the raft timeouts of test clusters: elections within
+// about a second (heartbeat and election timeouts of 500ms, a leader lease
+// of 250ms), yet no spurious election when the race detector and parallel
+// packages load a 2-core machine. A graceful StopNode hands leadership off
+// at once anyway.
+func RaftConfig(c *raft.Config) {
+	c.HeartbeatTimeout = 500 * time.Millisecond
+	c.ElectionTimeout = 500 * time.Millisecond
+	c.LeaderLeaseTimeout = 250 * time.Millisecond
+	c.CommitTimeout = 5 * time.Millisecond
 }
 
 // FreeAddr returns a 127.0.0.1 address whose port was free a moment ago.
