@@ -39,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 	"github.com/linkraft/linkraft/config"
 	"github.com/linkraft/linkraft/linkstore"
@@ -86,6 +87,14 @@ type Options struct {
 	// MaxConns bounds the concurrent RPC connections. Default
 	// DefaultMaxConns.
 	MaxConns int
+	// FS is the file system the node's Pebble DB runs on; nil is the OS
+	// file system. Tests inject disk faults here (package diskfault). See
+	// raftstore.Options.FS.
+	FS vfs.FS
+	// Fatal is called when the storage hits an error it cannot go on
+	// after, such as a failed WAL write; it must not return. Nil exits the
+	// process. See raftstore.Options.Fatal.
+	Fatal func(msg string)
 }
 
 func (o *Options) fill() {
@@ -189,6 +198,8 @@ func (n *Node) start() error {
 		Network: mux,
 		Logger:  hl,
 		Raft:    n.opts.Raft,
+		FS:      n.opts.FS,
+		Fatal:   n.opts.Fatal,
 	})
 	if err != nil {
 		return err

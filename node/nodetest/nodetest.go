@@ -64,6 +64,10 @@ type Options struct {
 	// NoStart builds the cluster without starting any node; start them
 	// with StartNode.
 	NoStart bool
+	// NodeOptions, if set, adjusts the options of node id each time it
+	// starts (after Logger and Raft are set), e.g. a faulty file system
+	// (FS) and a Fatal hook for one node.
+	NodeOptions func(id string, o *node.Options)
 }
 
 func (o *Options) fill() {
@@ -269,7 +273,11 @@ func (c *Cluster) StartNode(id string) *node.Node {
 	logger := slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: c.opts.LogLevel})).With("node", id)
 	deadline := time.Now().Add(c.opts.WaitTimeout)
 	for {
-		n, err := node.New(c.cfg, id, node.Options{Logger: logger, Raft: c.opts.Raft})
+		nopts := node.Options{Logger: logger, Raft: c.opts.Raft}
+		if c.opts.NodeOptions != nil {
+			c.opts.NodeOptions(id, &nopts)
+		}
+		n, err := node.New(c.cfg, id, nopts)
 		if err == nil {
 			c.mu.Lock()
 			c.nodes[id] = n
@@ -296,6 +304,20 @@ func (c *Cluster) StopNode(id string) {
 	if err := n.Close(); err != nil {
 		c.t.Errorf("nodetest: stop node %s: %v", id, err)
 	}
+}
+
+// CloseNode stops node id like StopNode but returns node.Close's error
+// instead of failing the test: for a node whose storage failed, whose
+// Close reports that failure. It may be called from any goroutine.
+func (c *Cluster) CloseNode(id string) error {
+	c.mu.Lock()
+	n := c.nodes[id]
+	delete(c.nodes, id)
+	c.mu.Unlock()
+	if n == nil {
+		return fmt.Errorf("nodetest: node %s is not running", id)
+	}
+	return n.Close()
 }
 
 // RestartNode stops node id and starts it again on the same data.
