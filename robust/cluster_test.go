@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,13 +35,37 @@ func seedFor(t *testing.T) uint64 {
 		}
 		seed = v
 	}
-	t.Logf("seed %d (replay with LINKRAFT_SEED=%d go test -run '^%s$' ./robust)", seed, seed, t.Name())
+	name := scenarioName(t)
+	t.Logf("seed %d (replay with LINKRAFT_SEED=%d go test -run '^%s$' ./robust)", seed, seed, name)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("FAILED with seed %d: replay with LINKRAFT_SEED=%d go test -run '^%s$' ./robust", seed, seed, t.Name())
+			t.Logf("FAILED with seed %d: replay with LINKRAFT_SEED=%d go test -run '^%s$' ./robust", seed, seed, name)
 		}
 	})
 	return seed
+}
+
+// scenarioName is the name of the scenario test t runs: t.Name(), or for
+// a round of TestSoak the name of the scenario's own test.
+func scenarioName(t *testing.T) string {
+	name := t.Name()
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	if i := strings.IndexByte(name, '#'); i >= 0 {
+		name = name[:i]
+	}
+	return name
+}
+
+// reportDir is where a failed scenario leaves its history and the
+// checker's report: $LINKRAFT_REPORT_DIR/<scenario>-<seed> when set (make
+// soak sets it), else $TMPDIR/linkraft-robust-<scenario>-<seed>.
+func reportDir(t *testing.T, seed uint64) string {
+	if base := os.Getenv("LINKRAFT_REPORT_DIR"); base != "" {
+		return filepath.Join(base, fmt.Sprintf("%s-%d", scenarioName(t), seed))
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("linkraft-robust-%s-%d", scenarioName(t), seed))
 }
 
 // cluster is a 3-node, 3-shard in-process cluster with one router whose
@@ -54,11 +79,18 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	return startClusterOpts(t, nodetest.Options{})
+}
+
+// startClusterOpts is startCluster with nodetest options (the topology
+// fields are ignored: 3 nodes, 3 shards on every node).
+func startClusterOpts(t *testing.T, opts nodetest.Options) *cluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("robustness scenarios run for seconds; skipped with -short")
 	}
 	cfg := nodetest.NewConfig(t, nodetest.Options{})
-	nodes := nodetest.StartConfig(t, cfg, nodetest.Options{})
+	nodes := nodetest.StartConfig(t, cfg, opts)
 	c := &cluster{t: t, nodes: nodes, proxies: make(map[string]*faultproxy.Proxy)}
 
 	// The router's view of the cluster: the same, with every node's RPC
@@ -145,33 +177,60 @@ func (c *cluster) shards() []uint64 {
 
 // run shapes a scenario.
 type run struct {
-	// duration of the workload.
+	// duration of the workload: it runs at least this long, and until
+	// the fault schedule has returned.
 	duration time.Duration
 	// requestTimeout is the clients' patience (default 2 s). Shorter than
 	// the router's own retries, it turns slow creates into unknown
 	// outcomes that may still take effect.
 	requestTimeout time.Duration
+	// rec, if set, is the recorder to use, so that the fault schedule can
+	// read its clock (rec.Now) to tell when faults were on.
+	rec *history.Recorder
 }
 
 // scenario runs a recorded workload while faults runs in the test's
-// goroutine, then heals, verifies and checks the history.
-func scenario(t *testing.T, seed uint64, c target, r run, faults func(ctx context.Context, rng *rand.Rand)) {
+// goroutine, then heals, verifies and checks the history, which it
+// returns. faults gets a context that ends after r.duration; the workload
+// goes on until faults has returned too.
+func scenario(t *testing.T, seed uint64, c target, r run, faults func(ctx context.Context, rng *rand.Rand)) []history.Op {
 	t.Helper()
 	if r.requestTimeout <= 0 {
 		r.requestTimeout = 2 * time.Second
 	}
-	rec := history.NewRecorder()
+	rec := r.rec
+	if rec == nil {
+		rec = history.NewRecorder()
+	}
+	dir := reportDir(t, seed)
+	checked := false
+	t.Cleanup(func() {
+		// A failure the checker did not report (a failed wait, a node
+		// that would not stop) still leaves the history behind.
+		if !t.Failed() || checked {
+			return
+		}
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			if err := rec.Save(filepath.Join(dir, "history.jsonl")); err == nil {
+				t.Logf("history saved in %s", dir)
+			}
+		}
+	})
 	w := &Workload{Routers: []string{c.routerURL()}, Clients: 6, Seed: seed, Recorder: rec, RequestTimeout: r.requestTimeout}
 	defer w.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), r.duration)
-	defer cancel()
+	fctx, fcancel := context.WithTimeout(context.Background(), r.duration)
+	defer fcancel()
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.Run(ctx)
+		w.Run(wctx)
 	}()
-	faults(ctx, rand.New(rand.NewPCG(seed, 0xfa017)))
+	faults(fctx, rand.New(rand.NewPCG(seed, 0xfa017)))
+	<-fctx.Done()
+	wcancel()
 	<-done
 
 	c.heal()
@@ -182,7 +241,6 @@ func scenario(t *testing.T, seed uint64, c target, r run, faults func(ctx contex
 		t.Error(err)
 	}
 
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("linkraft-robust-%s-%d", t.Name(), seed))
 	ops := rec.Ops()
 	rep, err := history.Check(ops, history.Options{ReportDir: dir})
 	if err != nil {
@@ -191,11 +249,13 @@ func scenario(t *testing.T, seed uint64, c target, r run, faults func(ctx contex
 	stats := summarize(ops)
 	t.Logf("%d operations on %d codes: %s; linearizability %s", rep.Ops, rep.Codes, stats, rep.Linearizable)
 	if err := rep.Err(); err != nil {
-		t.Fatal(err)
+		checked = true
+		t.Fatalf("%v (report in %s)", err, dir)
 	}
 	if stats.acked == 0 {
 		t.Fatal("no create was acknowledged: the scenario tested nothing")
 	}
+	return ops
 }
 
 type opStats struct{ acked, unknown, unknownApplied, found, notFound, taken int }

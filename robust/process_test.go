@@ -78,6 +78,7 @@ type process struct {
 	cmd  *exec.Cmd
 	out  *syncBuffer
 	done chan struct{}
+	err  error // cmd.Wait's result, set before done is closed
 }
 
 type syncBuffer struct {
@@ -115,8 +116,13 @@ type procCluster struct {
 	rpcProxies  map[string]*faultproxy.Proxy
 	raftProxies map[[2]string]*faultproxy.Proxy
 	status      *shardrpc.Client // reaches the nodes directly
+	cfg         *config.Config   // the test's view: real addresses
+	dir         string           // the cluster files; data/<id> holds node id's data
 	url         string
 	out         *syncBuffer // every process's output
+
+	pausedMu sync.Mutex
+	paused   map[string]bool // nodes stopped with SIGSTOP
 }
 
 func startProcCluster(t *testing.T) *procCluster {
@@ -127,9 +133,10 @@ func startProcCluster(t *testing.T) *procCluster {
 	c := &procCluster{
 		t: t, bin: linkraftBin(t), nodes: make(map[string]*process),
 		rpcProxies: make(map[string]*faultproxy.Proxy), raftProxies: make(map[[2]string]*faultproxy.Proxy),
-		out: &syncBuffer{},
+		out: &syncBuffer{}, paused: make(map[string]bool),
 	}
 	dir := t.TempDir()
+	c.dir = dir
 	routerListen := freeAddr(t)
 	raftAddr, rpcAddr := make(map[string]string), make(map[string]string)
 	for i := 1; i <= 3; i++ {
@@ -188,6 +195,7 @@ func startProcCluster(t *testing.T) *procCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.cfg = cfg
 	c.status = shardrpc.NewClient(cfg, shardrpc.ClientOptions{Timeout: time.Second, AttemptTimeout: 300 * time.Millisecond})
 	t.Cleanup(c.status.Close)
 	t.Cleanup(func() {
@@ -228,7 +236,7 @@ func (c *procCluster) start(name string, args ...string) *process {
 		c.t.Fatalf("start %s: %v", name, err)
 	}
 	go func() {
-		_ = p.cmd.Wait()
+		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
 	c.t.Cleanup(func() { c.kill(p) })
@@ -280,8 +288,14 @@ func (c *procCluster) leaders() map[uint64]string {
 
 func (c *procCluster) routerURL() string { return c.url }
 
-// heal undoes every proxy fault and restarts every node that is down.
+// heal undoes every proxy fault, resumes every paused node and restarts
+// every node that is down.
 func (c *procCluster) heal() {
+	c.pausedMu.Lock()
+	for id := range c.paused {
+		c.resume(id)
+	}
+	c.pausedMu.Unlock()
 	for _, p := range c.rpcProxies {
 		p.Heal()
 	}
@@ -372,4 +386,92 @@ func TestMinorityPartition(t *testing.T) {
 			}
 		}
 	})
+}
+
+// stop stops node id gracefully (SIGTERM), waits until it has exited and
+// returns its exit error (nil for a clean stop).
+func (c *procCluster) stop(id string) error {
+	c.t.Helper()
+	p := c.nodes[id]
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("SIGTERM %s: %w", id, err)
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("%s did not exit within 30s of SIGTERM", id)
+	}
+}
+
+// pause stops node id's process with SIGSTOP: it neither runs nor dies,
+// and its sockets stay open. heal resumes it.
+func (c *procCluster) pause(id string) {
+	c.t.Helper()
+	c.pausedMu.Lock()
+	defer c.pausedMu.Unlock()
+	if err := c.nodes[id].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		c.t.Fatalf("SIGSTOP %s: %v", id, err)
+	}
+	c.paused[id] = true
+}
+
+// resumeNode continues a paused node (SIGCONT).
+func (c *procCluster) resumeNode(id string) {
+	c.pausedMu.Lock()
+	defer c.pausedMu.Unlock()
+	c.resume(id)
+}
+
+// resume sends SIGCONT to id; c.pausedMu is held.
+func (c *procCluster) resume(id string) {
+	if !c.paused[id] {
+		return
+	}
+	delete(c.paused, id)
+	if err := c.nodes[id].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		c.t.Errorf("SIGCONT %s: %v", id, err)
+	}
+}
+
+// waitCaughtUp waits until node id's replica of every shard has applied
+// at least what the shard's leader had applied when the wait began, and
+// returns how long that took.
+func (c *procCluster) waitCaughtUp(id string, timeout time.Duration) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	deadline := start.Add(timeout)
+	for s := uint64(1); s <= 3; s++ {
+		var target uint64
+		var last error
+		for {
+			if target == 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				st, err := c.status.Status(ctx, s)
+				cancel()
+				if err == nil {
+					target = st.AppliedIndex
+				}
+				last = err
+			}
+			if target > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				st, err := c.status.NodeStatus(ctx, id, s)
+				cancel()
+				if err == nil && st.AppliedIndex >= target {
+					break
+				}
+				if err == nil {
+					last = fmt.Errorf("applied %d of %d", st.AppliedIndex, target)
+				} else {
+					last = err
+				}
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("%s did not catch up on shard %d within %s: %v", id, s, timeout, last)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return time.Since(start)
 }

@@ -1,0 +1,341 @@
+package robust
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/linkraft/linkraft/diskfault"
+	"github.com/linkraft/linkraft/history"
+	"github.com/linkraft/linkraft/node"
+	"github.com/linkraft/linkraft/node/nodetest"
+	"github.com/linkraft/linkraft/shardrpc"
+)
+
+// TestRouterCutOff cuts the router off from one node at a time, both
+// ways, while the nodes still reach each other: either every connection is
+// reset at once (Drop, a crashed peer or a rejecting firewall) or every
+// byte vanishes (Blackhole, calls time out). Shards that node leads are
+// unreachable from the router meanwhile; the others must go on, and no
+// answer may be wrong.
+func TestRouterCutOff(t *testing.T) {
+	seed := seedFor(t)
+	c := startCluster(t)
+	ids := c.nodes.NodeIDs()
+	scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
+		for ctx.Err() == nil {
+			id := ids[rng.IntN(len(ids))]
+			p := c.proxies[id]
+			if rng.IntN(2) == 0 {
+				t.Logf("cut the router off %s: drop (reset) both ways", id)
+				p.Drop()
+			} else {
+				t.Logf("cut the router off %s: blackhole both ways", id)
+				p.Blackhole()
+			}
+			pause(ctx, time.Duration(1000+rng.IntN(1500))*time.Millisecond)
+			p.Heal()
+			if !pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond) {
+				return
+			}
+		}
+	})
+}
+
+// TestRollingRestart restarts every node in turn, gracefully (SIGTERM),
+// waiting for each to catch up before the next goes, as an operator's
+// upgrade does, under load. Every stop must exit cleanly.
+func TestRollingRestart(t *testing.T) {
+	seed := seedFor(t)
+	c := startProcCluster(t)
+	scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
+		first := rng.IntN(len(c.ids))
+		for roll := 0; roll == 0 || ctx.Err() == nil; roll++ {
+			for k := range c.ids {
+				id := c.ids[(first+k)%len(c.ids)]
+				t.Logf("roll %d: SIGTERM %s", roll, id)
+				if err := c.stop(id); err != nil {
+					t.Errorf("graceful stop of %s: %v", id, err)
+				}
+				pause(context.Background(), time.Duration(100+rng.IntN(400))*time.Millisecond)
+				c.restart(id)
+				took := c.waitCaughtUp(id, time.Minute)
+				t.Logf("roll %d: %s restarted and caught up in %s", roll, id, took.Round(time.Millisecond))
+				pause(context.Background(), time.Duration(200+rng.IntN(500))*time.Millisecond)
+			}
+		}
+	})
+}
+
+// TestPausedLeader freezes (SIGSTOP) the process leading a random shard for
+// a few seconds: it neither answers nor dies, and its connections stay
+// open. The other nodes must elect a new leader, and reads and writes go on
+// through it; after SIGCONT the old leader, which may still believe it
+// leads, must step down and catch up.
+func TestPausedLeader(t *testing.T) {
+	seed := seedFor(t)
+	c := startProcCluster(t)
+	rec := history.NewRecorder()
+	type window struct{ from, to int64 }
+	var windows []window
+	ops := scenario(t, seed, c, run{duration: 8 * time.Second, rec: rec}, func(ctx context.Context, rng *rand.Rand) {
+		for ctx.Err() == nil {
+			shard := uint64(1 + rng.IntN(3))
+			leader := c.leader(shard)
+			if leader == "" {
+				if !pause(ctx, 100*time.Millisecond) {
+					return
+				}
+				continue
+			}
+			hold := time.Duration(2500+rng.IntN(1500)) * time.Millisecond
+			t.Logf("SIGSTOP %s, leader of shard %d, for %s", leader, shard, hold)
+			start := time.Now()
+			from := rec.Now()
+			c.pause(leader)
+			next := c.waitNewLeader(shard, leader, 20*time.Second)
+			t.Logf("shard %d: %s leads %s after the pause", shard, next, time.Since(start).Round(time.Millisecond))
+			pause(context.Background(), time.Until(start.Add(hold)))
+			windows = append(windows, window{from, rec.Now()})
+			c.resumeNode(leader)
+			took := c.waitCaughtUp(leader, time.Minute)
+			t.Logf("SIGCONT %s: caught up in %s", leader, took.Round(time.Millisecond))
+			if !pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond) {
+				return
+			}
+		}
+	})
+	// Writes and reads went on while a leader was frozen.
+	var created, found int
+	for _, op := range ops {
+		for _, w := range windows {
+			if op.Invoke >= w.from && op.Return <= w.to {
+				switch op.Out.Result {
+				case history.ResultOK:
+					created++
+				case history.ResultFound:
+					found++
+				}
+			}
+		}
+	}
+	t.Logf("while a leader was paused: %d creates acknowledged, %d resolves found", created, found)
+	if len(windows) > 0 && (created == 0 || found == 0) {
+		t.Fatalf("while a leader was paused: %d creates acknowledged, %d resolves found; want some of both", created, found)
+	}
+}
+
+// waitNewLeader waits until a node other than old reports that it leads
+// shard, and returns it.
+func (c *procCluster) waitNewLeader(shard uint64, old string, timeout time.Duration) string {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, id := range c.ids {
+			if id == old {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := c.status.NodeStatus(ctx, id, shard)
+			cancel()
+			if err == nil && st.State == "Leader" {
+				return id
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no new leader of shard %d within %s of pausing %s", shard, timeout, old)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDiskFailure makes the disk of one node (a shard leader, usually)
+// fail every write, in process. Pebble declares the failed WAL write fatal
+// and the node's Fatal hook fail-stops it; the other two go on. Then it
+// restarts on a healthy disk, recovers what it had synced, and catches up.
+func TestDiskFailure(t *testing.T) {
+	seed := seedFor(t)
+	var (
+		mu      sync.Mutex
+		fss     = make(map[string]*diskfault.FS)
+		healthy = make(map[string]bool) // restarted on a plain file system
+		fatals  = make(chan string, 16)
+	)
+	opts := nodetest.Options{NodeOptions: func(id string, o *node.Options) {
+		mu.Lock()
+		defer mu.Unlock()
+		o.ShutdownTimeout = 2 * time.Second
+		if healthy[id] {
+			return
+		}
+		fs := diskfault.Wrap(vfs.Default)
+		fss[id] = fs
+		o.FS = fs
+		o.Fatal = func(msg string) {
+			select {
+			case fatals <- id + ": " + msg:
+			default:
+			}
+			// Fail-stop in process: this goroutine (raft's, or its FSM's)
+			// ends here, as the process would; the test closes the node.
+			runtime.Goexit()
+		}
+	}}
+	c := startClusterOpts(t, opts)
+	scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
+		pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond)
+		victim := c.nodes.Leader(uint64(1 + rng.IntN(3)))
+		if victim == "" {
+			victim = c.nodes.NodeIDs()[rng.IntN(3)]
+		}
+		mu.Lock()
+		fs := fss[victim]
+		mu.Unlock()
+		t.Logf("the disk of %s fails every write", victim)
+		fs.FailWrites()
+		select {
+		case msg := <-fatals:
+			t.Logf("fatal storage error: %s", msg)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s never hit a fatal storage error in 30s (failed writes: %d)", victim, fs.Failed())
+		}
+		if fs.Failed() == 0 {
+			t.Errorf("no write of %s failed", victim)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- c.nodes.CloseNode(victim) }()
+		select {
+		case err := <-closed:
+			t.Logf("%s stopped: %v", victim, err)
+		case <-time.After(time.Minute):
+			t.Fatalf("%s did not stop within a minute of its disk failure", victim)
+		}
+		// The other two go on: every shard has a leader among them.
+		leaders := c.nodes.WaitLeaders()
+		t.Logf("without %s, leaders %v", victim, leaders)
+		pause(ctx, time.Duration(1000+rng.IntN(1000))*time.Millisecond)
+
+		mu.Lock()
+		healthy[victim] = true
+		mu.Unlock()
+		t.Logf("restart %s on a healthy disk", victim)
+		c.nodes.StartNode(victim)
+		start := time.Now()
+		for _, s := range c.shards() {
+			leader := c.nodes.WaitLeader(s)
+			target := c.nodes.Node(leader).Group(s).AppliedIndex()
+			c.nodes.Eventually(fmt.Sprintf("%s caught up on shard %d", victim, s), func() error {
+				n := c.nodes.Node(victim)
+				if n == nil {
+					return errors.New("not running")
+				}
+				if got := n.Group(s).AppliedIndex(); got < target {
+					return fmt.Errorf("applied %d of %d", got, target)
+				}
+				return nil
+			})
+		}
+		t.Logf("%s caught up in %s", victim, time.Since(start).Round(time.Millisecond))
+	})
+}
+
+// TestLostDisk kills (SIGKILL) a node, deletes its data directory, as if
+// its disk had been replaced, and starts it again: it rejoins with nothing
+// and must be filled by its peers (log replay or a snapshot install). At
+// the end every acknowledged link must resolve from that node's own replica,
+// and its applied index must reach the leader's.
+func TestLostDisk(t *testing.T) {
+	seed := seedFor(t)
+	c := startProcCluster(t)
+	var victim string
+	ops := scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
+		pause(ctx, time.Duration(1000+rng.IntN(1500))*time.Millisecond)
+		victim = c.ids[rng.IntN(len(c.ids))]
+		if l := c.leader(uint64(1 + rng.IntN(3))); l != "" && rng.IntN(2) == 0 {
+			victim = l
+		}
+		t.Logf("kill -9 %s and delete its data", victim)
+		c.kill(c.nodes[victim])
+		data := filepath.Join(c.dir, "data", victim)
+		if err := os.RemoveAll(data); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s still there: %v", data, err)
+		}
+		pause(ctx, time.Duration(300+rng.IntN(700))*time.Millisecond)
+		c.restart(victim)
+		took := c.waitCaughtUp(victim, time.Minute)
+		t.Logf("%s rejoined empty and caught up in %s", victim, took.Round(time.Millisecond))
+	})
+	if victim == "" {
+		t.Fatal("no node lost its disk")
+	}
+	// The rejoined replica holds every acknowledged link itself.
+	c.waitCaughtUp(victim, time.Minute)
+	n, _ := c.cfg.Node(victim)
+	rg, err := c.cfg.Ring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	checked := 0
+	for _, op := range ops {
+		if op.Out.Result != history.ResultOK {
+			continue
+		}
+		got, err := localResolve(client, n.RPCAddr, rg.ShardOfCode(op.Out.Code), op.Out.Code)
+		if err != nil {
+			t.Errorf("resolve %s on %s: %v", op.Out.Code, victim, err)
+			continue
+		}
+		if got != op.In.URL {
+			t.Errorf("resolve %s on %s: %q, want %q", op.Out.Code, victim, got, op.In.URL)
+		}
+		checked++
+	}
+	t.Logf("%d acknowledged links resolved from %s's own replica", checked, victim)
+}
+
+// localResolve asks the node at rpcAddr for code from its own replica (a
+// non-linearizable read, which a follower answers itself).
+func localResolve(client *http.Client, rpcAddr string, shard uint64, code string) (string, error) {
+	body, err := json.Marshal(shardrpc.ResolveRequest{Code: code})
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+rpcAddr+shardrpc.PathResolve, bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(shardrpc.HeaderShard, strconv.FormatUint(shard, 10))
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var link shardrpc.Link
+	if resp.StatusCode != http.StatusOK {
+		var eb bytes.Buffer
+		_, _ = eb.ReadFrom(resp.Body)
+		return "", fmt.Errorf("status %d: %s", resp.StatusCode, eb.String())
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&link); err != nil {
+		return "", fmt.Errorf("decode: %w", err)
+	}
+	return link.URL, nil
+}
