@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
 	"github.com/linkraft/linkraft/diskfault"
 	"github.com/linkraft/linkraft/history"
 	"github.com/linkraft/linkraft/node"
@@ -338,4 +339,75 @@ func localResolve(client *http.Client, rpcAddr string, shard uint64, code string
 		return "", fmt.Errorf("decode: %w", err)
 	}
 	return link.URL, nil
+}
+
+// TestLostDiskSnapshot is TestLostDisk in process, with raft snapshots
+// taken every few dozen entries and only a short log kept behind them, so
+// the node that lost its data can only be filled by a snapshot install:
+// its replica of every shard must restore one, and then hold every
+// acknowledged link.
+func TestLostDiskSnapshot(t *testing.T) {
+	seed := seedFor(t)
+	c := startClusterOpts(t, nodetest.Options{Raft: func(rc *raft.Config) {
+		nodetest.RaftConfig(rc)
+		rc.SnapshotThreshold = 64
+		rc.SnapshotInterval = 200 * time.Millisecond
+		rc.TrailingLogs = 32
+	}})
+	var victim string
+	ops := scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
+		pause(ctx, time.Duration(1000+rng.IntN(1500))*time.Millisecond)
+		victim = c.nodes.NodeIDs()[rng.IntN(3)]
+		if l := c.nodes.Leader(uint64(1 + rng.IntN(3))); l != "" && rng.IntN(2) == 0 {
+			victim = l
+		}
+		t.Logf("stop %s and delete its data", victim)
+		c.nodes.StopNode(victim)
+		n, _ := c.nodes.Config().Node(victim)
+		if err := os.RemoveAll(n.DataDir); err != nil {
+			t.Fatal(err)
+		}
+		// Let the others go on, and log and snapshot past the victim.
+		pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond)
+		c.nodes.StartNode(victim)
+		start := time.Now()
+		c.nodes.Eventually(victim+" restored a snapshot of every shard", func() error {
+			for _, s := range c.shards() {
+				if st := c.nodes.Node(victim).Group(s).Stats(); st.SnapshotRestores == 0 {
+					return fmt.Errorf("shard %d: no snapshot restored yet (applied %d)", s, st.AppliedIndex)
+				}
+			}
+			return nil
+		})
+		t.Logf("%s rejoined empty and restored a snapshot of every shard in %s", victim, time.Since(start).Round(time.Millisecond))
+	})
+	if victim == "" {
+		t.Fatal("no node lost its disk")
+	}
+	for _, s := range c.shards() {
+		leader := c.nodes.WaitLeader(s)
+		c.nodes.WaitApplied(s, c.nodes.Node(leader).Group(s).AppliedIndex())
+	}
+	rg, err := c.nodes.Config().Ring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	checked := 0
+	for _, op := range ops {
+		if op.Out.Result != history.ResultOK {
+			continue
+		}
+		got, err := localResolve(client, c.nodes.RPCAddr(victim), rg.ShardOfCode(op.Out.Code), op.Out.Code)
+		if err != nil {
+			t.Errorf("resolve %s on %s: %v", op.Out.Code, victim, err)
+			continue
+		}
+		if got != op.In.URL {
+			t.Errorf("resolve %s on %s: %q, want %q", op.Out.Code, victim, got, op.In.URL)
+		}
+		checked++
+	}
+	t.Logf("%d acknowledged links resolved from %s's own replica", checked, victim)
 }
