@@ -4,9 +4,9 @@ BIN         := bin/linkraft
 CONFIG      ?= cluster.yaml
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages that own goroutines run under the race detector in `make test`.
-RACE_PKGS   := ./raftmux/... ./raftstore/... ./node/... ./router/... ./shardrpc/...
+RACE_PKGS   := ./raftmux/... ./raftstore/... ./node/... ./router/... ./shardrpc/... ./robust/... ./faultproxy/... ./diskfault/... ./history/...
 
-.PHONY: all build run test test-unit test-race test-docker e2e-docker lint fmt bench bench-go clean
+.PHONY: all build run test test-unit test-race test-docker e2e-docker soak lint fmt bench bench-go clean
 
 all: build
 
@@ -35,6 +35,12 @@ test-docker:
 ## e2e-docker: 3 nodes + 2 routers in containers, real partitions, kills and pauses.
 e2e-docker:
 	$(GO) test -tags docker -count=1 -timeout 10m -v ./e2e/docker/
+
+## soak: every robustness scenario in a loop, fresh seeds, for DURATION (default 10m);
+## a failed round leaves its history and porcupine's HTML in soak-report/<scenario>-<seed>/.
+DURATION ?= 10m
+soak: build
+	LINKRAFT_BIN=$(CURDIR)/$(BIN) bash robust/soak.sh $(DURATION)
 
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \

@@ -45,9 +45,13 @@ func TestSoak(t *testing.T) {
 				break
 			}
 			rounds++
+			start := time.Now()
+			result := "PASS"
 			if !t.Run(s.name, s.run) {
 				failed = append(failed, s.name)
+				result = "FAIL"
 			}
+			t.Logf("soak round %d: %s %s in %s", rounds, s.name, result, time.Since(start).Round(time.Millisecond))
 		}
 	}
 	t.Logf("soak of %s: %d scenario runs, %d failed %v", d, rounds, len(failed), failed)
