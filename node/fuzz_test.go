@@ -24,11 +24,13 @@ func FuzzRPC(f *testing.F) {
 	f.Add(byte(3), "1", []byte("\x01\x02r1\x01"))
 	f.Add(byte(4), "1", []byte(`{"code":"abcdefg","from":"2026-01-01","to":"2026-01-31"}`))
 	f.Add(byte(5), "18446744073709551615", []byte(`[`))
+	f.Add(byte(6), "1", []byte(`{"code":"abcdefg","request_id":"d1"}`))
+	f.Add(byte(6), "1", []byte(`{"code":""}`))
 	c := nodetest.Start(f, nodetest.Options{Nodes: 1, Shards: 1, Partitions: 8})
 	c.WaitLeader(1)
 	h := c.Node("n1").Handler()
 	const unknownPath = "/rpc/v1/other"
-	paths := []string{shardrpc.PathCreate, shardrpc.PathResolve, shardrpc.PathStatus, shardrpc.PathClicks, shardrpc.PathStats, unknownPath}
+	paths := []string{shardrpc.PathCreate, shardrpc.PathResolve, shardrpc.PathStatus, shardrpc.PathClicks, shardrpc.PathStats, unknownPath, shardrpc.PathDelete}
 	f.Fuzz(func(t *testing.T, op byte, shard string, body []byte) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.SetMethod(fasthttp.MethodPost)

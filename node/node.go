@@ -19,12 +19,13 @@
 //
 // # Internal RPC
 //
-// `POST /rpc/v1/create|resolve|status`, with `X-Linkraft-Shard` naming the
+// `POST /rpc/v1/create|resolve|status|delete` (and the click RPCs), with `X-Linkraft-Shard` naming the
 // shard, JSON bodies, and failures as shardrpc.ErrorBody with the HTTP
 // status of their code. A create reaching a follower, and a linearizable
 // resolve, answer not_leader with the leader's node ID and RPC address. A
 // local resolve that misses answers maybe_stale: only the leader's
-// linearizable read may say not_found. When the cluster has an RPC secret,
+// linearizable read may say not_found. A deleted code answers gone from
+// any replica that applied the delete (a tombstone is permanent). When the cluster has an RPC secret,
 // requests without it get 401 unauthorized.
 package node
 

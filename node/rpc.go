@@ -37,6 +37,8 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		op = n.clicks
 	case shardrpc.PathStats:
 		op = n.stats
+	case shardrpc.PathDelete:
+		op = n.delete
 	default:
 		writeJSON(ctx, fasthttp.StatusNotFound, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: fmt.Sprintf("no RPC at %q", ctx.Path())})
 		return
@@ -153,7 +155,8 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 
 // aliasHeldElsewhere reports whether the leader's applied state already
 // holds alias for another URL, so that a conflicting create is refused
-// without a Raft entry. Links are never deleted, so a hit is final. A hit
+// without a Raft entry. A hit is final: a deleted link leaves a tombstone
+// that keeps its code taken (linkstore.ErrDeleted counts as held). A hit
 // with the same URL is not answered here: it may be a retry of the create
 // that stored it, which the proposal answers from the idempotency table
 // (or the machine refuses). Only the leader checks: a follower forwards the
@@ -168,7 +171,7 @@ func (n *Node) aliasHeldElsewhere(g *raftstore.Group, p uint32, alias, url strin
 		rec, err = linkstore.Get(r, p, alias)
 		return err
 	})
-	return err == nil && rec.URL != url
+	return errors.Is(err, linkstore.ErrDeleted) || err == nil && rec.URL != url
 }
 
 // resolve reads the link of a code.
@@ -202,6 +205,8 @@ func (n *Node) resolve(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Grou
 	switch {
 	case err == nil:
 		writeJSON(ctx, fasthttp.StatusOK, toLink(rec))
+	case errors.Is(err, linkstore.ErrDeleted):
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeGone, Message: fmt.Sprintf("link %q was deleted", req.Code)})
 	case errors.Is(err, linkstore.ErrNotFound) && req.Linearizable:
 		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeNotFound, Message: fmt.Sprintf("no link %q", req.Code)})
 	case errors.Is(err, linkstore.ErrNotFound):

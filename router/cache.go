@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // cacheShards is the number of independently locked parts of a cache; a
@@ -11,8 +12,13 @@ import (
 const cacheShards = 64
 
 // targetCache is a bounded map code -> target URL with CLOCK eviction.
-// Links never change their target, so an entry never goes stale and there
-// is nothing to invalidate.
+// Links never change their target, but they can be deleted or expire, so
+// an entry is served only while it is fresh: for ttl after it was stored
+// (after that Get reports a miss and the router asks the shard again,
+// which refreshes or replaces the entry), and never at or after the link's
+// own expiry (Get reports cacheExpired). Invalidate drops an entry at once
+// (the router that served a DELETE). Both checks are one integer compare
+// each on a hit.
 //
 // It is split into cacheShards parts, each behind an RWMutex. A hit takes
 // only the read lock and sets the entry's reference bit with an atomic
@@ -26,8 +32,22 @@ const cacheShards = 64
 type targetCache struct {
 	seed  maphash.Seed
 	mask  uint64
+	ttlMs int64
 	parts []cachePart
 }
+
+// cacheState is the outcome of a Get.
+type cacheState uint8
+
+const (
+	// cacheMiss: no entry, or one older than the cache's TTL.
+	cacheMiss cacheState = iota
+	// cacheHit: a fresh entry; the target is valid.
+	cacheHit
+	// cacheExpired: the link expired (its expiry is at or before now);
+	// the entry stays, so repeated requests answer 410 without a shard call.
+	cacheExpired
+)
 
 type cachePart struct {
 	mu      sync.RWMutex
@@ -41,13 +61,17 @@ type cachePart struct {
 type cacheEntry struct {
 	code   string
 	target string
-	ref    atomic.Bool
+	// freshUntil is when the entry must be revalidated (Unix ms).
+	freshUntil int64
+	// expiresAt is the link's expiry (Unix ms), 0 for none.
+	expiresAt int64
+	ref       atomic.Bool
 }
 
-// newTargetCache returns a cache holding up to size entries, or nil when
-// size <= 0 (caching disabled; a nil *targetCache misses every Get and
-// ignores every Put).
-func newTargetCache(size int) *targetCache {
+// newTargetCache returns a cache holding up to size entries, each served
+// for at most ttl after it was stored, or nil when size <= 0 (caching
+// disabled; a nil *targetCache misses every Get and ignores every Put).
+func newTargetCache(size int, ttl time.Duration) *targetCache {
 	if size <= 0 {
 		return nil
 	}
@@ -55,7 +79,7 @@ func newTargetCache(size int) *targetCache {
 	for n > 1 && size/n < 16 {
 		n /= 2 // small caches: fewer, fuller parts, so eviction stays fair
 	}
-	c := &targetCache{seed: maphash.MakeSeed(), mask: uint64(n - 1), parts: make([]cachePart, n)}
+	c := &targetCache{seed: maphash.MakeSeed(), mask: uint64(n - 1), ttlMs: max(ttl.Milliseconds(), 1), parts: make([]cachePart, n)}
 	per := (size + n - 1) / n
 	for i := range c.parts {
 		c.parts[i].limit = per
@@ -68,41 +92,57 @@ func (c *targetCache) part(code []byte) *cachePart {
 	return &c.parts[maphash.Bytes(c.seed, code)&c.mask]
 }
 
-// Get returns the target of code.
-func (c *targetCache) Get(code []byte) (string, bool) {
+// Get returns the target of code at time now (Unix ms): cacheHit with the
+// target, cacheExpired when the link's expiry has passed, or cacheMiss
+// (no entry, or one not revalidated within the TTL). It allocates nothing.
+func (c *targetCache) Get(code []byte, now int64) (string, cacheState) {
 	if c == nil {
-		return "", false
+		return "", cacheMiss
 	}
 	p := c.part(code)
 	p.mu.RLock()
 	i, ok := p.index[string(code)]
 	if !ok {
 		p.mu.RUnlock()
-		return "", false
+		return "", cacheMiss
 	}
 	e := &p.entries[i]
+	if e.expiresAt != 0 && now >= e.expiresAt {
+		p.mu.RUnlock()
+		return "", cacheExpired
+	}
+	if now >= e.freshUntil {
+		p.mu.RUnlock()
+		return "", cacheMiss
+	}
 	if !e.ref.Load() {
 		e.ref.Store(true)
 	}
 	target := e.target
 	p.mu.RUnlock()
-	return target, true
+	return target, cacheHit
 }
 
-// Put stores code -> target. An existing entry is left as it is (a code's
-// target never changes).
-func (c *targetCache) Put(code, target string) {
+// Put stores code -> target for a link that expires at expiresAt (Unix
+// ms, 0 for never), fresh until now + the cache's TTL. An existing entry
+// keeps its target and is refreshed.
+func (c *targetCache) Put(code, target string, expiresAt, now int64) {
 	if c == nil {
 		return
 	}
+	fresh := now + c.ttlMs
 	p := &c.parts[maphash.String(c.seed, code)&c.mask]
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.index[code]; ok {
+	if i, ok := p.index[code]; ok {
+		// A code's target never changes (a deleted code is never issued
+		// again): only the freshness and the expiry are renewed.
+		e := &p.entries[i]
+		e.freshUntil, e.expiresAt = fresh, expiresAt
 		return
 	}
 	if len(p.entries) < p.limit {
-		p.entries = append(p.entries, cacheEntry{code: code, target: target})
+		p.entries = append(p.entries, cacheEntry{code: code, target: target, freshUntil: fresh, expiresAt: expiresAt})
 		p.index[code] = int32(len(p.entries) - 1)
 		return
 	}
@@ -114,10 +154,38 @@ func (c *targetCache) Put(code, target string) {
 			continue
 		}
 		delete(p.index, e.code)
-		e.code, e.target = code, target
+		e.code, e.target, e.freshUntil, e.expiresAt = code, target, fresh, expiresAt
 		p.index[code] = int32(p.hand)
 		p.hand = (p.hand + 1) % len(p.entries)
 		return
+	}
+}
+
+// Invalidate drops the entry of code, if there is one: the last entry of
+// its part moves into the freed slot.
+func (c *targetCache) Invalidate(code string) {
+	if c == nil {
+		return
+	}
+	p := &c.parts[maphash.String(c.seed, code)&c.mask]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i, ok := p.index[code]
+	if !ok {
+		return
+	}
+	delete(p.index, code)
+	last := int32(len(p.entries) - 1)
+	if i != last {
+		e, l := &p.entries[i], &p.entries[last]
+		e.code, e.target, e.freshUntil, e.expiresAt = l.code, l.target, l.freshUntil, l.expiresAt
+		e.ref.Store(l.ref.Load())
+		p.index[e.code] = i
+	}
+	p.entries[last] = cacheEntry{}
+	p.entries = p.entries[:last]
+	if p.hand >= len(p.entries) {
+		p.hand = 0
 	}
 }
 

@@ -41,6 +41,7 @@ type fakeShards struct {
 
 	mu         sync.Mutex
 	links      map[string]shardrpc.Link
+	gone       map[string]bool // deleted codes (tombstones; see lifecycle_test.go)
 	shardOf    map[string]uint64
 	next       map[uint32]uint64
 	byURL      map[string]string
@@ -57,6 +58,7 @@ func newFakeShards(r *ring.Ring) *fakeShards {
 	return &fakeShards{
 		ring:      r,
 		links:     map[string]shardrpc.Link{},
+		gone:      map[string]bool{},
 		shardOf:   map[string]uint64{},
 		next:      map[uint32]uint64{},
 		byURL:     map[string]string{},
@@ -87,7 +89,7 @@ func (f *fakeShards) Create(_ context.Context, shard uint64, req shardrpc.Create
 	}
 	code := req.Alias
 	if code != "" {
-		if _, ok := f.links[code]; ok {
+		if _, ok := f.links[code]; ok || f.gone[code] {
 			return shardrpc.Link{}, fmt.Errorf("alias %q: %w", code, shardrpc.ErrAliasTaken)
 		}
 	} else {
@@ -96,7 +98,7 @@ func (f *fakeShards) Create(_ context.Context, shard uint64, req shardrpc.Create
 		for {
 			code = codec.Encode(lo + f.next[req.Partition])
 			f.next[req.Partition]++
-			if _, ok := f.links[code]; !ok {
+			if _, ok := f.links[code]; !ok && !f.gone[code] {
 				break
 			}
 		}
@@ -116,6 +118,9 @@ func (f *fakeShards) Resolve(_ context.Context, shard uint64, code string) (shar
 	f.resolves = append(f.resolves, code)
 	if f.resolveErr != nil {
 		return shardrpc.Link{}, f.resolveErr
+	}
+	if f.gone[code] {
+		return shardrpc.Link{}, fmt.Errorf("code %q: %w", code, shardrpc.ErrGone)
 	}
 	l, ok := f.links[code]
 	if !ok {

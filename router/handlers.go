@@ -88,8 +88,16 @@ func (r *Router) handle(ctx *fasthttp.RequestCtx) {
 		}
 		r.create(ctx)
 	case bytes.HasPrefix(path, []byte(pathLinksPrefix)):
+		if ctx.IsDelete() {
+			r.deleteLink(ctx, path[len(pathLinksPrefix):])
+			return
+		}
 		if !ctx.IsGet() && !ctx.IsHead() {
-			methodNotAllowed(ctx, allowGetHead)
+			allow := allowLink
+			if bytes.HasSuffix(path, []byte(pathStatsSuffix)) {
+				allow = allowGetHead
+			}
+			methodNotAllowed(ctx, allow)
 			return
 		}
 		r.info(ctx, path[len(pathLinksPrefix):])
@@ -129,10 +137,15 @@ func (r *Router) codeShape(s []byte) bool {
 
 // redirect answers GET or HEAD /{code}.
 func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
-	if target, ok := r.cache.Get(code); ok {
+	now := time.Now().UnixMilli()
+	switch target, st := r.cache.Get(code, now); st {
+	case cacheHit:
 		ctx.SetStatusCode(r.redirectStatus)
 		ctx.Response.Header.Set(strLocation, target)
 		r.countClick(ctx, code)
+		return
+	case cacheExpired:
+		r.gone(ctx, true)
 		return
 	}
 	if !r.codeShape(code) {
@@ -150,10 +163,14 @@ func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
 			r.notFound(ctx, true)
 			return
 		}
+		if errors.Is(err, shardrpc.ErrGone) {
+			r.gone(ctx, true)
+			return
+		}
 		r.shardError(ctx, "resolve", err)
 		return
 	}
-	r.cache.Put(c, link.URL)
+	r.cacheLink(c, link)
 	ctx.SetStatusCode(r.redirectStatus)
 	ctx.Response.Header.Set(strLocation, link.URL)
 	r.countClick(ctx, code)
@@ -267,7 +284,7 @@ func (r *Router) create(ctx *fasthttp.RequestCtx) {
 		r.shardError(ctx, "create", fmt.Errorf("%w: shard %d returned an incomplete link", shardrpc.ErrProtocol, shard))
 		return
 	}
-	r.cache.Put(link.Code, link.URL)
+	r.cacheLink(link.Code, link)
 	status = fasthttp.StatusCreated
 	if req.Reuse && !link.Created {
 		status = fasthttp.StatusOK
@@ -384,7 +401,7 @@ func (r *Router) info(ctx *fasthttp.RequestCtx, code []byte) {
 		r.shardError(ctx, "resolve", err)
 		return
 	}
-	r.cache.Put(c, link.URL)
+	r.cacheLink(c, link)
 	if link.Code == "" {
 		link.Code = c
 	}
@@ -452,6 +469,8 @@ func (r *Router) shardError(ctx *fasthttp.RequestCtx, op string, err error) {
 			"no more codes can be created in this partition")
 	case errors.Is(err, shardrpc.ErrNotFound):
 		writeError(ctx, fasthttp.StatusNotFound, codeNotFound, "no link with this code")
+	case errors.Is(err, shardrpc.ErrGone):
+		writeError(ctx, fasthttp.StatusGone, codeGone, "this link was deleted")
 	case errors.Is(err, shardrpc.ErrBadRequest) && errors.As(err, &re):
 		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest, re.Body.Message)
 	case errors.Is(err, shardrpc.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -117,10 +117,10 @@ func BenchmarkRedirectCached(b *testing.B) {
 // response types.
 func BenchmarkRedirectCachedNetHTTP(b *testing.B) {
 	r, _, code := newHandlerRouter(b)
-	r.cache.Put(code, "https://example.com/hot/path?q=1")
+	r.cache.put(code, "https://example.com/hot/path?q=1")
 	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		c := strings.TrimPrefix(req.URL.Path, "/")
-		target, ok := r.cache.Get([]byte(c))
+		target, ok := r.cache.get([]byte(c))
 		if !ok {
 			http.NotFound(w, req)
 			return
@@ -139,9 +139,9 @@ func BenchmarkRedirectCachedNetHTTP(b *testing.B) {
 }
 
 func TestCacheEvictsWithinBound(t *testing.T) {
-	c := newTargetCache(100)
+	c := newTargetCache(100, time.Minute)
 	for i := 0; i < 1000; i++ {
-		c.Put("code"+strconv.Itoa(i), "https://example.com/"+strconv.Itoa(i))
+		c.put("code"+strconv.Itoa(i), "https://example.com/"+strconv.Itoa(i))
 	}
 	n := c.Len()
 	if n > 100+len(c.parts) || n < 50 {
@@ -149,7 +149,7 @@ func TestCacheEvictsWithinBound(t *testing.T) {
 	}
 	hits := 0
 	for i := 0; i < 1000; i++ {
-		if got, ok := c.Get([]byte("code" + strconv.Itoa(i))); ok {
+		if got, ok := c.get([]byte("code" + strconv.Itoa(i))); ok {
 			hits++
 			if got != "https://example.com/"+strconv.Itoa(i) {
 				t.Fatalf("code%d -> %q", i, got)
@@ -162,46 +162,46 @@ func TestCacheEvictsWithinBound(t *testing.T) {
 }
 
 func TestCacheClockKeepsReferenced(t *testing.T) {
-	c := newTargetCache(16) // one part of 16
+	c := newTargetCache(16, time.Minute) // one part of 16
 	if len(c.parts) != 1 {
 		t.Fatalf("%d parts for size 16", len(c.parts))
 	}
 	for i := 0; i < 16; i++ {
-		c.Put("k"+strconv.Itoa(i), "v")
+		c.put("k"+strconv.Itoa(i), "v")
 	}
 	// Reference the first half; the next 8 inserts must evict the other half.
 	for i := 0; i < 8; i++ {
-		if _, ok := c.Get([]byte("k" + strconv.Itoa(i))); !ok {
+		if _, ok := c.get([]byte("k" + strconv.Itoa(i))); !ok {
 			t.Fatal("miss")
 		}
 	}
 	for i := 16; i < 24; i++ {
-		c.Put("k"+strconv.Itoa(i), "v")
+		c.put("k"+strconv.Itoa(i), "v")
 	}
 	for i := 0; i < 8; i++ {
-		if _, ok := c.Get([]byte("k" + strconv.Itoa(i))); !ok {
+		if _, ok := c.get([]byte("k" + strconv.Itoa(i))); !ok {
 			t.Errorf("referenced k%d evicted", i)
 		}
 	}
 	for i := 8; i < 16; i++ {
-		if _, ok := c.Get([]byte("k" + strconv.Itoa(i))); ok {
+		if _, ok := c.get([]byte("k" + strconv.Itoa(i))); ok {
 			t.Errorf("unreferenced k%d kept", i)
 		}
 	}
 	// A second Put of a present code keeps its first target.
-	c.Put("k0", "other")
-	if v, _ := c.Get([]byte("k0")); v != "v" {
+	c.put("k0", "other")
+	if v, _ := c.get([]byte("k0")); v != "v" {
 		t.Errorf("k0 -> %q", v)
 	}
 }
 
 func TestCacheNilAndConcurrent(t *testing.T) {
-	var nilCache *targetCache = newTargetCache(0)
-	nilCache.Put("a", "b")
-	if _, ok := nilCache.Get([]byte("a")); ok || nilCache.Len() != 0 {
+	var nilCache *targetCache = newTargetCache(0, time.Minute)
+	nilCache.put("a", "b")
+	if _, ok := nilCache.get([]byte("a")); ok || nilCache.Len() != 0 {
 		t.Fatal("disabled cache stores")
 	}
-	c := newTargetCache(256)
+	c := newTargetCache(256, time.Minute)
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
@@ -209,11 +209,11 @@ func TestCacheNilAndConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 2000; i++ {
 				k := "k" + strconv.Itoa((i*7+g)%600)
-				if v, ok := c.Get([]byte(k)); ok && v != "v"+k {
+				if v, ok := c.get([]byte(k)); ok && v != "v"+k {
 					t.Errorf("%s -> %s", k, v)
 					return
 				}
-				c.Put(k, "v"+k)
+				c.put(k, "v"+k)
 			}
 		}()
 	}
@@ -300,10 +300,10 @@ func BenchmarkRedirectServer(b *testing.B) {
 
 func BenchmarkRedirectServerNetHTTP(b *testing.B) {
 	r, _, code := newHandlerRouter(b)
-	r.cache.Put(code, "https://example.com/hot/path?q=1")
+	r.cache.put(code, "https://example.com/hot/path?q=1")
 	ln := fasthttputil.NewInmemoryListener()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		target, ok := r.cache.Get([]byte(strings.TrimPrefix(req.URL.Path, "/")))
+		target, ok := r.cache.get([]byte(strings.TrimPrefix(req.URL.Path, "/")))
 		if !ok {
 			http.NotFound(w, req)
 			return

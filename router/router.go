@@ -7,6 +7,8 @@
 //	                          (200 with the existing link when reuse found one)
 //	GET|HEAD /{code}          the cluster's redirect status (301 by default) with Location
 //	GET|HEAD /api/v1/links/{code}  the link record, with "clicks": its all-time human clicks
+//	DELETE /api/v1/links/{code}    204; 404 unknown; 410 deleted before. The code
+//	                          keeps a tombstone and is never issued again
 //	GET|HEAD /api/v1/links/{code}/stats?from=YYYY-MM-DD&to=YYYY-MM-DD
 //	                          click statistics (clicks.Stats); default the last 30
 //	                          days, at most 366; a bad date or range is a 400
@@ -14,8 +16,9 @@
 //	GET|HEAD /readyz          200 when every shard has a reachable leader, else 503
 //
 // Every error is JSON, {"error": {"code": "...", "message": "..."}}, except
-// the 404 of a redirect asked by a browser (Accept holds text/html), which is
-// a small HTML page. Bad input is always a 4xx and never reaches a shard:
+// the 404 or 410 of a redirect asked by a browser (Accept holds
+// text/html), which is a small HTML page. A deleted link answers 410 Gone
+// everywhere (redirect, record, stats, delete). Bad input is always a 4xx and never reaches a shard:
 // 400 for malformed JSON, unknown fields, a bad URL (package linkurl) or a
 // bad alias (shortcode.ValidateAlias); 413 for a body over MaxBodySize; 415
 // for a content type other than application/json; 405 with Allow for a
@@ -33,7 +36,10 @@
 //
 // Links never change their target, so the router caches code -> target in a
 // bounded CLOCK cache (cluster.yaml's cache_size per router; 0 disables it).
-// A cache hit answers at once and allocates nothing. A miss asks the owning
+// A cache hit answers at once and allocates nothing. Links can be deleted,
+// so an entry is served for at most Options.CacheTTL (default 5 s) after
+// the shard last confirmed it; then the next request asks the shard again.
+// The router that serves a DELETE drops the entry at once. A miss asks the owning
 // shard (ShardClient.Resolve, which only reports "not found" once the
 // shard's leader confirmed it). A path that cannot be a code (neither the
 // generated shape nor an alias) is a 404 without any call.
@@ -92,6 +98,9 @@ type ShardClient interface {
 	// Status returns the status of the shard's leader; an error when no
 	// replica leads.
 	Status(ctx context.Context, shard uint64) (shardrpc.Status, error)
+	// Delete deletes the link of code at the shard's leader; ErrNotFound
+	// for a code that never held a link, ErrGone for one deleted before.
+	Delete(ctx context.Context, shard uint64, code string) (shardrpc.DeleteResult, error)
 }
 
 // Options tunes a Router. The zero value is a production default.
@@ -109,6 +118,11 @@ type Options struct {
 	// lives (default 2 s); the server's worker cleaner stops within this
 	// long after Shutdown.
 	IdleWorkerTimeout time.Duration
+	// CacheTTL is how long a cached link is served before the router asks
+	// its shard again (default DefaultCacheTTL): a link deleted through
+	// another router stops redirecting here within CacheTTL plus the
+	// replication lag of the replica asked.
+	CacheTTL time.Duration
 	// DisableClicks turns click counting off (benchmarks compare the
 	// redirect path with and without it). Counting is also off when the
 	// ShardClient is not a ClickClient.
@@ -159,6 +173,9 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = DefaultReadyTimeout
 	}
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = DefaultCacheTTL
+	}
 	if opts.IdleWorkerTimeout <= 0 {
 		opts.IdleWorkerTimeout = 2 * time.Second
 	}
@@ -178,7 +195,7 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 		ring:           rg,
 		codec:          rg.Codec(),
 		shards:         shards,
-		cache:          newTargetCache(rc.CacheEntries()),
+		cache:          newTargetCache(rc.CacheEntries(), opts.CacheTTL),
 		log:            opts.Logger,
 		opts:           opts,
 	}

@@ -53,7 +53,7 @@ func (r *Router) stats(ctx *fasthttp.RequestCtx, code []byte) {
 		r.shardError(ctx, "resolve", err)
 		return
 	}
-	r.cache.Put(c, link.URL)
+	r.cacheLink(c, link)
 	st, err := r.codeStats(c, from, to)
 	if err != nil {
 		r.shardError(ctx, "stats", err)

@@ -233,7 +233,8 @@ func NewRequestID() string {
 // that does not find the code makes Resolve ask the leader with a
 // linearizable read, so ErrNotFound means the leader confirmed that the
 // code does not exist (never a false not-found right after a create).
-// Other errors wrap ErrUnavailable, ErrBadRequest, ErrUnauthorized,
+// ErrGone means the link was deleted: any replica that applied the delete
+// may answer it, since a tombstone is never removed. Other errors wrap ErrUnavailable, ErrBadRequest, ErrUnauthorized,
 // ErrWrongShard or ErrUnknownShard.
 func (c *Client) Resolve(ctx context.Context, shard uint64, code string) (Link, error) {
 	s, err := c.shard(shard)

@@ -60,6 +60,7 @@ var codeErrors = map[Code]error{
 	ErrCodeUnknownShard: ErrUnknownShard,
 	ErrCodeExhausted:    ErrPartitionFull,
 	ErrCodeUnavailable:  ErrUnavailable,
+	ErrCodeGone:         ErrGone,
 }
 
 // codeStatus maps each wire code to its HTTP status.
@@ -74,6 +75,7 @@ var codeStatus = map[Code]int{
 	ErrCodeUnknownShard: http.StatusNotFound,
 	ErrCodeExhausted:    http.StatusInsufficientStorage,
 	ErrCodeUnavailable:  http.StatusServiceUnavailable,
+	ErrCodeGone:         http.StatusGone,
 }
 
 // Err returns the sentinel error of the code, or ErrProtocol for a code
@@ -106,6 +108,8 @@ func codeOfStatus(status int) Code {
 		return ErrCodeNotLeader
 	case http.StatusConflict:
 		return ErrCodeAliasTaken
+	case http.StatusGone:
+		return ErrCodeGone
 	case http.StatusInsufficientStorage:
 		return ErrCodeExhausted
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout,

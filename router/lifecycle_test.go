@@ -1,0 +1,246 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkraft/linkraft/config"
+	"github.com/linkraft/linkraft/node/nodetest"
+	"github.com/linkraft/linkraft/shardrpc"
+)
+
+// Delete implements ShardClient for the fake: the code keeps a tombstone.
+func (f *fakeShards) Delete(_ context.Context, shard uint64, code string) (shardrpc.DeleteResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gone[code] {
+		return shardrpc.DeleteResult{}, fmt.Errorf("code %q: %w", code, shardrpc.ErrGone)
+	}
+	if _, ok := f.links[code]; !ok || f.shardOf[code] != shard {
+		return shardrpc.DeleteResult{}, fmt.Errorf("code %q: %w", code, shardrpc.ErrNotFound)
+	}
+	delete(f.links, code)
+	f.gone[code] = true
+	return shardrpc.DeleteResult{}, nil
+}
+
+// get and put are the cache's Get and Put at the current time, without an
+// expiry: the shape the cache tests use.
+func (c *targetCache) get(code []byte) (string, bool) {
+	t, st := c.Get(code, time.Now().UnixMilli())
+	return t, st == cacheHit
+}
+
+func (c *targetCache) put(code, target string) { c.Put(code, target, 0, time.Now().UnixMilli()) }
+
+func TestDeleteLink(t *testing.T) {
+	tr := startRouter(t, testConfig(t, 1000))
+	c := decode[created](t, tr.post(t, `{"url": "https://example.com/to-delete"}`))
+	if a := tr.do(t, http.MethodGet, "/"+c.Code, "", ""); a.status != 301 {
+		t.Fatalf("redirect before delete: %d", a.status)
+	}
+	if a := tr.do(t, http.MethodDelete, "/api/v1/links/"+c.Code, "", ""); a.status != http.StatusNoContent || a.body != "" {
+		t.Fatalf("delete: %d %q", a.status, a.body)
+	}
+	// The router that served the delete stops at once, though it had the
+	// link cached.
+	a := tr.do(t, http.MethodGet, "/"+c.Code, "", "")
+	if a.status != http.StatusGone || errorCode(t, a) != codeGone {
+		t.Fatalf("redirect after delete: %d %s", a.status, a.body)
+	}
+	a = tr.do(t, http.MethodGet, "/"+c.Code, "", "", "Accept", "text/html,application/xhtml+xml")
+	if a.status != http.StatusGone || !strings.HasPrefix(a.header.Get("Content-Type"), "text/html") || !strings.Contains(a.body, "Link gone") {
+		t.Fatalf("browser redirect after delete: %d %q %q", a.status, a.header.Get("Content-Type"), a.body)
+	}
+	for _, path := range []string{"/api/v1/links/" + c.Code, "/api/v1/links/" + c.Code + "/stats"} {
+		if a := tr.do(t, http.MethodGet, path, "", ""); a.status != http.StatusGone && !(a.status == 404 && strings.HasSuffix(path, "/stats")) {
+			t.Fatalf("GET %s after delete: %d %s", path, a.status, a.body)
+		}
+	}
+	if a := tr.do(t, http.MethodDelete, "/api/v1/links/"+c.Code, "", ""); a.status != http.StatusGone || errorCode(t, a) != codeGone {
+		t.Fatalf("second delete: %d %s", a.status, a.body)
+	}
+	// Unknown codes and paths that cannot be codes are 404 JSON.
+	for _, code := range []string{"zzzzzzz", "no.such", "api"} {
+		if a := tr.do(t, http.MethodDelete, "/api/v1/links/"+code, "", ""); a.status != 404 || errorCode(t, a) != codeNotFound {
+			t.Fatalf("delete %s: %d %s", code, a.status, a.body)
+		}
+	}
+	if a := tr.do(t, http.MethodDelete, "/api/v1/links/"+c.Code+"/stats", "", ""); a.status != 405 || a.header.Get("Allow") != allowGetHead {
+		t.Fatalf("DELETE of stats: %d %q", a.status, a.header.Get("Allow"))
+	}
+	if a := tr.do(t, http.MethodPut, "/api/v1/links/"+c.Code, "", ""); a.status != 405 || a.header.Get("Allow") != allowLink {
+		t.Fatalf("PUT of a link: %d %q", a.status, a.header.Get("Allow"))
+	}
+	// A deleted alias is never given out again.
+	tr.post(t, `{"url": "https://example.com/a", "alias": "deleted-alias"}`)
+	if a := tr.do(t, http.MethodDelete, "/api/v1/links/deleted-alias", "", ""); a.status != 204 {
+		t.Fatalf("delete alias: %d", a.status)
+	}
+	if a := tr.post(t, `{"url": "https://example.com/a", "alias": "deleted-alias"}`); a.status != http.StatusConflict {
+		t.Fatalf("re-create deleted alias: %d %s", a.status, a.body)
+	}
+}
+
+func TestCacheTTLAndInvalidate(t *testing.T) {
+	c := newTargetCache(16, time.Second)
+	const now = 1_000_000
+	c.Put("a", "ta", 0, now)
+	c.Put("b", "tb", now+500, now)
+	c.Put("c", "tc", 0, now)
+	if v, st := c.Get([]byte("a"), now+999); st != cacheHit || v != "ta" {
+		t.Fatalf("fresh entry: %q %v", v, st)
+	}
+	if _, st := c.Get([]byte("a"), now+1000); st != cacheMiss {
+		t.Fatalf("entry past its TTL: %v, want a miss", st)
+	}
+	if _, st := c.Get([]byte("b"), now+499); st != cacheHit {
+		t.Fatalf("before expiry: %v", st)
+	}
+	if _, st := c.Get([]byte("b"), now+500); st != cacheExpired {
+		t.Fatalf("at expiry: %v, want expired", st)
+	}
+	// A new Put refreshes.
+	c.Put("a", "ta", 0, now+1000)
+	if _, st := c.Get([]byte("a"), now+1500); st != cacheHit {
+		t.Fatalf("refreshed entry: %v", st)
+	}
+	// Invalidate moves the last entry into the hole; the rest stays.
+	c.Invalidate("a")
+	c.Invalidate("a")
+	c.Invalidate("never")
+	if _, st := c.Get([]byte("a"), now); st != cacheMiss || c.Len() != 2 {
+		t.Fatalf("after invalidate: %v, %d entries", st, c.Len())
+	}
+	if v, st := c.Get([]byte("c"), now); st != cacheHit || v != "tc" {
+		t.Fatalf("moved entry: %q %v", v, st)
+	}
+	for i := 0; i < 40; i++ { // fill past the limit: eviction still works
+		c.Put(fmt.Sprint("k", i), "v", 0, now)
+	}
+	if n := c.Len(); n > 16 {
+		t.Fatalf("%d entries", n)
+	}
+	var nilCache *targetCache
+	nilCache.Invalidate("a")
+}
+
+// startRouterWith serves router id of cfg with a real shardrpc client and
+// opts on 127.0.0.1:0 and returns its base URL.
+func startRouterWith(t *testing.T, cfg *config.Config, id string, opts Options) string {
+	t.Helper()
+	client := shardrpc.NewClient(cfg, shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
+	opts.Logger = testLogger(t)
+	opts.IdleWorkerTimeout = 50 * time.Millisecond
+	r, err := New(cfg, id, client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ln) }()
+	t.Cleanup(func() {
+		httpClient.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown %s: %v", id, err)
+		}
+		if err := <-done; err != ErrServerClosed {
+			t.Errorf("serve %s: %v", id, err)
+		}
+		client.Close()
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func statusOf(method, url, body string) (int, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// TestDeleteOnRealCluster deletes at one router of a real 3-node cluster:
+// that router stops redirecting at once, the other (which had the link
+// cached) within its cache TTL, and the code is never issued again.
+func TestDeleteOnRealCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	t.Cleanup(func() { waitWorkerCleaners(t) })
+	c := nodetest.Start(t, nodetest.Options{Routers: 2, CodeSecret: "router-delete-code"})
+	c.WaitLeaders()
+	const ttl = time.Second
+	a := startRouterWith(t, c.Config(), "r1", Options{CacheTTL: ttl})
+	b := startRouterWith(t, c.Config(), "r2", Options{CacheTTL: ttl})
+	for _, base := range []string{a, b} {
+		eventually(t, 30*time.Second, base+"/readyz", func() error {
+			if st, _, err := get(base, "/readyz"); err != nil || st != 200 {
+				return fmt.Errorf("status %d, %v", st, err)
+			}
+			return nil
+		})
+	}
+	var codes []string
+	for _, body := range []string{`{"url": "https://example.com/del/1"}`, `{"url": "https://example.com/del/2", "alias": "real-deleted"}`} {
+		resp, err := httpClient.Post(a+"/api/v1/links", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cr created
+		if err := decodeBody(resp, &cr); err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("create: %d %v", resp.StatusCode, err)
+		}
+		codes = append(codes, cr.Code)
+	}
+	for _, code := range codes {
+		// Both routers cache the link.
+		for _, base := range []string{a, b} {
+			if st, _, err := get(base, "/"+code); err != nil || st != 301 {
+				t.Fatalf("redirect %s at %s: %d %v", code, base, st, err)
+			}
+		}
+		if st, err := statusOf(http.MethodDelete, a+"/api/v1/links/"+code, ""); err != nil || st != http.StatusNoContent {
+			t.Fatalf("delete %s: %d %v", code, st, err)
+		}
+		deleted := time.Now()
+		if st, _, err := get(a, "/"+code); err != nil || st != http.StatusGone {
+			t.Fatalf("redirect of %s at the deleting router: %d %v", code, st, err)
+		}
+		eventually(t, ttl+5*time.Second, "r2 to stop redirecting "+code, func() error {
+			if st, _, err := get(b, "/"+code); err != nil || st != http.StatusGone {
+				return fmt.Errorf("status %d, %v", st, err)
+			}
+			return nil
+		})
+		// The bound: the TTL plus the replication lag of the replica asked
+		// (milliseconds here); a generous margin for a loaded machine.
+		if took := time.Since(deleted); took > ttl+2*time.Second {
+			t.Errorf("r2 served %s for %s after the delete; the bound is %s plus replication lag", code, took, ttl)
+		}
+	}
+	if st, err := statusOf(http.MethodPost, b+"/api/v1/links", `{"url": "https://example.com/del/2", "alias": "real-deleted"}`); err != nil || st != http.StatusConflict {
+		t.Fatalf("re-create a deleted alias: %d %v", st, err)
+	}
+	if st, err := statusOf(http.MethodDelete, b+"/api/v1/links/"+codes[0], ""); err != nil || st != http.StatusGone {
+		t.Fatalf("second delete at r2: %d %v", st, err)
+	}
+}
