@@ -341,6 +341,10 @@ func localResolve(client *http.Client, rpcAddr string, shard uint64, code string
 	return link.URL, nil
 }
 
+// trailingLogs is how many log entries TestLostDiskSnapshot's raft groups
+// keep behind a snapshot.
+const trailingLogs = 32
+
 // TestLostDiskSnapshot is TestLostDisk in process, with raft snapshots
 // taken every few dozen entries and only a short log kept behind them, so
 // the node that lost its data can only be filled by a snapshot install:
@@ -352,7 +356,7 @@ func TestLostDiskSnapshot(t *testing.T) {
 		nodetest.RaftConfig(rc)
 		rc.SnapshotThreshold = 64
 		rc.SnapshotInterval = 200 * time.Millisecond
-		rc.TrailingLogs = 32
+		rc.TrailingLogs = trailingLogs
 	}})
 	var victim string
 	ops := scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
@@ -367,8 +371,28 @@ func TestLostDiskSnapshot(t *testing.T) {
 		if err := os.RemoveAll(n.DataDir); err != nil {
 			t.Fatal(err)
 		}
-		// Let the others go on, and log and snapshot past the victim.
+		// Let the others go on, and log and snapshot past the victim: the
+		// leader of every shard has compacted its log beyond index 2, the
+		// first entry after the bootstrap configuration, so an empty replica
+		// can only be filled by a snapshot.
 		pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond)
+		for _, s := range c.shards() {
+			c.nodes.Eventually(fmt.Sprintf("a snapshot of shard %d past its trailing log", s), func() error {
+				leader := c.nodes.Leader(s)
+				if leader == "" {
+					return errors.New("no leader")
+				}
+				st := c.nodes.Node(leader).Group(s).Raft().Stats()
+				snap, err := strconv.ParseUint(st["last_snapshot_index"], 10, 64)
+				if err != nil {
+					return fmt.Errorf("last_snapshot_index %q: %w", st["last_snapshot_index"], err)
+				}
+				if snap <= trailingLogs+2 {
+					return fmt.Errorf("last snapshot at index %d", snap)
+				}
+				return nil
+			})
+		}
 		c.nodes.StartNode(victim)
 		start := time.Now()
 		c.nodes.Eventually(victim+" restored a snapshot of every shard", func() error {
