@@ -445,6 +445,23 @@ func TestLostDiskSnapshot(t *testing.T) {
 				return nil
 			})
 		}
+		// As in TestLostDisk: the emptied node returns only when the
+		// survivors hold the same log (see TestLostDiskAmnesia).
+		for _, s := range c.shards() {
+			c.nodes.Eventually(fmt.Sprintf("the survivors of %s in sync on shard %d", victim, s), func() error {
+				leader := c.nodes.Leader(s)
+				if leader == "" {
+					return errors.New("no leader")
+				}
+				want := c.nodes.Node(leader).Group(s).Stats()
+				for _, id := range c.nodes.Running() {
+					if st := c.nodes.Node(id).Group(s).Stats(); st.LastIndex < want.LastIndex || st.Term != want.Term {
+						return fmt.Errorf("%s has log %d in term %d, leader %s %d in term %d", id, st.LastIndex, st.Term, leader, want.LastIndex, want.Term)
+					}
+				}
+				return nil
+			})
+		}
 		c.nodes.StartNode(victim)
 		start := time.Now()
 		c.nodes.Eventually(victim+" restored a snapshot of every shard", func() error {
