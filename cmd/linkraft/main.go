@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/linkraft/linkraft/config"
 )
 
 // command is one subcommand: its name, one line of help, and its body.
@@ -125,4 +127,37 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // newLogger returns the process logger: text lines on stderr.
 func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// process is what `node` and `router` share: the cluster file, the process
+// ID in it, and a logger tagged with that ID.
+type process struct {
+	cfg    *config.Config
+	id     string
+	logger *slog.Logger
+}
+
+// parseProcessFlags defines and parses --config, --id and -v on fs and loads
+// the cluster file. kind ("node" or "router") tags the log lines.
+func parseProcessFlags(fs *flag.FlagSet, args []string, kind string) (process, error) {
+	cfgPath := fs.String("config", "cluster.yaml", "path of the cluster file")
+	id := fs.String("id", "", "ID of this "+kind+" in the cluster file (required)")
+	verbose := fs.Bool("v", false, "log debug messages")
+	if err := parseFlags(fs, args); err != nil {
+		return process{}, err
+	}
+	if *id == "" {
+		fmt.Fprintln(fs.Output(), "--id is required")
+		fs.Usage()
+		return process{}, errUsage
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return process{}, err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	return process{cfg: cfg, id: *id, logger: newLogger(fs.Output(), level).With(kind, *id)}, nil
 }

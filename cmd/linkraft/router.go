@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
-	"github.com/linkraft/linkraft/config"
 	"github.com/linkraft/linkraft/router"
 	"github.com/linkraft/linkraft/shardrpc"
 )
@@ -17,29 +15,14 @@ func runRouter(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("router --config FILE --id ID",
 		"Runs one router: the public HTTP API (shorten, redirect, link records,\n"+
 			"health). SIGINT or SIGTERM stops it after in-flight requests finish.", stderr)
-	cfgPath := fs.String("config", "cluster.yaml", "path of the cluster file")
-	id := fs.String("id", "", "ID of this router in the cluster file (required)")
-	verbose := fs.Bool("v", false, "log debug messages")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *id == "" {
-		fmt.Fprintln(stderr, "--id is required")
-		fs.Usage()
-		return errUsage
-	}
-	cfg, err := config.Load(*cfgPath)
+	proc, err := parseProcessFlags(fs, args, "router")
 	if err != nil {
 		return err
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	logger := newLogger(stderr, level).With("router", *id)
+	cfg, id, logger := proc.cfg, proc.id, proc.logger
 	client := shardrpc.NewClient(cfg, shardrpc.ClientOptions{})
 	defer client.Close()
-	r, err := router.New(cfg, *id, client, router.Options{Logger: logger})
+	r, err := router.New(cfg, id, client, router.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
