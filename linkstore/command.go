@@ -40,12 +40,25 @@ type Create struct {
 	// CreatedAtMs is the creation time in Unix milliseconds, set by the
 	// proposer (the leader's clock), so every replica stores the same.
 	CreatedAtMs int64
+	// ExpiresAtMs is the link's expiry in Unix milliseconds (0: never),
+	// and MaxClicks its click limit (0: none); see Record. A create with
+	// either is never reused and never feeds the reuse index.
+	ExpiresAtMs int64
+	MaxClicks   uint64
 }
+
+// hasLimits reports whether c carries an expiry or a click limit.
+func (c Create) hasLimits() bool { return c.ExpiresAtMs != 0 || c.MaxClicks != 0 }
 
 // Type returns TypeCreate.
 func (Create) Type() CommandType { return TypeCreate }
 
-const createFlagReuse = 0x01
+const (
+	createFlagReuse = 0x01
+	// createFlagLimits: expires_at_ms zigzag varint | max_clicks uvarint
+	// follow created_at_ms. Without it the encoding is as before limits.
+	createFlagLimits = 0x02
+)
 
 // AppendCreate appends the encoding of c to dst and returns the extended
 // slice.
@@ -54,9 +67,16 @@ func AppendCreate(dst []byte, c Create) []byte {
 	if c.Reuse {
 		flags |= createFlagReuse
 	}
+	if c.hasLimits() {
+		flags |= createFlagLimits
+	}
 	dst = append(dst, commandVersion, byte(TypeCreate), flags)
 	dst = binary.BigEndian.AppendUint32(dst, c.Partition)
 	dst = binary.AppendVarint(dst, c.CreatedAtMs)
+	if c.hasLimits() {
+		dst = binary.AppendVarint(dst, c.ExpiresAtMs)
+		dst = binary.AppendUvarint(dst, c.MaxClicks)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(c.Alias)))
 	dst = append(dst, c.Alias...)
 	return append(dst, c.URL...)
@@ -64,7 +84,7 @@ func AppendCreate(dst []byte, c Create) []byte {
 
 // EncodeCreate returns the encoding of c, sized exactly.
 func EncodeCreate(c Create) []byte {
-	return AppendCreate(make([]byte, 0, 3+4+binary.MaxVarintLen64+1+len(c.Alias)+len(c.URL)), c)
+	return AppendCreate(make([]byte, 0, 3+4+3*binary.MaxVarintLen64+1+len(c.Alias)+len(c.URL)), c)
 }
 
 // DecodeCommand decodes a command encoded by this package. It never panics;
@@ -94,7 +114,7 @@ func decodeCreate(b []byte) (Create, error) {
 		return Create{}, fmt.Errorf("%w: create of %d bytes", ErrMalformed, len(b))
 	}
 	flags := b[0]
-	if flags&^createFlagReuse != 0 {
+	if flags&^(createFlagReuse|createFlagLimits) != 0 {
 		return Create{}, fmt.Errorf("%w: create flags %#x", ErrMalformed, flags)
 	}
 	c := Create{Reuse: flags&createFlagReuse != 0, Partition: binary.BigEndian.Uint32(b[1:5])}
@@ -105,6 +125,21 @@ func decodeCreate(b []byte) (Create, error) {
 		return Create{}, fmt.Errorf("%w: create time", ErrMalformed)
 	}
 	b = b[n:]
+	if flags&createFlagLimits != 0 {
+		c.ExpiresAtMs, n = binary.Varint(b)
+		if n <= 0 {
+			return Create{}, fmt.Errorf("%w: create expiry", ErrMalformed)
+		}
+		b = b[n:]
+		c.MaxClicks, n = binary.Uvarint(b)
+		if n <= 0 {
+			return Create{}, fmt.Errorf("%w: create click limit", ErrMalformed)
+		}
+		b = b[n:]
+		if !c.hasLimits() {
+			return Create{}, fmt.Errorf("%w: create limits flag without limits", ErrMalformed)
+		}
+	}
 	al, n := binary.Uvarint(b)
 	if n <= 0 || al > uint64(len(b)-n) {
 		return Create{}, fmt.Errorf("%w: create alias length", ErrMalformed)

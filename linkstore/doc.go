@@ -15,8 +15,13 @@
 //
 // Create (type 0x01):
 //
-//	flags u8 (bit 0: reuse) | partition u32 | created_at_ms zigzag varint |
+//	flags u8 (bit 0: reuse, bit 1: limits) | partition u32 |
+//	created_at_ms zigzag varint |
+//	[expires_at_ms zigzag varint | max_clicks uvarint, with bit 1] |
 //	alias length uvarint | alias | url (the rest of the command)
+//
+// A create with limits (an expiry or a click limit) neither reuses a link
+// nor feeds the reuse index.
 //
 // Click batch (type 0x02): the clicks.AppendBatch encoding of a router's
 // flush, merged by package clickstore at most once per (router, sequence);
@@ -63,6 +68,15 @@
 //
 //	version 0x01 | flags u8 (bit 0: alias) | created_at_ms zigzag varint |
 //	code length u8 | code | url (the rest of the record)
+//
+// or, for a link with an expiry or a click limit (not both zero),
+//
+//	version 0x02 | flags u8 | created_at_ms zigzag varint |
+//	expires_at_ms zigzag varint | max_clicks uvarint |
+//	code length u8 | code | url
+//
+// A link without limits is still written as version 0x01, so records
+// stored before limits existed and new ones read alike.
 //
 // A deleted link leaves a tombstone at its link key instead:
 //

@@ -98,6 +98,9 @@ func (m *Machine) checkCreate(c Create) string {
 	if c.URL == "" {
 		return "empty URL"
 	}
+	if c.ExpiresAtMs < 0 {
+		return fmt.Sprintf("expiry %d is before 1970", c.ExpiresAtMs)
+	}
 	if len(c.URL) > MaxURLLength {
 		return fmt.Sprintf("URL of %d bytes is longer than %d", len(c.URL), MaxURLLength)
 	}
@@ -117,7 +120,7 @@ func (m *Machine) createAlias(tx raftstore.Txn, c Create) Result {
 	if exists(tx, key) {
 		return Result{Status: ResultAliasTaken}
 	}
-	rec := Record{Code: c.Alias, URL: c.URL, CreatedAtMs: c.CreatedAtMs, Alias: true}
+	rec := Record{Code: c.Alias, URL: c.URL, CreatedAtMs: c.CreatedAtMs, Alias: true, ExpiresAtMs: c.ExpiresAtMs, MaxClicks: c.MaxClicks}
 	must("store alias", tx.Set(key, AppendRecord(nil, rec)))
 	if _, ok := m.codec.PartitionOfCode(c.Alias); ok {
 		// The partition's allocator could produce this code: from now on
@@ -136,7 +139,11 @@ func (m *Machine) createAlias(tx raftstore.Txn, c Create) Result {
 func (m *Machine) createGenerated(tx raftstore.Txn, c Create) Result {
 	reuseKey := ReuseKey(c.Partition, c.URL)
 	indexed := false
-	if code, err := tx.Get(reuseKey); err == nil {
+	if c.hasLimits() {
+		// A link that expires or runs out is never handed to a reuse
+		// create, nor indexed for one.
+		indexed, c.Reuse = true, false
+	} else if code, err := tx.Get(reuseKey); err == nil {
 		indexed = true
 		if c.Reuse {
 			v, err := tx.Get(appendLinkKey(nil, c.Partition, code))
@@ -179,7 +186,7 @@ func (m *Machine) createGenerated(tx raftstore.Txn, c Create) Result {
 		if st.aliases && exists(tx, key) {
 			continue // a custom alias of generated shape holds this code
 		}
-		rec := Record{Code: string(code), URL: c.URL, CreatedAtMs: c.CreatedAtMs}
+		rec := Record{Code: string(code), URL: c.URL, CreatedAtMs: c.CreatedAtMs, ExpiresAtMs: c.ExpiresAtMs, MaxClicks: c.MaxClicks}
 		must("store link", tx.Set(key, AppendRecord(nil, rec)))
 		must("store allocator", tx.Set(nextKey, appendAlloc(nil, st)))
 		if !indexed {

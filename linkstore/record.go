@@ -29,7 +29,11 @@ var (
 
 const (
 	recordVersion = 0x01
-	flagAlias     = 0x01
+	// recordVersionLimits is a record with an expiry or a click limit; a
+	// record without either is still written as version 0x01, byte for
+	// byte as before limits existed.
+	recordVersionLimits = 0x02
+	flagAlias           = 0x01
 )
 
 // Record is one stored link.
@@ -43,7 +47,17 @@ type Record struct {
 	CreatedAtMs int64
 	// Alias is true when the code was chosen by the client.
 	Alias bool
+	// ExpiresAtMs is when the link stops redirecting, in Unix
+	// milliseconds; 0 for never.
+	ExpiresAtMs int64
+	// MaxClicks is how many (human) clicks the link redirects before it
+	// stops; 0 for no limit. The routers enforce it from the shard's
+	// click counts, so it lags (see package router).
+	MaxClicks uint64
 }
+
+// hasLimits reports whether r needs the version 0x02 encoding.
+func (r Record) hasLimits() bool { return r.ExpiresAtMs != 0 || r.MaxClicks != 0 }
 
 // AppendRecord appends the encoding of r to dst and returns the extended
 // slice. r.Code must be at most MaxCodeLength bytes.
@@ -52,8 +66,15 @@ func AppendRecord(dst []byte, r Record) []byte {
 	if r.Alias {
 		flags |= flagAlias
 	}
-	dst = append(dst, recordVersion, flags)
-	dst = binary.AppendVarint(dst, r.CreatedAtMs)
+	if r.hasLimits() {
+		dst = append(dst, recordVersionLimits, flags)
+		dst = binary.AppendVarint(dst, r.CreatedAtMs)
+		dst = binary.AppendVarint(dst, r.ExpiresAtMs)
+		dst = binary.AppendUvarint(dst, r.MaxClicks)
+	} else {
+		dst = append(dst, recordVersion, flags)
+		dst = binary.AppendVarint(dst, r.CreatedAtMs)
+	}
 	dst = append(dst, byte(len(r.Code)))
 	dst = append(dst, r.Code...)
 	return append(dst, r.URL...)
@@ -65,7 +86,8 @@ func DecodeRecord(b []byte) (Record, error) {
 	if len(b) < 2 {
 		return Record{}, fmt.Errorf("%w: record of %d bytes", ErrMalformed, len(b))
 	}
-	if b[0] != recordVersion {
+	version := b[0]
+	if version != recordVersion && version != recordVersionLimits {
 		return Record{}, fmt.Errorf("%w: record version %#x", ErrUnknownVersion, b[0])
 	}
 	flags := b[1]
@@ -78,6 +100,24 @@ func DecodeRecord(b []byte) (Record, error) {
 		return Record{}, fmt.Errorf("%w: record creation time", ErrMalformed)
 	}
 	b = b[n:]
+	var expires int64
+	var maxClicks uint64
+	if version == recordVersionLimits {
+		expires, n = binary.Varint(b)
+		if n <= 0 {
+			return Record{}, fmt.Errorf("%w: record expiry", ErrMalformed)
+		}
+		b = b[n:]
+		maxClicks, n = binary.Uvarint(b)
+		if n <= 0 {
+			return Record{}, fmt.Errorf("%w: record click limit", ErrMalformed)
+		}
+		b = b[n:]
+		if expires == 0 && maxClicks == 0 {
+			// Version 0x02 without limits is not what AppendRecord writes.
+			return Record{}, fmt.Errorf("%w: record version 0x02 without limits", ErrMalformed)
+		}
+	}
 	if len(b) < 1 {
 		return Record{}, fmt.Errorf("%w: record code length missing", ErrMalformed)
 	}
@@ -91,6 +131,8 @@ func DecodeRecord(b []byte) (Record, error) {
 		URL:         string(b[cl:]),
 		CreatedAtMs: created,
 		Alias:       flags&flagAlias != 0,
+		ExpiresAtMs: expires,
+		MaxClicks:   maxClicks,
 	}
 	if r.URL == "" || len(r.URL) > MaxURLLength {
 		return Record{}, fmt.Errorf("%w: record URL of %d bytes", ErrMalformed, len(r.URL))

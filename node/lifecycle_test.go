@@ -84,6 +84,15 @@ func TestDeleteOnCluster(t *testing.T) {
 		t.Fatalf("delete at the wrong shard: %s", a)
 	}
 
+	// Limits are stored with the link (record version 0x02).
+	limited, err := cl.Create(ctx, 1, shardrpc.CreateRequest{Partition: p, URL: "https://example.com/limited", ExpiresAtMs: 4_102_444_800_000, MaxClicks: 7})
+	if err != nil || limited.ExpiresAtMs != 4_102_444_800_000 || limited.MaxClicks != 7 {
+		t.Fatalf("create with limits: %+v, %v", limited, err)
+	}
+	if a := (rpc{t: t}).call(c.RPCAddr(leader), shardrpc.PathCreate, 1, shardrpc.CreateRequest{Partition: p, URL: "https://x/", ExpiresAtMs: -1}); a.status != 400 {
+		t.Fatalf("negative expiry: %s", a)
+	}
+
 	for _, id := range c.NodeIDs() {
 		c.RestartNode(id)
 	}
@@ -92,5 +101,8 @@ func TestDeleteOnCluster(t *testing.T) {
 		if _, err := cl.Resolve(ctx, 1, code); !errors.Is(err, shardrpc.ErrGone) {
 			t.Fatalf("resolve of deleted %s after restart: %v, want ErrGone", code, err)
 		}
+	}
+	if got, err := cl.Resolve(ctx, 1, limited.Code); err != nil || got.ExpiresAtMs != limited.ExpiresAtMs || got.MaxClicks != 7 {
+		t.Fatalf("resolve of the limited link after restart: %+v, %v", got, err)
 	}
 }

@@ -90,6 +90,9 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 	case len(req.RequestID) > maxRequestID:
 		badRequest(ctx, fmt.Sprintf("request_id of %d bytes is longer than %d", len(req.RequestID), maxRequestID))
 		return
+	case req.ExpiresAtMs < 0:
+		badRequest(ctx, "expires_at_ms must not be negative")
+		return
 	}
 	if req.Alias != "" {
 		if err := shortcode.ValidateAlias(req.Alias); err != nil {
@@ -111,6 +114,8 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 		Alias:       req.Alias,
 		Reuse:       req.Reuse,
 		CreatedAtMs: time.Now().UnixMilli(),
+		ExpiresAtMs: req.ExpiresAtMs,
+		MaxClicks:   req.MaxClicks,
 	})
 	var idem []byte
 	if req.RequestID != "" {
@@ -270,5 +275,5 @@ func (n *Node) leaderRPC(id, raftAddr string) (string, string) {
 }
 
 func toLink(r linkstore.Record) shardrpc.Link {
-	return shardrpc.Link{Code: r.Code, URL: r.URL, CreatedAtMs: r.CreatedAtMs, Alias: r.Alias}
+	return shardrpc.Link{Code: r.Code, URL: r.URL, CreatedAtMs: r.CreatedAtMs, Alias: r.Alias, ExpiresAtMs: r.ExpiresAtMs, MaxClicks: r.MaxClicks}
 }

@@ -136,9 +136,13 @@ func (c *targetCache) Put(code, target string, expiresAt, now int64) {
 	defer p.mu.Unlock()
 	if i, ok := p.index[code]; ok {
 		// A code's target never changes (a deleted code is never issued
-		// again): only the freshness and the expiry are renewed.
+		// again) and an expiry never moves later: only the freshness is
+		// renewed, and an earlier expiry (a link found used up) kept.
 		e := &p.entries[i]
-		e.freshUntil, e.expiresAt = fresh, expiresAt
+		e.freshUntil = fresh
+		if expiresAt != 0 && (e.expiresAt == 0 || expiresAt < e.expiresAt) {
+			e.expiresAt = expiresAt
+		}
 		return
 	}
 	if len(p.entries) < p.limit {

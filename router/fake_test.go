@@ -103,7 +103,8 @@ func (f *fakeShards) Create(_ context.Context, shard uint64, req shardrpc.Create
 			}
 		}
 	}
-	l := shardrpc.Link{Code: code, URL: req.URL, CreatedAtMs: f.now, Alias: req.Alias != "", Created: true}
+	l := shardrpc.Link{Code: code, URL: req.URL, CreatedAtMs: f.now, Alias: req.Alias != "", Created: true,
+		ExpiresAtMs: req.ExpiresAtMs, MaxClicks: req.MaxClicks}
 	f.links[code] = l
 	f.shardOf[code] = shard
 	if _, ok := f.byURL[req.URL]; !ok && req.Alias == "" {

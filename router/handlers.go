@@ -170,7 +170,10 @@ func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
 		r.shardError(ctx, "resolve", err)
 		return
 	}
-	r.cacheLink(c, link)
+	if !r.admit(c, link, now) {
+		r.gone(ctx, true)
+		return
+	}
 	ctx.SetStatusCode(r.redirectStatus)
 	ctx.Response.Header.Set(strLocation, link.URL)
 	r.countClick(ctx, code)
@@ -216,6 +219,12 @@ type createRequest struct {
 	URL   string
 	Alias string
 	Reuse bool
+	// ExpiresAt (RFC 3339), TTL (a Go duration) and MaxClicks are the
+	// link's limits as given; createLimits checks them.
+	ExpiresAt    string
+	TTL          string
+	MaxClicks    uint64
+	HasMaxClicks bool
 }
 
 // linkResponse is a link as the API shows it.
@@ -228,6 +237,11 @@ type linkResponse struct {
 	// Clicks is the link's all-time human clicks (GET of the link only;
 	// absent when click counting is off or the shard did not answer).
 	Clicks *uint64 `json:"clicks,omitempty"`
+	// ExpiresAt (RFC 3339, UTC) and MaxClicks are the link's limits,
+	// absent when it has none; Expired is true once its expiry passed.
+	ExpiresAt string `json:"expires_at,omitempty"`
+	MaxClicks uint64 `json:"max_clicks,omitempty"`
+	Expired   bool   `json:"expired,omitempty"`
 }
 
 // create answers POST /api/v1/links.
@@ -256,6 +270,11 @@ func (r *Router) create(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidURL, err.Error())
 		return
 	}
+	expiresAt, msg := createLimits(req, time.Now())
+	if msg != "" {
+		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidLimits, msg)
+		return
+	}
 	var partition uint32
 	if req.Alias != "" {
 		if err := shortcode.ValidateAlias(req.Alias); err != nil {
@@ -270,11 +289,13 @@ func (r *Router) create(ctx *fasthttp.RequestCtx) {
 	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
 	defer cancel()
 	link, err := r.shards.Create(cctx, shard, shardrpc.CreateRequest{
-		Partition: partition,
-		URL:       target,
-		Alias:     req.Alias,
-		Reuse:     req.Reuse,
-		RequestID: shardrpc.NewRequestID(),
+		Partition:   partition,
+		URL:         target,
+		Alias:       req.Alias,
+		Reuse:       req.Reuse,
+		RequestID:   shardrpc.NewRequestID(),
+		ExpiresAtMs: expiresAt,
+		MaxClicks:   req.MaxClicks,
 	})
 	if err != nil {
 		r.shardError(ctx, "create", err)
@@ -337,13 +358,23 @@ func decodeCreate(body []byte) (req createRequest, status int, code, msg string)
 			err = json.Unmarshal(raw, &req.Alias)
 		case "reuse":
 			err = json.Unmarshal(raw, &req.Reuse)
+		case "expires_at":
+			err = json.Unmarshal(raw, &req.ExpiresAt)
+		case "ttl":
+			err = json.Unmarshal(raw, &req.TTL)
+		case "max_clicks":
+			err = json.Unmarshal(raw, &req.MaxClicks)
+			req.HasMaxClicks = true
 		default:
-			return req, bad, codeUnknownField, fmt.Sprintf("unknown field %q; allowed: url, alias, reuse", k)
+			return req, bad, codeUnknownField, fmt.Sprintf("unknown field %q; allowed: url, alias, reuse, expires_at, ttl, max_clicks", k)
 		}
 		if err != nil {
 			kind := "string"
-			if k == "reuse" {
+			switch k {
+			case "reuse":
 				kind = "boolean"
+			case "max_clicks":
+				kind = "positive integer"
 			}
 			return req, bad, codeInvalidJSON, fmt.Sprintf("field %q must be a %s", k, kind)
 		}
@@ -374,6 +405,11 @@ func (r *Router) linkJSON(link shardrpc.Link, withAlias bool) linkResponse {
 		alias := link.Alias
 		out.Alias = &alias
 	}
+	if link.ExpiresAtMs != 0 {
+		out.ExpiresAt = time.UnixMilli(link.ExpiresAtMs).UTC().Format(time.RFC3339Nano)
+		out.Expired = time.Now().UnixMilli() >= link.ExpiresAtMs
+	}
+	out.MaxClicks = link.MaxClicks
 	return out
 }
 

@@ -1,6 +1,8 @@
 package router
 
 import (
+	"github.com/valyala/fasthttp"
+
 	"context"
 	"fmt"
 	"net"
@@ -242,5 +244,152 @@ func TestDeleteOnRealCluster(t *testing.T) {
 	}
 	if st, err := statusOf(http.MethodDelete, b+"/api/v1/links/"+codes[0], ""); err != nil || st != http.StatusGone {
 		t.Fatalf("second delete at r2: %d %v", st, err)
+	}
+}
+
+func TestCreateLimits(t *testing.T) {
+	tr := startRouter(t, testConfig(t, 1000))
+	for _, tc := range []struct{ body, code string }{
+		{`{"url": "https://e.com/", "ttl": "0s"}`, codeInvalidLimits},
+		{`{"url": "https://e.com/", "ttl": "-1h"}`, codeInvalidLimits},
+		{`{"url": "https://e.com/", "ttl": "87601h"}`, codeInvalidLimits},
+		{`{"url": "https://e.com/", "ttl": "soon"}`, codeInvalidLimits},
+		{`{"url": "https://e.com/", "ttl": 72}`, codeInvalidJSON},
+		{`{"url": "https://e.com/", "expires_at": "2001-01-01T00:00:00Z"}`, codeInvalidLimits},
+		{`{"url": "https://e.com/", "expires_at": "2999-01-01T00:00:00Z"}`, codeInvalidLimits},
+		{`{"url": "https://e.com/", "expires_at": "tomorrow"}`, codeInvalidLimits},
+		{`{"url": "https://e.com/", "expires_at": "2030-01-01T00:00:00Z", "ttl": "1h"}`, codeInvalidLimits},
+		{`{"url": "https://e.com/", "max_clicks": 0}`, codeInvalidLimits},
+		{`{"url": "https://e.com/", "max_clicks": -3}`, codeInvalidJSON},
+		{`{"url": "https://e.com/", "max_clicks": 1.5}`, codeInvalidJSON},
+		{`{"url": "https://e.com/", "max_clicks": "5"}`, codeInvalidJSON},
+		{`{"url": "https://e.com/", "ttl": "1h", "reuse": true}`, codeInvalidLimits},
+	} {
+		a := tr.post(t, tc.body)
+		if a.status != 400 || errorCode(t, a) != tc.code {
+			t.Errorf("%s: %d %s, want 400 %s", tc.body, a.status, a.body, tc.code)
+		}
+	}
+	if creates, _ := tr.fake.counts(); creates != 0 {
+		t.Fatalf("%d creates reached the shards", creates)
+	}
+	before := time.Now()
+	a := tr.post(t, `{"url": "https://e.com/", "ttl": "72h", "max_clicks": 10}`)
+	if a.status != 201 {
+		t.Fatalf("create with limits: %d %s", a.status, a.body)
+	}
+	var lr linkResponse
+	lr = decode[linkResponse](t, a)
+	exp, err := time.Parse(time.RFC3339Nano, lr.ExpiresAt)
+	if err != nil || exp.Before(before.Add(72*time.Hour-time.Second)) || exp.After(time.Now().Add(72*time.Hour)) || lr.MaxClicks != 10 || lr.Expired {
+		t.Fatalf("answer %+v (%v)", lr, err)
+	}
+	if c := tr.fake.lastCreate(); c.req.ExpiresAtMs != exp.UnixMilli() || c.req.MaxClicks != 10 {
+		t.Fatalf("create request %+v", c.req)
+	}
+	a = tr.post(t, `{"url": "https://e.com/", "expires_at": "2031-05-06T07:08:09+02:00"}`)
+	if lr = decode[linkResponse](t, a); a.status != 201 || lr.ExpiresAt != "2031-05-06T05:08:09Z" {
+		t.Fatalf("create with expires_at: %d %s", a.status, a.body)
+	}
+}
+
+// TestExpiredLinkAnswers410 follows a link past its expiry: the cached
+// entry stops redirecting at the expiry without asking the shard, and the
+// expired hit allocates nothing either.
+func TestExpiredLinkAnswers410(t *testing.T) {
+	r, fake, _ := newHandlerRouter(t)
+	rg := r.ring
+	code := "expiring-link"
+	p := rg.PartitionOfCode(code)
+	exp := time.Now().Add(300 * time.Millisecond).UnixMilli()
+	if _, err := fake.Create(context.Background(), rg.ShardOf(p), shardrpc.CreateRequest{Partition: p, URL: "https://example.com/soon", Alias: code, ExpiresAtMs: exp}); err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	run := func(accept string) {
+		ctx.Request.Reset()
+		ctx.Request.Header.SetMethod(fasthttp.MethodGet)
+		ctx.Request.SetRequestURI("/" + code)
+		if accept != "" {
+			ctx.Request.Header.Set("Accept", accept)
+		}
+		ctx.Response.Reset()
+		r.handle(&ctx)
+	}
+	run("")
+	if ctx.Response.StatusCode() != 301 {
+		t.Fatalf("before expiry: %d", ctx.Response.StatusCode())
+	}
+	if allocs := testing.AllocsPerRun(100, func() { run("") }); allocs != 0 && time.Now().UnixMilli() < exp {
+		t.Fatalf("cached redirect of an expiring link allocates %.1f", allocs)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for run(""); ctx.Response.StatusCode() != 410; run("") {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d after the expiry", ctx.Response.StatusCode())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if now := time.Now().UnixMilli(); now < exp {
+		t.Fatalf("410 at %d, before the expiry %d", now, exp)
+	}
+	if !strings.Contains(string(ctx.Response.Body()), `"gone"`) {
+		t.Fatalf("JSON body %q", ctx.Response.Body())
+	}
+	run("text/html")
+	if ctx.Response.StatusCode() != 410 || !strings.Contains(string(ctx.Response.Body()), "Link gone") {
+		t.Fatalf("browser: %d %q", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	_, resolves := fake.counts()
+	if allocs := testing.AllocsPerRun(100, func() { run("") }); allocs != 0 {
+		t.Fatalf("expired cached answer allocates %.1f", allocs)
+	}
+	if _, after := fake.counts(); after != resolves {
+		t.Fatalf("%d resolves for an expired cached link", after-resolves)
+	}
+	// Without a cache entry (another router), the shard's record says it
+	// expired: 410 too.
+	r.cache.Invalidate(code)
+	run("")
+	if ctx.Response.StatusCode() != 410 {
+		t.Fatalf("uncached expired link: %d", ctx.Response.StatusCode())
+	}
+}
+
+// TestMaxClicks: once the shard counted max_clicks human clicks, the link
+// stops within a flush and a cache TTL.
+func TestMaxClicks(t *testing.T) {
+	r, fake, _ := newClickRouter(t, Options{CacheTTL: 50 * time.Millisecond})
+	code := "limited-link"
+	p := r.ring.PartitionOfCode(code)
+	if _, err := fake.Create(context.Background(), r.ring.ShardOf(p), shardrpc.CreateRequest{Partition: p, URL: "https://example.com/limited", Alias: code, MaxClicks: 2}); err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	run := func() int {
+		ctx.Request.Reset()
+		ctx.Request.Header.SetMethod(fasthttp.MethodGet)
+		ctx.Request.SetRequestURI("/" + code)
+		ctx.Request.Header.SetUserAgent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+		ctx.Response.Reset()
+		r.handle(&ctx)
+		return ctx.Response.StatusCode()
+	}
+	for i := 0; i < 2; i++ {
+		if st := run(); st != 301 {
+			t.Fatalf("click %d: %d", i, st)
+		}
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.FlushClicks(fctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for run() != 410 {
+		if time.Now().After(deadline) {
+			t.Fatal("the link still redirects after max_clicks clicks were flushed")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

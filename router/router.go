@@ -3,7 +3,8 @@
 //
 // # Endpoints
 //
-//	POST /api/v1/links        {"url", "alias"?, "reuse"?} -> 201 {"code","short_url","url","created_at"}
+//	POST /api/v1/links        {"url", "alias"?, "reuse"?, "expires_at"?, "ttl"?, "max_clicks"?}
+//	                          -> 201 {"code","short_url","url","created_at","expires_at"?,"max_clicks"?}
 //	                          (200 with the existing link when reuse found one)
 //	GET|HEAD /{code}          the cluster's redirect status (301 by default) with Location
 //	GET|HEAD /api/v1/links/{code}  the link record, with "clicks": its all-time human clicks
@@ -39,7 +40,10 @@
 // A cache hit answers at once and allocates nothing. Links can be deleted,
 // so an entry is served for at most Options.CacheTTL (default 5 s) after
 // the shard last confirmed it; then the next request asks the shard again.
-// The router that serves a DELETE drops the entry at once. A miss asks the owning
+// The router that serves a DELETE drops the entry at once. An entry also
+// keeps the link's expiry: a hit at or after it answers 410 (one more
+// integer compare, no allocation). max_clicks is checked against the
+// shard's click total whenever a redirect (re)validates the link. A miss asks the owning
 // shard (ShardClient.Resolve, which only reports "not found" once the
 // shard's leader confirmed it). A path that cannot be a code (neither the
 // generated shape nor an alias) is a 404 without any call.

@@ -34,6 +34,11 @@ type CreateRequest struct {
 	// Reuse returns an existing link of the same URL in this partition
 	// instead of creating a new one.
 	Reuse bool `json:"reuse,omitempty"`
+	// ExpiresAtMs is the link's expiry in Unix milliseconds (0: never);
+	// MaxClicks its click limit (0: none). A create with either never
+	// reuses a link.
+	ExpiresAtMs int64  `json:"expires_at_ms,omitempty"`
+	MaxClicks   uint64 `json:"max_clicks,omitempty"`
 	// RequestID makes a retried create idempotent: the same RequestID is
 	// applied at most once per shard. Routers set a fresh random ID per
 	// client request and keep it across retries.
@@ -60,6 +65,10 @@ type Link struct {
 	CreatedAtMs int64 `json:"created_at_ms"`
 	// Alias is true when the code was chosen by the client.
 	Alias bool `json:"alias,omitempty"`
+	// ExpiresAtMs is the link's expiry in Unix milliseconds, 0 for never.
+	ExpiresAtMs int64 `json:"expires_at_ms,omitempty"`
+	// MaxClicks is the link's click limit, 0 for none.
+	MaxClicks uint64 `json:"max_clicks,omitempty"`
 	// Created is false when a reuse request returned an existing link.
 	Created bool `json:"created,omitempty"`
 }
