@@ -104,6 +104,8 @@ func DecodeCommand(b []byte) (Command, error) {
 		return decodeClickBatch(b[2:])
 	case TypeDelete:
 		return decodeDelete(b[2:])
+	case TypeCreateBatch:
+		return decodeCreateBatch(b[2:])
 	default:
 		return nil, fmt.Errorf("%w: command type %#x", ErrMalformed, byte(t))
 	}

@@ -71,6 +71,8 @@ func (m *Machine) Apply(tx raftstore.Txn, _ uint64, cmd []byte) []byte {
 		return AppendResult(nil, m.applyClicks(tx, c))
 	case Delete:
 		return AppendResult(nil, m.applyDelete(tx, c))
+	case CreateBatch:
+		return m.applyBatch(tx, c)
 	default:
 		return badRequest(fmt.Sprintf("command type %#x is not applied by this version", byte(c.Type())))
 	}

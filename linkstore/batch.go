@@ -1,0 +1,348 @@
+package linkstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/linkraft/linkraft/raftstore"
+)
+
+// TypeCreateBatch carries many creates in one command (CreateBatch), so that
+// a leader can put the creates that arrive while a proposal is in flight
+// into one Raft entry. Batch types start at 0x10, leaving 0x04 to 0x0f to
+// single commands.
+const TypeCreateBatch CommandType = 0x10
+
+// ResultBatch is the status of the result of a CreateBatch: one result per
+// item follows (see DecodeBatchResult). DecodeResult does not accept it.
+const ResultBatch Status = 0x10
+
+// Limits of a CreateBatch. Apply refuses a batch beyond them.
+const (
+	// MaxBatchItems bounds the creates of one batch.
+	MaxBatchItems = 256
+	// MaxRequestID bounds an item's request ID in bytes.
+	MaxRequestID = 128
+)
+
+// RequestWindow is how many creates with a request ID a shard remembers
+// the result of. The table is pruned in Apply, by the count of recorded
+// request IDs, so every replica keeps the same entries: a retry must reach
+// the shard's log within RequestWindow later creates (with request IDs) of
+// its first attempt to be answered from the table.
+const RequestWindow = 250_000
+
+// requestWindow is RequestWindow; tests shrink it to exercise pruning.
+var requestWindow uint64 = RequestWindow
+
+// BatchItem is one create of a CreateBatch.
+type BatchItem struct {
+	// RequestID, if not empty, makes the create idempotent: an item whose
+	// request ID is in the shard's request table (a create with the same
+	// ID applied before, in this batch or an earlier one) is not applied
+	// again but answered with the first result.
+	RequestID string
+	// Create is the create to apply.
+	Create Create
+}
+
+// CreateBatch applies its items in order, each as a Create would be
+// applied alone (later items see earlier items' writes), and answers one
+// result per item.
+type CreateBatch struct {
+	Items []BatchItem
+}
+
+// Type returns TypeCreateBatch.
+func (CreateBatch) Type() CommandType { return TypeCreateBatch }
+
+// AppendBatchHeader appends the start of a CreateBatch command of count
+// items to dst; append each item with AppendBatchItem after it.
+//
+//	version 0x01 | 0x10 | count uvarint | item*
+func AppendBatchHeader(dst []byte, count int) []byte {
+	dst = append(dst, commandVersion, byte(TypeCreateBatch))
+	return binary.AppendUvarint(dst, uint64(count))
+}
+
+// AppendBatchItem appends one item of a CreateBatch: the request ID and
+// the create's command encoding (as AppendCreate writes it), each prefixed
+// by its length.
+//
+//	len uvarint | request id | len uvarint | create command
+func AppendBatchItem(dst []byte, requestID string, create []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(requestID)))
+	dst = append(dst, requestID...)
+	dst = binary.AppendUvarint(dst, uint64(len(create)))
+	return append(dst, create...)
+}
+
+// AppendCreateBatch appends the command encoding of b to dst.
+func AppendCreateBatch(dst []byte, b CreateBatch) []byte {
+	dst = AppendBatchHeader(dst, len(b.Items))
+	var create []byte
+	for _, it := range b.Items {
+		create = AppendCreate(create[:0], it.Create)
+		dst = AppendBatchItem(dst, it.RequestID, create)
+	}
+	return dst
+}
+
+func decodeCreateBatch(b []byte) (CreateBatch, error) {
+	count, n := binary.Uvarint(b)
+	if n <= 0 {
+		return CreateBatch{}, fmt.Errorf("%w: batch count", ErrMalformed)
+	}
+	if count == 0 || count > MaxBatchItems {
+		return CreateBatch{}, fmt.Errorf("%w: batch of %d items, want 1 to %d", ErrMalformed, count, MaxBatchItems)
+	}
+	b = b[n:]
+	items := make([]BatchItem, count)
+	for i := range items {
+		id, rest, err := cutLength(b, MaxRequestID)
+		if err != nil {
+			return CreateBatch{}, fmt.Errorf("batch item %d request id: %w", i, err)
+		}
+		cmd, rest, err := cutLength(rest, len(rest))
+		if err != nil {
+			return CreateBatch{}, fmt.Errorf("batch item %d create: %w", i, err)
+		}
+		if len(cmd) < 2 || cmd[0] != commandVersion || CommandType(cmd[1]) != TypeCreate {
+			return CreateBatch{}, fmt.Errorf("%w: batch item %d is not a create", ErrMalformed, i)
+		}
+		c, err := decodeCreate(cmd[2:])
+		if err != nil {
+			return CreateBatch{}, fmt.Errorf("batch item %d: %w", i, err)
+		}
+		items[i] = BatchItem{RequestID: string(id), Create: c}
+		b = rest
+	}
+	if len(b) != 0 {
+		return CreateBatch{}, fmt.Errorf("%w: %d bytes after the batch", ErrMalformed, len(b))
+	}
+	return CreateBatch{Items: items}, nil
+}
+
+// cutLength splits a uvarint length (at most limit) and that many bytes
+// off the front of b.
+func cutLength(b []byte, limit int) (field, rest []byte, err error) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(limit) || l > uint64(len(b)-n) {
+		return nil, nil, fmt.Errorf("%w: length", ErrMalformed)
+	}
+	b = b[n:]
+	return b[:l], b[l:], nil
+}
+
+// Keys of the request table, outside every partition's range (after
+// partition 0xffffffff, like clickstore's flush marks):
+//
+//	ff ff ff ff ff | 'r' | request id  -> the item's encoded result
+//	ff ff ff ff ff | 'q' | seq u64     -> request id (the order, for pruning)
+//	ff ff ff ff ff | 'n'               -> next seq u64
+var (
+	requestPrefix = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'r'}
+	queuePrefix   = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'q'}
+	requestSeqKey = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'n'}
+)
+
+func requestKey(id string) []byte {
+	return append(append(make([]byte, 0, len(requestPrefix)+len(id)), requestPrefix...), id...)
+}
+
+func queueKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(queuePrefix)+8), queuePrefix...), seq)
+}
+
+// applyBatch applies the items of b in order and returns the batch result.
+func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
+	seq, err := readSeq(tx)
+	must("read request sequence", err)
+	start := seq
+	allocs := &allocCache{Txn: tx, vals: make(map[uint32]cachedAlloc)}
+	tx = allocs
+	out := AppendBatchResultHeader(nil, len(b.Items))
+	var res []byte
+	for _, it := range b.Items {
+		if it.RequestID == "" {
+			res = AppendResult(res[:0], m.applyCreate(tx, it.Create))
+			out = AppendBatchItemResult(out, res)
+			continue
+		}
+		key := requestKey(it.RequestID)
+		v, err := tx.Get(key)
+		switch {
+		case err == nil:
+			out = AppendBatchItemResult(out, v)
+			continue
+		case !errors.Is(err, raftstore.ErrNotFound):
+			must("read request table", err)
+		}
+		res = AppendResult(res[:0], m.applyCreate(tx, it.Create))
+		out = AppendBatchItemResult(out, res)
+		must("record request", tx.Set(key, res))
+		must("record request order", tx.Set(queueKey(seq), []byte(it.RequestID)))
+		seq++
+	}
+	allocs.flush()
+	if seq == start {
+		return out
+	}
+	must("store request sequence", tx.Set(requestSeqKey, binary.BigEndian.AppendUint64(nil, seq)))
+	// Forget the request IDs that fell out of the window with this batch:
+	// those recorded at [start-RequestWindow, seq-RequestWindow). Earlier
+	// ones were forgotten by earlier batches.
+	if seq > requestWindow {
+		lo, hi := queueKey(max(start, requestWindow)-requestWindow), queueKey(seq-requestWindow)
+		var ids [][]byte
+		must("scan request order", tx.Scan(lo, hi, func(_, v []byte) bool {
+			ids = append(ids, requestKey(string(v)))
+			return true
+		}))
+		for _, k := range ids {
+			must("forget request", tx.Delete(k))
+		}
+		must("forget request order", tx.DeleteRange(lo, hi))
+	}
+	return out
+}
+
+// allocCache is the Txn a batch's creates run against: it keeps the
+// allocator values (NextKey) of the partitions the batch touches in memory
+// and writes each once, when the batch ends (flush), instead of reading
+// and writing the key for every create. Every other key goes to the Txn.
+// The final state is the same as without the cache.
+type allocCache struct {
+	raftstore.Txn
+	vals map[uint32]cachedAlloc
+}
+
+type cachedAlloc struct {
+	v     []byte // nil: no allocator stored yet
+	dirty bool
+}
+
+// nextKeyPartition returns the partition of an allocator key.
+func nextKeyPartition(key []byte) (uint32, bool) {
+	if len(key) != 5 || key[4] != kindNext {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(key), true
+}
+
+func (c *allocCache) Get(key []byte) ([]byte, error) {
+	p, ok := nextKeyPartition(key)
+	if !ok {
+		return c.Txn.Get(key)
+	}
+	a, ok := c.vals[p]
+	if !ok {
+		v, err := c.Txn.Get(key)
+		if err != nil && !errors.Is(err, raftstore.ErrNotFound) {
+			return nil, err
+		}
+		a = cachedAlloc{v: v}
+		c.vals[p] = a
+	}
+	if a.v == nil {
+		return nil, raftstore.ErrNotFound
+	}
+	return append([]byte(nil), a.v...), nil
+}
+
+func (c *allocCache) Set(key, value []byte) error {
+	p, ok := nextKeyPartition(key)
+	if !ok {
+		return c.Txn.Set(key, value)
+	}
+	c.vals[p] = cachedAlloc{v: append([]byte(nil), value...), dirty: true}
+	return nil
+}
+
+// flush writes the allocators the batch changed, in partition order.
+func (c *allocCache) flush() {
+	ps := make([]uint32, 0, len(c.vals))
+	for p, a := range c.vals {
+		if a.dirty {
+			ps = append(ps, p)
+		}
+	}
+	slices.Sort(ps)
+	for _, p := range ps {
+		must("store allocator", c.Txn.Set(NextKey(p), c.vals[p].v))
+	}
+}
+
+func readSeq(r raftstore.Reader) (uint64, error) {
+	v, err := r.Get(requestSeqKey)
+	if errors.Is(err, raftstore.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: request sequence of %d bytes", ErrMalformed, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// AppendBatchResultHeader appends the start of a batch result of count
+// items; each item result follows (AppendBatchItemResult):
+//
+//	version 0x01 | 0x10 | count uvarint | { len uvarint | result }*
+//
+// where each result is an AppendResult encoding.
+func AppendBatchResultHeader(dst []byte, count int) []byte {
+	dst = append(dst, resultVersion, byte(ResultBatch))
+	return binary.AppendUvarint(dst, uint64(count))
+}
+
+// AppendBatchItemResult appends one item's encoded result.
+func AppendBatchItemResult(dst, res []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(res)))
+	return append(dst, res...)
+}
+
+// DecodeBatchResult decodes the result of a CreateBatch into one encoded
+// result per item (each for DecodeResult; they alias b). A batch refused as
+// a whole (ResultBadRequest: it did not decode) is returned as an error
+// wrapping ErrBatchRefused. It never panics.
+func DecodeBatchResult(b []byte) ([][]byte, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("%w: batch result of %d bytes", ErrMalformed, len(b))
+	}
+	if b[0] != resultVersion {
+		return nil, fmt.Errorf("%w: result version %#x", ErrUnknownVersion, b[0])
+	}
+	if Status(b[1]) != ResultBatch {
+		r, err := DecodeResult(b)
+		if err != nil {
+			return nil, fmt.Errorf("batch result: %w", err)
+		}
+		return nil, fmt.Errorf("%w: %s: %s", ErrBatchRefused, r.Status, r.Reason)
+	}
+	count, n := binary.Uvarint(b[2:])
+	if n <= 0 || count > MaxBatchItems {
+		return nil, fmt.Errorf("%w: batch result count", ErrMalformed)
+	}
+	b = b[2+n:]
+	out := make([][]byte, count)
+	for i := range out {
+		res, rest, err := cutLength(b, len(b))
+		if err != nil {
+			return nil, fmt.Errorf("batch result item %d: %w", i, err)
+		}
+		out[i], b = res, rest
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the batch result", ErrMalformed, len(b))
+	}
+	return out, nil
+}
+
+// ErrBatchRefused is returned by DecodeBatchResult for a batch that was
+// refused as a whole.
+var ErrBatchRefused = errors.New("linkstore: batch refused")
