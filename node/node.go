@@ -129,6 +129,9 @@ type Node struct {
 	mux    *raftmux.Mux
 	store  *raftstore.Store
 	groups map[uint64]*raftstore.Group // fixed after New
+	// batchers coalesce each shard's creates (batcher.go); nil with
+	// batching off.
+	batchers map[uint64]*batcher
 
 	server    *fasthttp.Server
 	rpcAddr   net.Addr
@@ -223,6 +226,7 @@ func (n *Node) start() error {
 		}
 		n.groups[sh.ID] = g
 	}
+	n.startBatchers()
 
 	ln, err := net.Listen("tcp", n.self.RPCAddr)
 	if err != nil {
@@ -399,6 +403,7 @@ func hasOtherVoter(g *raftstore.Group) bool {
 // stopStorage closes the store (every group, then Pebble) and then the mux;
 // either may be nil after a failed start. It is safe to call twice.
 func (n *Node) stopStorage() error {
+	n.stopBatchers()
 	var errs []error
 	if n.store != nil {
 		if err := n.store.Close(); err != nil && !errors.Is(err, raftstore.ErrClosed) {

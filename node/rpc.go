@@ -117,12 +117,8 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 		ExpiresAtMs: req.ExpiresAtMs,
 		MaxClicks:   req.MaxClicks,
 	})
-	var idem []byte
-	if req.RequestID != "" {
-		idem = []byte(req.RequestID)
-	}
 	rctx, cancel := n.requestContext()
-	raw, err := g.Propose(rctx, cmd, idem)
+	raw, err := n.proposeCreate(rctx, shard, g, cmd, req.RequestID)
 	cancel()
 	if err != nil {
 		n.raftError(ctx, shard, "create", err)

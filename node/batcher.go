@@ -1,0 +1,257 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/linkraft/linkraft/linkstore"
+	"github.com/linkraft/linkraft/raftstore"
+)
+
+// Creates are coalesced per shard: the creates that arrive at a leader
+// while its proposals are in flight (at most maxInFlight) go into the next
+// Raft entry together, as one linkstore.CreateBatch. One entry then pays once for what
+// a Raft entry costs (the log append, the envelope, the future and its
+// waiter, the replication message, the FSM's bookkeeping) however many
+// links it carries. A lone create waits for nothing: it is proposed at once
+// as a batch of one.
+//
+// Idempotency stays per request: each item carries its request ID, and
+// linkstore keeps the request table (see linkstore.RequestWindow), so a
+// retried create (same request ID, in any later batch or in the same one)
+// is answered with its first result and never creates a second link.
+const (
+	// maxBatchItems bounds the creates of one entry.
+	maxBatchItems = linkstore.MaxBatchItems
+	// maxBatchBytes bounds the encoded size of one entry's batch. A single
+	// create (at most an 8 KiB URL, an alias and a request ID) always fits.
+	maxBatchBytes = 256 << 10
+	// batchQueue is the capacity of a batcher's queue: creates waiting
+	// for the next proposal beyond it wait to be queued.
+	batchQueue = 4 * maxBatchItems
+)
+
+// maxInFlight bounds a shard's proposals in flight at once. One is
+// classic group commit: while an entry replicates and applies, the next
+// one fills. On the 2-core benchmark machine it measured best at 16 and at
+// 256 concurrent creates (docs/BENCHMARKS.md); raft still pipelines the
+// entries of all shards. A variable for the benchmarks (export_test.go).
+var maxInFlight = 1
+
+// createBatching is whether New starts a batcher per shard. Tests and
+// benchmarks turn it off to measure the previous path (one Raft entry per
+// create, idempotency in raftstore's table); see export_test.go.
+var createBatching = true
+
+// createCall is one create waiting in a batcher.
+type createCall struct {
+	requestID string
+	cmd       []byte // linkstore.AppendCreate encoding
+	done      chan createOutcome
+}
+
+// createOutcome is a create's result: the encoded linkstore.Result, nil
+// when the entry had been applied before a restart (see Node.create), or
+// the proposal's error.
+type createOutcome struct {
+	raw []byte
+	err error
+}
+
+// batcher owns the create queue of one shard's group. Its goroutine
+// (run) collects the queued creates, proposes them as one entry, and hands
+// every caller its own result; it stops on stop and closes done.
+type batcher struct {
+	n        *Node
+	shard    uint64
+	g        *raftstore.Group
+	queue    chan *createCall
+	inFlight int // maxInFlight when the batcher started
+	stop     chan struct{}
+	done     chan struct{}
+
+	stopOnce sync.Once
+}
+
+// startBatchers starts one batcher per group, unless batching is off.
+func (n *Node) startBatchers() {
+	if !createBatching {
+		return
+	}
+	n.batchers = make(map[uint64]*batcher, len(n.groups))
+	for id, g := range n.groups {
+		b := &batcher{
+			n:        n,
+			shard:    id,
+			g:        g,
+			queue:    make(chan *createCall, batchQueue),
+			inFlight: maxInFlight,
+			stop:     make(chan struct{}),
+			done:     make(chan struct{}),
+		}
+		n.batchers[id] = b
+		go b.run()
+	}
+}
+
+// stopBatchers stops every batcher and waits for them; it is safe to call
+// twice. A proposal in flight ends with the node's context (cancelled
+// before this runs in Close); creates still queued fail with
+// raftstore.ErrClosed.
+func (n *Node) stopBatchers() {
+	for _, b := range n.batchers {
+		b.stopOnce.Do(func() { close(b.stop) })
+	}
+	for _, b := range n.batchers {
+		<-b.done
+	}
+}
+
+// proposeCreate proposes an encoded create at g and returns its encoded
+// linkstore.Result, as Group.Propose would for the create alone: through
+// the shard's batcher, or, with batching off, as its own entry with the
+// request ID as raftstore's idempotency key.
+func (n *Node) proposeCreate(ctx context.Context, shard uint64, g *raftstore.Group, cmd []byte, requestID string) ([]byte, error) {
+	b := n.batchers[shard]
+	if b == nil {
+		var idem []byte
+		if requestID != "" {
+			idem = []byte(requestID)
+		}
+		return g.Propose(ctx, cmd, idem)
+	}
+	call := &createCall{requestID: requestID, cmd: cmd, done: make(chan createOutcome, 1)}
+	select {
+	case b.queue <- call:
+	case <-b.stop:
+		return nil, raftstore.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case o := <-call.done:
+		return o.raw, o.err
+	case <-ctx.Done():
+		// The create may still be proposed: the outcome is unknown, and
+		// a retry with the same request ID is safe.
+		return nil, fmt.Errorf("node: shard %d: create: outcome unknown: %w", shard, ctx.Err())
+	case <-b.done:
+		// Queued after the batcher drained its queue for the last time.
+		select {
+		case o := <-call.done:
+			return o.raw, o.err
+		default:
+			return nil, raftstore.ErrClosed
+		}
+	}
+}
+
+// run is the batcher's goroutine. It keeps at most maxInFlight proposals
+// in flight, each in a goroutine it owns and waits for; the creates that
+// arrive while every slot is busy go into the next proposal together.
+func (b *batcher) run() {
+	defer close(b.done)
+	var (
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, b.inFlight)
+		next  *createCall // did not fit in the previous entry
+	)
+	defer wg.Wait()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-b.stop:
+			b.fail(next, raftstore.ErrClosed)
+			return
+		}
+		if next == nil {
+			select {
+			case next = <-b.queue:
+			case <-b.stop:
+				b.fail(nil, raftstore.ErrClosed)
+				return
+			}
+		}
+		calls := []*createCall{next}
+		size := itemSize(next)
+		next = nil
+	collect:
+		for len(calls) < maxBatchItems {
+			select {
+			case c := <-b.queue:
+				if size+itemSize(c) > maxBatchBytes {
+					next = c
+					break collect
+				}
+				calls = append(calls, c)
+				size += itemSize(c)
+			default:
+				break collect
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			b.propose(calls, size)
+		}()
+	}
+}
+
+// itemSize is an upper bound on the encoded size of c in a batch.
+func itemSize(c *createCall) int { return 2*10 + len(c.requestID) + len(c.cmd) }
+
+// propose proposes calls (size bytes at most, see itemSize) as one entry
+// and answers each.
+func (b *batcher) propose(calls []*createCall, size int) {
+	buf := linkstore.AppendBatchHeader(make([]byte, 0, 16+size), len(calls))
+	for _, c := range calls {
+		buf = linkstore.AppendBatchItem(buf, c.requestID, c.cmd)
+	}
+	ctx, cancel := context.WithTimeout(b.n.ctx, b.n.opts.RequestTimeout)
+	raw, err := b.g.Propose(ctx, buf, nil)
+	cancel()
+	switch {
+	case err != nil:
+		answerAll(calls, createOutcome{err: err})
+		return
+	case raw == nil:
+		// Applied before a restart: the results are in the request table.
+		answerAll(calls, createOutcome{})
+		return
+	}
+	results, err := linkstore.DecodeBatchResult(raw)
+	if err == nil && len(results) != len(calls) {
+		err = fmt.Errorf("%w: %d results for %d creates", linkstore.ErrMalformed, len(results), len(calls))
+	}
+	if err != nil {
+		b.n.logger.Error("undecodable create batch result", "shard", b.shard, "creates", len(calls), "err", err)
+		answerAll(calls, createOutcome{err: fmt.Errorf("node: shard %d: create batch: %w", b.shard, err)})
+		return
+	}
+	for i, c := range calls {
+		c.done <- createOutcome{raw: results[i]}
+	}
+}
+
+func answerAll(calls []*createCall, o createOutcome) {
+	for _, c := range calls {
+		c.done <- o
+	}
+}
+
+// fail answers next (if not nil) and every queued create with err.
+func (b *batcher) fail(next *createCall, err error) {
+	if next != nil {
+		next.done <- createOutcome{err: err}
+	}
+	for {
+		select {
+		case c := <-b.queue:
+			c.done <- createOutcome{err: err}
+		default:
+			return
+		}
+	}
+}
