@@ -81,6 +81,8 @@ func (r *Router) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		r.redirect(ctx, path[1:])
+	case string(path) == pathOpenAPI:
+		r.openAPI(ctx)
 	case string(path) == pathLinks:
 		if !ctx.IsPost() {
 			methodNotAllowed(ctx, allowPost)
