@@ -60,15 +60,22 @@ func linkraftBin(t *testing.T) string {
 	return binPath
 }
 
-// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
+// freeAddrs returns n distinct 127.0.0.1 addresses whose ports were free a
+// moment ago. Every port is held until all are chosen: closed one by one,
+// the kernel may hand the same port out twice, and two processes of the
+// cluster would then fight for it.
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = ln.Close() }()
+		addrs = append(addrs, ln.Addr().String())
 	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().String()
+	return addrs
 }
 
 // process is one linkraft process of a test.
@@ -137,12 +144,13 @@ func startProcCluster(t *testing.T) *procCluster {
 	}
 	dir := t.TempDir()
 	c.dir = dir
-	routerListen := freeAddr(t)
+	addrs := freeAddrs(t, 7)
+	routerListen := addrs[6]
 	raftAddr, rpcAddr := make(map[string]string), make(map[string]string)
 	for i := 1; i <= 3; i++ {
 		id := fmt.Sprintf("n%d", i)
 		c.ids = append(c.ids, id)
-		raftAddr[id], rpcAddr[id] = freeAddr(t), freeAddr(t)
+		raftAddr[id], rpcAddr[id] = addrs[2*i-2], addrs[2*i-1]
 	}
 	newProxy := func(target string) *faultproxy.Proxy {
 		p, err := faultproxy.New("127.0.0.1:0", target)
@@ -210,6 +218,7 @@ func startProcCluster(t *testing.T) *procCluster {
 	c.router = c.start("r1", "router", "--config", write("r1"), "--id", "r1")
 	c.url = "http://" + routerListen
 	c.waitReady()
+	c.waitNodesUp()
 	return c
 }
 
@@ -474,4 +483,33 @@ func (c *procCluster) waitCaughtUp(id string, timeout time.Duration) time.Durati
 		}
 	}
 	return time.Since(start)
+}
+
+// waitNodesUp waits until every node answers a status request for every
+// shard itself: the router is ready with two nodes of three, and a
+// scenario must not start with one missing.
+func (c *procCluster) waitNodesUp() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, id := range c.ids {
+		for s := uint64(1); s <= 3; s++ {
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_, err := c.status.NodeStatus(ctx, id, s)
+				cancel()
+				if err == nil {
+					break
+				}
+				select {
+				case <-c.nodes[id].done:
+					c.t.Fatalf("node %s exited at start: %v", id, c.nodes[id].err)
+				default:
+				}
+				if time.Now().After(deadline) {
+					c.t.Fatalf("node %s did not answer for shard %d within 30s: %v", id, s, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
 }
