@@ -36,6 +36,32 @@
 // ResultNotFound (nothing stored at the code) or ResultGone (a tombstone
 // already). Deleting never frees a code: see Allocation.
 //
+// Create batch (type 0x10):
+//
+//	count uvarint (1..256) | { len uvarint | request id (<= 128 bytes) |
+//	                           len uvarint | create command (0x01 0x01 ...) }*
+//
+// A leader puts the creates that arrive while its previous proposal is in
+// flight into one Raft entry (package node). The items apply in order,
+// each exactly as the create alone would (later items see earlier items'
+// writes; a partition's allocator is read and written once per batch), and
+// the result is
+//
+//	version 0x01 | 0x10 | count uvarint | { len uvarint | result }*
+//
+// one ordinary result per item (DecodeBatchResult). A batch that does not
+// decode is refused whole (ResultBadRequest) and changes nothing.
+//
+// Idempotency is per item, kept here rather than in raftstore's table
+// (which knows one key per entry): an item with a request ID first looks
+// the ID up in the request table; if it is there, the stored result is the
+// answer and nothing is applied; otherwise the create applies and its
+// result is recorded under the ID. A retry therefore never makes a second
+// link, whether it lands in a later batch, at another leader, or in the
+// same batch. The table is pruned in Apply: once more than RequestWindow
+// request IDs were recorded, each batch forgets the oldest ones, so every
+// replica holds the same table and snapshots carry it.
+//
 // New command types get new type bytes; a
 // replica that does not know a type answers ResultBadRequest without
 // touching state, which is deterministic across replicas of one version.
@@ -63,6 +89,13 @@
 //	                                       generated shape exist)
 //	partition u32 | 'u' | sha256(url)   -> code of the partition's first
 //	                                       generated link of that URL
+//
+// and, after every partition's range (like package clickstore's flush
+// marks), the request table of create batches:
+//
+//	ff ff ff ff ff | 'r' | request id   -> the item's result
+//	ff ff ff ff ff | 'q' | seq u64      -> request id (record order)
+//	ff ff ff ff ff | 'n'                -> next seq u64
 //
 // # Link records
 //
