@@ -182,7 +182,9 @@ func statusOf(method, url, body string) (int, error) {
 
 // TestDeleteOnRealCluster deletes at one router of a real 3-node cluster:
 // that router stops redirecting at once, the other (which had the link
-// cached) within its cache TTL, and the code is never issued again.
+// cached) within its cache TTL, and the code is never issued again. A link
+// created with a ttl redirects at both routers until its expiry and
+// answers 410 from then on.
 func TestDeleteOnRealCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
@@ -244,6 +246,37 @@ func TestDeleteOnRealCluster(t *testing.T) {
 	}
 	if st, err := statusOf(http.MethodDelete, b+"/api/v1/links/"+codes[0], ""); err != nil || st != http.StatusGone {
 		t.Fatalf("second delete at r2: %d %v", st, err)
+	}
+
+	// A link with a ttl: stored with its expiry by the shard, it redirects
+	// at both routers until then and answers 410 from then on.
+	resp, err := httpClient.Post(a+"/api/v1/links", "application/json", strings.NewReader(`{"url": "https://example.com/ttl", "ttl": "2s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lr linkResponse
+	if err := decodeBody(resp, &lr); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create with ttl: %d %v", resp.StatusCode, err)
+	}
+	exp, err := time.Parse(time.RFC3339Nano, lr.ExpiresAt)
+	if err != nil {
+		t.Fatalf("expires_at %q: %v", lr.ExpiresAt, err)
+	}
+	for _, base := range []string{a, b} {
+		if st, _, err := get(base, "/"+lr.Code); err != nil || (st != 301 && time.Now().Before(exp)) {
+			t.Fatalf("redirect before expiry at %s: %d %v", base, st, err)
+		}
+	}
+	for _, base := range []string{a, b} {
+		eventually(t, 10*time.Second, "expiry at "+base, func() error {
+			if st, _, err := get(base, "/"+lr.Code); err != nil || st != http.StatusGone {
+				return fmt.Errorf("status %d, %v", st, err)
+			}
+			if time.Now().Before(exp) {
+				t.Errorf("410 before the expiry %s", exp)
+			}
+			return nil
+		})
 	}
 }
 
