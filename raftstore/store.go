@@ -286,11 +286,20 @@ func (s *Store) openGroup(cfg GroupConfig) (*Group, error) {
 	if stream == nil {
 		return nil, fmt.Errorf("raftstore: group %d: the network has no stream layer for it", id)
 	}
+	// MaxRPCsInFlight 1 turns raft's pipelined replication off. In
+	// hashicorp/raft v1.8.0 the pipeline can deadlock after a follower
+	// answers Success=false (decodeResponses blocks on doneCh after
+	// pipelineDecode returned, while pipelineReplicate blocks on the full
+	// inprogressCh): the leader stops replicating to that follower for good
+	// and its shutdown hangs (hashicorp/raft#612; found by the robustness
+	// scenario TestLeaderStopLoop, docs/ROBUSTNESS.md). With batching,
+	// synchronous AppendEntries cost little (see the field's documentation).
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
-		MaxPool: s.opts.TransportMaxPool,
-		Timeout: s.opts.TransportTimeout,
-		Logger:  logger.Named("transport"),
+		Stream:          stream,
+		MaxPool:         s.opts.TransportMaxPool,
+		MaxRPCsInFlight: 1,
+		Timeout:         s.opts.TransportTimeout,
+		Logger:          logger.Named("transport"),
 	})
 
 	existing, err := raft.HasExistingState(logs, logs, snaps)
