@@ -80,6 +80,10 @@ type Node struct {
 	// DataDir is the node's Pebble directory and Raft snapshot directory.
 	// A relative path is relative to the directory of cluster.yaml.
 	DataDir string `yaml:"data_dir"`
+	// AdminAddr, optional, is the host:port of an admin-only HTTP
+	// listener serving Go's profiler (/debug/pprof/). Keep it on a
+	// loopback or private address: it has no authentication.
+	AdminAddr string `yaml:"admin_addr"`
 }
 
 // Shard is one Raft group.
@@ -104,6 +108,9 @@ type Router struct {
 	// CacheSize is the number of code -> target entries the router keeps
 	// (default 1,000,000; 0 disables the cache).
 	CacheSize *int `yaml:"cache_size"`
+	// AdminAddr, optional, is the host:port of an admin-only HTTP
+	// listener serving Go's profiler (/debug/pprof/); see Node.AdminAddr.
+	AdminAddr string `yaml:"admin_addr"`
 }
 
 // String formats the cluster settings with the secrets redacted, so that

@@ -277,6 +277,10 @@ func TestValidateNamesField(t *testing.T) {
 		{"rpc addr bad host", func(c *Config) { c.Nodes[2].RPCAddr = "bad_host:7103" }, []string{"nodes[2].rpc_addr"}},
 		{"rpc addr empty", func(c *Config) { c.Nodes[2].RPCAddr = "" }, []string{"nodes[2].rpc_addr"}},
 		{"shared listener", func(c *Config) { c.Nodes[1].RPCAddr = "127.0.0.1:7001" }, []string{"nodes[1].rpc_addr"}},
+		{"node admin addr bad", func(c *Config) { c.Nodes[0].AdminAddr = "127.0.0.1" }, []string{"nodes[0].admin_addr"}},
+		{"router admin addr bad", func(c *Config) { c.Routers[0].AdminAddr = "bad_host:6060" }, []string{"routers[0].admin_addr"}},
+		{"admin addr shared", func(c *Config) { c.Routers[0].AdminAddr = c.Nodes[0].RPCAddr }, []string{"routers[0].admin_addr"}},
+		{"admin addrs shared", func(c *Config) { c.Nodes[0].AdminAddr = "127.0.0.1:6060"; c.Nodes[1].AdminAddr = "127.0.0.1:6060" }, []string{"nodes[1].admin_addr"}},
 		{"shared listener case", func(c *Config) {
 			c.Nodes[0].RaftAddr = "Host:7001"
 			c.Nodes[1].RaftAddr = "host:7001"
@@ -361,6 +365,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"cache unset", func(c *Config) { c.Routers[0].CacheSize = nil }},
 		{"large shard ids", func(c *Config) { c.Shards[2].ID = 1 << 63 }},
 		{"slow flush", func(c *Config) { c.Cluster.ClickFlushInterval = time.Minute }},
+		{"admin addrs", func(c *Config) { c.Nodes[0].AdminAddr = "127.0.0.1:6061"; c.Routers[0].AdminAddr = "localhost:6060" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

@@ -136,6 +136,9 @@ func (c *Config) validateNodes(ps *problems) map[string]bool {
 		} else {
 			ids[n.ID] = true
 		}
+		if msg := checkAddr(n.AdminAddr, false); n.AdminAddr != "" && msg != "" {
+			ps.add(f+".admin_addr", "%s", msg)
+		}
 		if msg := checkAddr(n.RaftAddr, true); msg != "" {
 			ps.add(f+".raft_addr", "%s", msg)
 		}
@@ -203,6 +206,9 @@ func (c *Config) validateRouters(ps *problems) {
 		if msg := checkAddr(r.Listen, false); msg != "" {
 			ps.add(f+".listen", "%s", msg)
 		}
+		if msg := checkAddr(r.AdminAddr, false); r.AdminAddr != "" && msg != "" {
+			ps.add(f+".admin_addr", "%s", msg)
+		}
 		if msg := checkBaseURL(r.BaseURL); msg != "" {
 			ps.add(f+".base_url", "%s", msg)
 		}
@@ -231,9 +237,15 @@ func (c *Config) validateListeners(ps *problems) {
 	for i, n := range c.Nodes {
 		check(fmt.Sprintf("nodes[%d].raft_addr", i), n.RaftAddr, true)
 		check(fmt.Sprintf("nodes[%d].rpc_addr", i), n.RPCAddr, true)
+		if n.AdminAddr != "" {
+			check(fmt.Sprintf("nodes[%d].admin_addr", i), n.AdminAddr, false)
+		}
 	}
 	for i, r := range c.Routers {
 		check(fmt.Sprintf("routers[%d].listen", i), r.Listen, false)
+		if r.AdminAddr != "" {
+			check(fmt.Sprintf("routers[%d].admin_addr", i), r.AdminAddr, false)
+		}
 	}
 }
 

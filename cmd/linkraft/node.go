@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -22,10 +23,15 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	self, _ := cfg.Node(id) // node.New checked it
+	admin, err := startAdmin(self.AdminAddr, logger)
+	if err != nil {
+		return errors.Join(err, n.Close())
+	}
 	logger.Info("node started")
 	<-ctx.Done()
 	logger.Info("stopping")
-	if err := n.Close(); err != nil {
+	if err := errors.Join(admin.Close(), n.Close()); err != nil {
 		return fmt.Errorf("stop node %s: %w", id, err)
 	}
 	logger.Info("stopped")

@@ -26,6 +26,16 @@ func runRouter(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	self, _ := cfg.Router(id) // router.New checked it
+	admin, err := startAdmin(self.AdminAddr, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := admin.Close(); err != nil {
+			logger.Error("stop admin listener", "err", err)
+		}
+	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- r.ListenAndServe() }()
 	logger.Info("router started")
