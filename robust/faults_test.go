@@ -418,7 +418,7 @@ func TestLostDiskSnapshot(t *testing.T) {
 			victim = l
 		}
 		t.Logf("stop %s and delete its data", victim)
-		c.nodes.StopNode(victim)
+		c.stopNode(victim)
 		n, _ := c.nodes.Config().Node(victim)
 		if err := os.RemoveAll(n.DataDir); err != nil {
 			t.Fatal(err)

@@ -36,7 +36,7 @@ func TestLeaderStopLoop(t *testing.T) {
 				continue
 			}
 			t.Logf("stop %s, leader of shard %d", leader, shard)
-			c.nodes.StopNode(leader)
+			c.stopNode(leader)
 			pause(ctx, time.Duration(200+rng.IntN(600))*time.Millisecond)
 			c.nodes.StartNode(leader) // also after ctx ends: never leave a node down
 			if !pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond) {
