@@ -305,8 +305,9 @@ func pause(ctx context.Context, d time.Duration) bool {
 
 // stopNode stops node id gracefully like nodetest's StopNode, but fails
 // the test after a minute instead of hanging: a node's Close waits for its
-// raft groups, and a raft replication deadlock (docs/ROBUSTNESS.md,
-// Findings) can keep one from ever stopping.
+// raft groups, and a group that never stops (as with the raft pipeline
+// deadlock in docs/ROBUSTNESS.md, Findings) must fail the scenario, not
+// hang the suite.
 func (c *cluster) stopNode(id string) {
 	c.t.Helper()
 	done := make(chan error, 1)
@@ -317,6 +318,6 @@ func (c *cluster) stopNode(id string) {
 			c.t.Errorf("stop node %s: %v", id, err)
 		}
 	case <-time.After(time.Minute):
-		c.t.Fatalf("node %s did not stop within a minute (a raft group's shutdown hangs: see the raft pipeline finding in docs/ROBUSTNESS.md)", id)
+		c.t.Fatalf("node %s did not stop within a minute: a raft group's shutdown hangs (compare the raft pipeline finding in docs/ROBUSTNESS.md)", id)
 	}
 }
