@@ -34,9 +34,11 @@ const (
 
 // maxInFlight bounds a shard's proposals in flight at once. One is
 // classic group commit: while an entry replicates and applies, the next
-// one fills. On the 2-core benchmark machine it measured best at 16 and at
-// 256 concurrent creates (docs/BENCHMARKS.md); raft still pipelines the
-// entries of all shards. A variable for the benchmarks (export_test.go).
+// one fills. On the 2-core benchmark machine it measured as good as or
+// better than 2, 4 or 16 at 16 and at 256 concurrent creates, with raft's
+// pipelined replication and without it (docs/BENCHMARKS.md); the shards'
+// groups still replicate side by side. A variable for the benchmarks
+// (export_test.go).
 var maxInFlight = 1
 
 // createBatching is whether New starts a batcher per shard. Tests and
