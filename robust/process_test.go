@@ -60,22 +60,30 @@ func linkraftBin(t *testing.T) string {
 	return binPath
 }
 
-// freeAddrs returns n distinct 127.0.0.1 addresses whose ports were free a
-// moment ago. Every port is held until all are chosen: closed one by one,
-// the kernel may hand the same port out twice, and two processes of the
-// cluster would then fight for it.
-func freeAddrs(t *testing.T, n int) []string {
+// freeAddrs returns n distinct 127.0.0.1 addresses whose ports are free,
+// and holds them until release is called. Closed one by one, the kernel
+// may hand the same port out twice, or to a listener opened meanwhile
+// (a proxy's): two parts of the cluster would then fight for it. Open the
+// test's own listeners first, then release, then start the processes.
+func freeAddrs(t *testing.T, n int) (addrs []string, release func()) {
 	t.Helper()
-	addrs := make([]string, 0, n)
+	var held []net.Listener
+	release = func() {
+		for _, ln := range held {
+			_ = ln.Close()
+		}
+		held = nil
+	}
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
+			release()
 			t.Fatal(err)
 		}
-		defer func() { _ = ln.Close() }()
+		held = append(held, ln)
 		addrs = append(addrs, ln.Addr().String())
 	}
-	return addrs
+	return addrs, release
 }
 
 // process is one linkraft process of a test.
@@ -144,7 +152,8 @@ func startProcCluster(t *testing.T) *procCluster {
 	}
 	dir := t.TempDir()
 	c.dir = dir
-	addrs := freeAddrs(t, 7)
+	addrs, release := freeAddrs(t, 7)
+	defer release() // after the proxies listen, before the processes start
 	routerListen := addrs[6]
 	raftAddr, rpcAddr := make(map[string]string), make(map[string]string)
 	for i := 1; i <= 3; i++ {
@@ -198,6 +207,7 @@ func startProcCluster(t *testing.T) *procCluster {
 		}
 		return path
 	}
+	release()                 // every proxy listens: the processes may take their ports now
 	direct := write("direct") // real addresses everywhere: the test's view
 	cfg, err := config.Load(direct)
 	if err != nil {
