@@ -415,31 +415,52 @@ func (r *Router) linkJSON(link shardrpc.Link, withAlias bool) linkResponse {
 	return out
 }
 
+// apiCode checks that code can name a link (the shape of a generated code or
+// an alias, not a reserved word) and answers 404 itself when it cannot.
+func (r *Router) apiCode(ctx *fasthttp.RequestCtx, code []byte) (string, bool) {
+	if !r.codeShape(code) {
+		r.notFound(ctx, false)
+		return "", false
+	}
+	c := string(code)
+	if !r.codec.IsGeneratedShape(c) && shortcode.IsReserved(c) {
+		r.notFound(ctx, false)
+		return "", false
+	}
+	return c, true
+}
+
+// lookupForAPI resolves code for an API request about an existing link. It
+// answers the request itself (404 for a code that cannot exist or is
+// unknown, the shard's error otherwise) and returns ok=false then.
+func (r *Router) lookupForAPI(ctx *fasthttp.RequestCtx, code []byte) (string, shardrpc.Link, bool) {
+	c, ok := r.apiCode(ctx, code)
+	if !ok {
+		return "", shardrpc.Link{}, false
+	}
+	link, err := r.resolve(c)
+	if err != nil {
+		if errors.Is(err, shardrpc.ErrNotFound) {
+			r.notFound(ctx, false)
+		} else {
+			r.shardError(ctx, "resolve", err)
+		}
+		return "", shardrpc.Link{}, false
+	}
+	r.cacheLink(c, link)
+	return c, link, true
+}
+
 // info answers GET /api/v1/links/{code}.
 func (r *Router) info(ctx *fasthttp.RequestCtx, code []byte) {
 	if c, ok := bytes.CutSuffix(code, []byte(pathStatsSuffix)); ok {
 		r.stats(ctx, c)
 		return
 	}
-	if !r.codeShape(code) {
-		r.notFound(ctx, false)
+	c, link, ok := r.lookupForAPI(ctx, code)
+	if !ok {
 		return
 	}
-	c := string(code)
-	if !r.codec.IsGeneratedShape(c) && shortcode.IsReserved(c) {
-		r.notFound(ctx, false)
-		return
-	}
-	link, err := r.resolve(c)
-	if err != nil {
-		if errors.Is(err, shardrpc.ErrNotFound) {
-			r.notFound(ctx, false)
-			return
-		}
-		r.shardError(ctx, "resolve", err)
-		return
-	}
-	r.cacheLink(c, link)
 	if link.Code == "" {
 		link.Code = c
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/linkraft/linkraft/shardrpc"
-	"github.com/linkraft/linkraft/shortcode"
 )
 
 // DefaultCacheTTL is how long a router serves a cached link before it asks
@@ -113,13 +112,8 @@ func (r *Router) deleteLink(ctx *fasthttp.RequestCtx, code []byte) {
 		methodNotAllowed(ctx, allowGetHead)
 		return
 	}
-	if !r.codeShape(code) {
-		r.notFound(ctx, false)
-		return
-	}
-	c := string(code)
-	if !r.codec.IsGeneratedShape(c) && shortcode.IsReserved(c) {
-		r.notFound(ctx, false)
+	c, ok := r.apiCode(ctx, code)
+	if !ok {
 		return
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)

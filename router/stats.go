@@ -2,14 +2,12 @@ package router
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/linkraft/linkraft/clicks"
 	"github.com/linkraft/linkraft/shardrpc"
-	"github.com/linkraft/linkraft/shortcode"
 )
 
 // Stats ranges.
@@ -34,26 +32,11 @@ func (r *Router) stats(ctx *fasthttp.RequestCtx, code []byte) {
 		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidRequest, msg)
 		return
 	}
-	if !r.codeShape(code) {
-		r.notFound(ctx, false)
-		return
-	}
-	c := string(code)
-	if !r.codec.IsGeneratedShape(c) && shortcode.IsReserved(c) {
-		r.notFound(ctx, false)
-		return
-	}
 	// Only a link that exists has stats.
-	link, err := r.resolve(c)
-	if err != nil {
-		if errors.Is(err, shardrpc.ErrNotFound) {
-			r.notFound(ctx, false)
-			return
-		}
-		r.shardError(ctx, "resolve", err)
+	c, _, ok := r.lookupForAPI(ctx, code)
+	if !ok {
 		return
 	}
-	r.cacheLink(c, link)
 	st, err := r.codeStats(c, from, to)
 	if err != nil {
 		r.shardError(ctx, "stats", err)
