@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/linkraft/linkraft/config"
 )
 
 // link is one acknowledged create: the code and the URL it must redirect to.
@@ -162,11 +164,28 @@ func TestProcessClusterSurvivesLeaderKill(t *testing.T) {
 	nodes[victim].kill(t)
 	killedAt := time.Now()
 
-	// Creates succeed again within 5 s. Each attempt is a new link; every
+	// Creates on the killed leader's shard succeed again within 5 s. The
+	// URLs are chosen so that the ring places them on shard 1; every
 	// acknowledged one joins the set that must never be lost.
+	cfg, err := config.Load(topo.path)
+	if err != nil {
+		t.Fatalf("load the cluster file: %v", err)
+	}
+	placement, err := cfg.Ring()
+	if err != nil {
+		t.Fatalf("ring: %v", err)
+	}
+	urlOnShard1 := func(i int) string {
+		for j := 0; ; j++ {
+			u := fmt.Sprintf("https://example.com/after-kill/%d/%d", i, j)
+			if placement.ShardOf(placement.PartitionOfURL(u)) == 1 {
+				return u
+			}
+		}
+	}
 	var recovered time.Duration
 	for i := 0; ; i++ {
-		url := fmt.Sprintf("https://example.com/after-kill/%d", i)
+		url := urlOnShard1(i)
 		st, c, _, err := shorten(r1, fmt.Sprintf(`{"url": %q}`, url))
 		if err == nil && st == http.StatusCreated {
 			links = append(links, link{c.Code, url})
@@ -174,7 +193,7 @@ func TestProcessClusterSurvivesLeaderKill(t *testing.T) {
 			break
 		}
 		if time.Since(killedAt) > 5*time.Second {
-			t.Fatalf("creates did not succeed within 5s of the leader kill (last: status %d, err %v)", st, err)
+			t.Fatalf("creates on shard 1 did not succeed within 5s of its leader's kill (last: status %d, err %v)", st, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
