@@ -14,66 +14,8 @@ import (
 	"github.com/linkraft/linkraft/raftstore"
 )
 
-// batchTxn is a raftstore.Txn over a Pebble indexed batch: the
-// read-your-writes semantics the group FSM gives an apply, on a real Pebble.
-type batchTxn struct{ b *pebble.Batch }
-
-func (t batchTxn) Get(key []byte) ([]byte, error) {
-	v, closer, err := t.b.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, raftstore.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	return bytes.Clone(v), nil
-}
-
-func (t batchTxn) Scan(lower, upper []byte, fn func(key, value []byte) bool) error {
-	it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return err
-	}
-	for ok := it.First(); ok; ok = it.Next() {
-		if !fn(it.Key(), it.Value()) {
-			break
-		}
-	}
-	return it.Close()
-}
-
-func (t batchTxn) Set(key, value []byte) error     { return t.b.Set(key, value, nil) }
-func (t batchTxn) Delete(key []byte) error         { return t.b.Delete(key, nil) }
-func (t batchTxn) DeleteRange(lo, hi []byte) error { return t.b.DeleteRange(lo, hi, nil) }
-
-// dbReader reads a committed DB.
-type dbReader struct{ db *pebble.DB }
-
-func (r dbReader) Get(key []byte) ([]byte, error) {
-	v, closer, err := r.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, raftstore.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	return bytes.Clone(v), nil
-}
-
-func (r dbReader) Scan(lower, upper []byte, fn func(key, value []byte) bool) error {
-	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return err
-	}
-	for ok := it.First(); ok; ok = it.Next() {
-		if !fn(it.Key(), it.Value()) {
-			break
-		}
-	}
-	return it.Close()
-}
+// testGroup is the group whose data range the tests' transactions use.
+const testGroup = 1
 
 // partitionOf places codes by their first byte, so codes sharing a prefix
 // share a partition.
@@ -105,7 +47,7 @@ func apply(t testing.TB, db *pebble.DB, batches ...clicks.Batch) []Outcome {
 	b := db.NewIndexedBatch()
 	var out []Outcome
 	for _, x := range batches {
-		o, err := Apply(batchTxn{b}, partitionOf, x)
+		o, err := Apply(raftstore.NewTxn(b, testGroup), partitionOf, x)
 		if err != nil {
 			t.Fatalf("apply %s/%d: %v", x.Router, x.Seq, err)
 		}
@@ -119,7 +61,7 @@ func apply(t testing.TB, db *pebble.DB, batches ...clicks.Batch) []Outcome {
 
 func query(t testing.TB, db *pebble.DB, code string, from, to clicks.Day) Stats {
 	t.Helper()
-	st, err := Query(dbReader{db}, partitionOf(code), code, from, to)
+	st, err := Query(raftstore.NewReader(db, testGroup), partitionOf(code), code, from, to)
 	if err != nil {
 		t.Fatalf("query: %v", err)
 	}
@@ -284,11 +226,11 @@ func TestUniquesApproximate(t *testing.T) {
 func TestQueryRange(t *testing.T) {
 	db := openDB(t)
 	for _, c := range []struct{ from, to clicks.Day }{{day0 + 1, day0}, {day0, day0 + MaxRangeDays}} {
-		if _, err := Query(dbReader{db}, 0, "abc", c.from, c.to); !errors.Is(err, ErrRange) {
+		if _, err := Query(raftstore.NewReader(db, testGroup), 0, "abc", c.from, c.to); !errors.Is(err, ErrRange) {
 			t.Errorf("range %v..%v: %v", c.from, c.to, err)
 		}
 	}
-	if _, err := Query(dbReader{db}, 0, "a\x00b", day0, day0); !errors.Is(err, ErrInvalid) {
+	if _, err := Query(raftstore.NewReader(db, testGroup), 0, "a\x00b", day0, day0); !errors.Is(err, ErrInvalid) {
 		t.Errorf("bad code: %v", err)
 	}
 	// A code's days are not confused with another code that extends it.
@@ -315,7 +257,7 @@ func TestInvalidBatchWritesNothing(t *testing.T) {
 	}
 	for i, x := range bad {
 		b := db.NewIndexedBatch()
-		if _, err := Apply(batchTxn{b}, partitionOf, x); !errors.Is(err, ErrInvalid) {
+		if _, err := Apply(raftstore.NewTxn(b, testGroup), partitionOf, x); !errors.Is(err, ErrInvalid) {
 			t.Errorf("batch %d: %v", i, err)
 		}
 		if b.Count() != 0 {
@@ -356,7 +298,7 @@ func TestDeterministicAcrossReplicas(t *testing.T) {
 	apply(t, b, append(batches, batches...)...)
 	dump := func(db *pebble.DB) [][2][]byte {
 		var kv [][2][]byte
-		if err := (dbReader{db}).Scan(nil, nil, func(k, v []byte) bool {
+		if err := raftstore.NewReader(db, testGroup).Scan(nil, nil, func(k, v []byte) bool {
 			kv = append(kv, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
 			return true
 		}); err != nil {

@@ -418,7 +418,7 @@ func TestAllocatorChecksOnlyWhereAliasesMayCollide(t *testing.T) {
 	const q = 6
 	qlo, _ := c.Range(q)
 	b := rep.db.NewIndexedBatch()
-	tx := batchTxn{b}
+	tx := raftstore.NewTxn(b, testGroup)
 	must("seed", tx.Set(NextKey(q), []byte{0, 0, 0, 0, 0, 0, 0, 0}))
 	must("seed", tx.Set(LinkKey(q, c.Encode(qlo)), AppendRecord(nil, Record{Code: c.Encode(qlo), URL: "https://old.example/", Alias: true})))
 	if err := b.Commit(nil); err != nil {
@@ -431,7 +431,7 @@ func TestAllocatorChecksOnlyWhereAliasesMayCollide(t *testing.T) {
 
 	for _, bad := range [][]byte{{1}, {0, 0, 0, 0, 0, 0, 0, 0, 2}, make([]byte, 10)} {
 		b := rep.db.NewIndexedBatch()
-		must("seed", batchTxn{b}.Set(NextKey(9), bad))
+		must("seed", raftstore.NewTxn(b, testGroup).Set(NextKey(9), bad))
 		if err := b.Commit(nil); err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package linkstore
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -12,38 +11,8 @@ import (
 	"github.com/linkraft/linkraft/shortcode"
 )
 
-// batchTxn is a raftstore.Txn over a Pebble indexed batch: the same
-// read-your-writes semantics the group FSM gives Apply, on a real Pebble.
-type batchTxn struct{ b *pebble.Batch }
-
-func (t batchTxn) Get(key []byte) ([]byte, error) {
-	v, closer, err := t.b.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, raftstore.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer closer.Close()
-	return bytes.Clone(v), nil
-}
-
-func (t batchTxn) Scan(lower, upper []byte, fn func(key, value []byte) bool) error {
-	it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return err
-	}
-	for ok := it.First(); ok; ok = it.Next() {
-		if !fn(it.Key(), it.Value()) {
-			break
-		}
-	}
-	return it.Close()
-}
-
-func (t batchTxn) Set(key, value []byte) error     { return t.b.Set(key, value, nil) }
-func (t batchTxn) Delete(key []byte) error         { return t.b.Delete(key, nil) }
-func (t batchTxn) DeleteRange(lo, hi []byte) error { return t.b.DeleteRange(lo, hi, nil) }
+// testGroup is the group whose data range the tests' transactions use.
+const testGroup = 1
 
 // replica is one in-memory Pebble DB with the machine applied to it.
 type replica struct {
@@ -86,7 +55,7 @@ func (r *replica) applyWith(t testing.TB, cmds ...[]byte) [][]byte {
 	out := make([][]byte, len(cmds))
 	for i, c := range cmds {
 		r.ix++
-		out[i] = r.m.Apply(batchTxn{b}, r.ix, c)
+		out[i] = r.m.Apply(raftstore.NewTxn(b, testGroup), r.ix, c)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		t.Fatalf("commit: %v", err)
@@ -109,7 +78,7 @@ func (r *replica) create(c Create) Result {
 
 // reader returns a raftstore.Reader over the committed state.
 func (r *replica) reader() raftstore.Reader {
-	return batchTxn{r.db.NewIndexedBatch()}
+	return raftstore.NewTxn(r.db.NewIndexedBatch(), testGroup)
 }
 
 // dump returns every key and value of the DB, in order.

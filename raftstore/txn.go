@@ -103,3 +103,13 @@ func (t *batchTxn) DeleteRange(lower, upper []byte) error {
 	}
 	return nil
 }
+
+// NewTxn returns the Txn that a group's FSM hands to StateMachine.Apply:
+// writes go to the indexed batch b, reads see b's writes, and every key is
+// confined to group's data range. State machine tests use it to run their
+// machine against the production key scoping on a real Pebble batch.
+func NewTxn(b *pebble.Batch, group uint64) Txn { return newBatchTxn(b, group) }
+
+// NewReader returns a Reader over r (a DB, a snapshot or a batch) confined
+// to group's data range, as Group.Read gives one.
+func NewReader(r pebble.Reader, group uint64) Reader { return newDataReader(r, group) }
