@@ -16,7 +16,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/linkraft/linkraft/clicks"
-	"github.com/linkraft/linkraft/config"
 	"github.com/linkraft/linkraft/node/nodetest"
 	"github.com/linkraft/linkraft/shardrpc"
 )
@@ -187,40 +186,6 @@ func awaitStoppedWorkerPools(t *testing.T) {
 	}
 }
 
-// startClickRouter serves router id of cfg with the real shard client. stop
-// shuts it down (once; t.Cleanup calls it too).
-func startClickRouter(t *testing.T, cfg *config.Config, id string) (r *Router, base string, stop func()) {
-	t.Helper()
-	client := shardrpc.NewClient(cfg, shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
-	r, err := New(cfg, id, client, Options{Logger: testLogger(t), IdleWorkerTimeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ln) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			httpClient.CloseIdleConnections()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := r.Shutdown(ctx); err != nil {
-				t.Errorf("shutdown %s: %v", id, err)
-			}
-			if err := <-done; err != ErrServerClosed {
-				t.Errorf("serve %s: %v", id, err)
-			}
-			client.Close()
-		})
-	}
-	t.Cleanup(stop)
-	return r, "http://" + ln.Addr().String(), stop
-}
-
 func httpDo(t *testing.T, method, url, ua string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
@@ -259,8 +224,8 @@ func TestClicksOnRealCluster(t *testing.T) {
 	// No flush on the interval during the test: router a flushes
 	// explicitly, router b only when it shuts down.
 	cfg.Cluster.ClickFlushInterval = time.Hour
-	ra, a, _ := startClickRouter(t, &cfg, "r1")
-	_, b, stopB := startClickRouter(t, &cfg, "r2")
+	ra, a, _ := startClusterRouter(t, &cfg, "r1", Options{})
+	_, b, stopB := startClusterRouter(t, &cfg, "r2", Options{})
 	rg, err := cfg.Ring()
 	if err != nil {
 		t.Fatal(err)

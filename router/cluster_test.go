@@ -18,12 +18,15 @@ import (
 	"github.com/linkraft/linkraft/shardrpc"
 )
 
-// startRealRouter serves router id of cfg with a real shardrpc client on
-// 127.0.0.1:0 and returns its base URL.
-func startRealRouter(t *testing.T, cfg *config.Config, id string) string {
+// startClusterRouter serves router id of cfg with a real shardrpc client
+// and opts on 127.0.0.1:0. stop shuts it down and checks the shutdown (once;
+// t.Cleanup calls it too).
+func startClusterRouter(t *testing.T, cfg *config.Config, id string, opts Options) (r *Router, base string, stop func()) {
 	t.Helper()
 	client := shardrpc.NewClient(cfg, shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
-	r, err := New(cfg, id, client, Options{Logger: testLogger(t), IdleWorkerTimeout: 50 * time.Millisecond})
+	opts.Logger = testLogger(t)
+	opts.IdleWorkerTimeout = 50 * time.Millisecond
+	r, err := New(cfg, id, client, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,19 +36,31 @@ func startRealRouter(t *testing.T, cfg *config.Config, id string) string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ln) }()
-	t.Cleanup(func() {
-		httpClient.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := r.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown %s: %v", id, err)
-		}
-		if err := <-done; err != ErrServerClosed {
-			t.Errorf("serve %s: %v", id, err)
-		}
-		client.Close()
-	})
-	return "http://" + ln.Addr().String()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			httpClient.CloseIdleConnections()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := r.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown %s: %v", id, err)
+			}
+			if err := <-done; err != ErrServerClosed {
+				t.Errorf("serve %s: %v", id, err)
+			}
+			client.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return r, "http://" + ln.Addr().String(), stop
+}
+
+// startRealRouter serves router id of cfg with default options and returns
+// its base URL.
+func startRealRouter(t *testing.T, cfg *config.Config, id string) string {
+	t.Helper()
+	_, base, _ := startClusterRouter(t, cfg, id, Options{})
+	return base
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {

@@ -5,13 +5,11 @@ import (
 
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/linkraft/linkraft/config"
 	"github.com/linkraft/linkraft/node/nodetest"
 	"github.com/linkraft/linkraft/shardrpc"
 )
@@ -132,38 +130,6 @@ func TestCacheTTLAndInvalidate(t *testing.T) {
 	nilCache.Invalidate("a")
 }
 
-// startRouterWith serves router id of cfg with a real shardrpc client and
-// opts on 127.0.0.1:0 and returns its base URL.
-func startRouterWith(t *testing.T, cfg *config.Config, id string, opts Options) string {
-	t.Helper()
-	client := shardrpc.NewClient(cfg, shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
-	opts.Logger = testLogger(t)
-	opts.IdleWorkerTimeout = 50 * time.Millisecond
-	r, err := New(cfg, id, client, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ln) }()
-	t.Cleanup(func() {
-		httpClient.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := r.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown %s: %v", id, err)
-		}
-		if err := <-done; err != ErrServerClosed {
-			t.Errorf("serve %s: %v", id, err)
-		}
-		client.Close()
-	})
-	return "http://" + ln.Addr().String()
-}
-
 func statusOf(method, url, body string) (int, error) {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -193,8 +159,8 @@ func TestDeleteOnRealCluster(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{Routers: 2, CodeSecret: "router-delete-code"})
 	c.WaitLeaders()
 	const ttl = time.Second
-	a := startRouterWith(t, c.Config(), "r1", Options{CacheTTL: ttl})
-	b := startRouterWith(t, c.Config(), "r2", Options{CacheTTL: ttl})
+	_, a, _ := startClusterRouter(t, c.Config(), "r1", Options{CacheTTL: ttl})
+	_, b, _ := startClusterRouter(t, c.Config(), "r2", Options{CacheTTL: ttl})
 	for _, base := range []string{a, b} {
 		eventually(t, 30*time.Second, base+"/readyz", func() error {
 			if st, _, err := get(base, "/readyz"); err != nil || st != 200 {
