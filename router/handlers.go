@@ -96,7 +96,7 @@ func (r *Router) handle(ctx *fasthttp.RequestCtx) {
 		}
 		if !ctx.IsGet() && !ctx.IsHead() {
 			allow := allowLink
-			if bytes.HasSuffix(path, []byte(pathStatsSuffix)) {
+			if isSubresource(path) {
 				allow = allowGetHead
 			}
 			methodNotAllowed(ctx, allow)
@@ -455,6 +455,10 @@ func (r *Router) lookupForAPI(ctx *fasthttp.RequestCtx, code []byte) (string, sh
 func (r *Router) info(ctx *fasthttp.RequestCtx, code []byte) {
 	if c, ok := bytes.CutSuffix(code, []byte(pathStatsSuffix)); ok {
 		r.stats(ctx, c)
+		return
+	}
+	if c, ok := bytes.CutSuffix(code, []byte(pathQRSuffix)); ok {
+		r.qr(ctx, c)
 		return
 	}
 	c, link, ok := r.lookupForAPI(ctx, code)

@@ -108,7 +108,7 @@ func (r *Router) admit(code string, link shardrpc.Link, now int64) bool {
 // for one deleted before. The router drops the code from its own cache at
 // once; other routers stop serving it within their cache TTL.
 func (r *Router) deleteLink(ctx *fasthttp.RequestCtx, code []byte) {
-	if bytes.HasSuffix(code, []byte(pathStatsSuffix)) {
+	if isSubresource(code) {
 		methodNotAllowed(ctx, allowGetHead)
 		return
 	}

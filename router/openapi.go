@@ -29,6 +29,7 @@ var apiRoutes = []apiRoute{
 	{pathLinks, allowPost},
 	{pathLinksPrefix + "{code}", allowLink},
 	{pathLinksPrefix + "{code}" + pathStatsSuffix, allowGetHead},
+	{pathLinksPrefix + "{code}" + pathQRSuffix, allowGetHead},
 	{pathOpenAPI, allowGetHead},
 	{pathHealth, allowGetHead},
 	{pathReady, allowGetHead},

@@ -13,6 +13,10 @@
 //	GET|HEAD /api/v1/links/{code}/stats?from=YYYY-MM-DD&to=YYYY-MM-DD
 //	                          click statistics (clicks.Stats); default the last 30
 //	                          days, at most 366; a bad date or range is a 400
+//	GET|HEAD /api/v1/links/{code}/qr?format=png|svg&size=256
+//	                          the QR code of the link's short URL (qr.go); no
+//	                          key needed; 404/410 exactly when the redirect
+//	                          gives them; a bad format or size is a 400
 //	GET|HEAD /api/v1/openapi.json  the OpenAPI 3 document (openapi.json, embedded)
 //	GET|HEAD /healthz         200 while the process is up
 //	GET|HEAD /readyz          200 when every shard has a reachable leader, else 503
