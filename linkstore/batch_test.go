@@ -50,7 +50,7 @@ func TestCreateBatchAppliesItemsInOrder(t *testing.T) {
 	if res[0].Record.Code != rg.Codec().Encode(lo) || res[1].Record.Code != rg.Codec().Encode(lo+1) {
 		t.Fatalf("generated codes %s, %s: not the allocator's first two", res[0].Record.Code, res[1].Record.Code)
 	}
-	if res[2].Record != res[0].Record {
+	if !res[2].Record.Equal(res[0].Record) {
 		t.Fatalf("reuse in the same batch: %+v, want %+v", res[2].Record, res[0].Record)
 	}
 	if n, err := Count(rep.reader(), p); err != nil || n != 3 {
@@ -99,12 +99,12 @@ func TestCreateBatchRetriedItems(t *testing.T) {
 		return BatchItem{RequestID: id, Create: Create{Partition: p, URL: fmt.Sprintf("https://r.example/%d", i), CreatedAtMs: int64(i)}}
 	}
 	first := rep.batch(item("r0", 0), item("r1", 1), item("r1", 1), item("r2", 2))
-	if first[1] != first[2] {
+	if !first[1].Equal(first[2]) {
 		t.Fatalf("same request ID twice in a batch: %+v and %+v", first[1], first[2])
 	}
 	// The retries come with a later clock, as a new leader's would.
 	retry := rep.batch(item("r3", 3), item("r2", 20), item("r0", 10))
-	if retry[1] != first[3] || retry[2] != first[0] {
+	if !retry[1].Equal(first[3]) || !retry[2].Equal(first[0]) {
 		t.Fatalf("retried items: %+v, %+v; want %+v, %+v", retry[1], retry[2], first[3], first[0])
 	}
 	if n, err := Count(rep.reader(), p); err != nil || n != 4 {
@@ -129,7 +129,7 @@ func TestCreateBatchForgetsOutsideTheWindow(t *testing.T) {
 	}
 	first := rep.batch(item(0), item(1), item(2))
 	rep.batch(item(3), item(4), item(5)) // w0 falls out (6 recorded, window 5)
-	if got := rep.batch(item(1))[0]; got != first[1] {
+	if got := rep.batch(item(1))[0]; !got.Equal(first[1]) {
 		t.Fatalf("w1 inside the window: %+v, want %+v", got, first[1])
 	}
 	if got := rep.batch(item(0))[0]; got.Status != ResultCreated || got.Record.Code == first[0].Record.Code {
@@ -204,7 +204,7 @@ func FuzzDecodeCreateBatch(f *testing.F) {
 			t.Fatalf("%d items after re-encoding, want %d", len(ab.Items), len(cb.Items))
 		}
 		for i := range ab.Items {
-			if ab.Items[i] != cb.Items[i] {
+			if ab.Items[i].RequestID != cb.Items[i].RequestID || !ab.Items[i].Create.Equal(cb.Items[i].Create) {
 				t.Fatalf("item %d: %+v after re-encoding, want %+v", i, ab.Items[i], cb.Items[i])
 			}
 		}

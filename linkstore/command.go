@@ -3,6 +3,7 @@ package linkstore
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 const commandVersion = 0x01
@@ -45,10 +46,33 @@ type Create struct {
 	// either is never reused and never feeds the reuse index.
 	ExpiresAtMs int64
 	MaxClicks   uint64
+	// Owner is the ID of the API key that asks for the link ("" when the
+	// cluster has no keys). A reuse create only finds a link of the same
+	// owner: the reuse index is keyed by owner and URL.
+	Owner string
+	// Title, Tags and RedirectStatus are the link's fields of the same
+	// name (see Record); Apply checks their limits.
+	Title          string
+	Tags           []string
+	RedirectStatus uint16
 }
 
 // hasLimits reports whether c carries an expiry or a click limit.
 func (c Create) hasLimits() bool { return c.ExpiresAtMs != 0 || c.MaxClicks != 0 }
+
+// hasMeta reports whether c carries an owner, a title, tags or a redirect
+// status.
+func (c Create) hasMeta() bool {
+	return c.Owner != "" || c.Title != "" || len(c.Tags) != 0 || c.RedirectStatus != 0
+}
+
+// Equal reports whether c and o are the same create (a nil and an empty
+// Tags are equal).
+func (c Create) Equal(o Create) bool {
+	return c.Partition == o.Partition && c.URL == o.URL && c.Alias == o.Alias && c.Reuse == o.Reuse &&
+		c.CreatedAtMs == o.CreatedAtMs && c.ExpiresAtMs == o.ExpiresAtMs && c.MaxClicks == o.MaxClicks &&
+		c.Owner == o.Owner && c.Title == o.Title && slices.Equal(c.Tags, o.Tags) && c.RedirectStatus == o.RedirectStatus
+}
 
 // Type returns TypeCreate.
 func (Create) Type() CommandType { return TypeCreate }
@@ -58,6 +82,12 @@ const (
 	// createFlagLimits: expires_at_ms zigzag varint | max_clicks uvarint
 	// follow created_at_ms. Without it the encoding is as before limits.
 	createFlagLimits = 0x02
+	// createFlagMeta: owner | title | tags | redirect_status follow the
+	// limits (or created_at_ms): owner and title each a uvarint length and
+	// the bytes, the tag count uvarint and each tag as a uvarint length
+	// and the bytes, the status uvarint. Without it the encoding is as
+	// before these fields existed.
+	createFlagMeta = 0x04
 )
 
 // AppendCreate appends the encoding of c to dst and returns the extended
@@ -70,12 +100,27 @@ func AppendCreate(dst []byte, c Create) []byte {
 	if c.hasLimits() {
 		flags |= createFlagLimits
 	}
+	if c.hasMeta() {
+		flags |= createFlagMeta
+	}
 	dst = append(dst, commandVersion, byte(TypeCreate), flags)
 	dst = binary.BigEndian.AppendUint32(dst, c.Partition)
 	dst = binary.AppendVarint(dst, c.CreatedAtMs)
 	if c.hasLimits() {
 		dst = binary.AppendVarint(dst, c.ExpiresAtMs)
 		dst = binary.AppendUvarint(dst, c.MaxClicks)
+	}
+	if c.hasMeta() {
+		dst = binary.AppendUvarint(dst, uint64(len(c.Owner)))
+		dst = append(dst, c.Owner...)
+		dst = binary.AppendUvarint(dst, uint64(len(c.Title)))
+		dst = append(dst, c.Title...)
+		dst = binary.AppendUvarint(dst, uint64(len(c.Tags)))
+		for _, t := range c.Tags {
+			dst = binary.AppendUvarint(dst, uint64(len(t)))
+			dst = append(dst, t...)
+		}
+		dst = binary.AppendUvarint(dst, uint64(c.RedirectStatus))
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(c.Alias)))
 	dst = append(dst, c.Alias...)
@@ -84,7 +129,14 @@ func AppendCreate(dst []byte, c Create) []byte {
 
 // EncodeCreate returns the encoding of c, sized exactly.
 func EncodeCreate(c Create) []byte {
-	return AppendCreate(make([]byte, 0, 3+4+3*binary.MaxVarintLen64+1+len(c.Alias)+len(c.URL)), c)
+	size := 3 + 4 + 3*binary.MaxVarintLen64 + 1 + len(c.Alias) + len(c.URL)
+	if c.hasMeta() {
+		size += 4*binary.MaxVarintLen64 + len(c.Owner) + len(c.Title)
+		for _, t := range c.Tags {
+			size += binary.MaxVarintLen64 + len(t)
+		}
+	}
+	return AppendCreate(make([]byte, 0, size), c)
 }
 
 // DecodeCommand decodes a command encoded by this package. It never panics;
@@ -116,7 +168,7 @@ func decodeCreate(b []byte) (Create, error) {
 		return Create{}, fmt.Errorf("%w: create of %d bytes", ErrMalformed, len(b))
 	}
 	flags := b[0]
-	if flags&^(createFlagReuse|createFlagLimits) != 0 {
+	if flags&^(createFlagReuse|createFlagLimits|createFlagMeta) != 0 {
 		return Create{}, fmt.Errorf("%w: create flags %#x", ErrMalformed, flags)
 	}
 	c := Create{Reuse: flags&createFlagReuse != 0, Partition: binary.BigEndian.Uint32(b[1:5])}
@@ -142,6 +194,12 @@ func decodeCreate(b []byte) (Create, error) {
 			return Create{}, fmt.Errorf("%w: create limits flag without limits", ErrMalformed)
 		}
 	}
+	if flags&createFlagMeta != 0 {
+		var err error
+		if b, err = decodeCreateMeta(b, &c); err != nil {
+			return Create{}, err
+		}
+	}
 	al, n := binary.Uvarint(b)
 	if n <= 0 || al > uint64(len(b)-n) {
 		return Create{}, fmt.Errorf("%w: create alias length", ErrMalformed)
@@ -150,4 +208,46 @@ func decodeCreate(b []byte) (Create, error) {
 	c.Alias = string(b[:al])
 	c.URL = string(b[al:])
 	return c, nil
+}
+
+// decodeCreateMeta decodes the fields createFlagMeta announces into c and
+// returns the rest of b. It bounds each length by the bytes left, not by
+// the fields' limits (Apply checks those).
+func decodeCreateMeta(b []byte, c *Create) ([]byte, error) {
+	owner, b, err := cutLength(b, len(b))
+	if err != nil {
+		return nil, fmt.Errorf("create owner: %w", err)
+	}
+	c.Owner = string(owner)
+	title, b, err := cutLength(b, len(b))
+	if err != nil {
+		return nil, fmt.Errorf("create title: %w", err)
+	}
+	c.Title = string(title)
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)-n) {
+		// Every tag takes at least its length byte.
+		return nil, fmt.Errorf("%w: create tag count", ErrMalformed)
+	}
+	b = b[n:]
+	if count > 0 {
+		c.Tags = make([]string, count)
+		for i := range c.Tags {
+			var tag []byte
+			if tag, b, err = cutLength(b, len(b)); err != nil {
+				return nil, fmt.Errorf("create tag %d: %w", i, err)
+			}
+			c.Tags[i] = string(tag)
+		}
+	}
+	status, n := binary.Uvarint(b)
+	if n <= 0 || status > 0xffff {
+		return nil, fmt.Errorf("%w: create redirect status", ErrMalformed)
+	}
+	c.RedirectStatus = uint16(status)
+	b = b[n:]
+	if !c.hasMeta() {
+		return nil, fmt.Errorf("%w: create meta flag without owner, title, tags or status", ErrMalformed)
+	}
+	return b, nil
 }

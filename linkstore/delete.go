@@ -129,7 +129,7 @@ func (m *Machine) applyDelete(tx raftstore.Txn, d Delete) Result {
 	rec, err := DecodeRecord(v)
 	must("decode deleted record", err)
 	if !rec.Alias {
-		reuseKey := ReuseKey(d.Partition, rec.URL)
+		reuseKey := ReuseKey(d.Partition, rec.Owner, rec.URL)
 		code, err := tx.Get(reuseKey)
 		switch {
 		case err == nil && bytes.Equal(code, []byte(d.Code)):

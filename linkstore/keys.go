@@ -34,9 +34,21 @@ func NextKey(p uint32) []byte {
 	return append(k, kindNext)
 }
 
-// ReuseKey returns the key of the reuse index entry of url in partition p.
-func ReuseKey(p uint32, url string) []byte {
-	sum := sha256.Sum256([]byte(url))
+// ReuseKey returns the key of the reuse index entry of owner's url in
+// partition p: the hash is over the URL alone for the empty owner (as
+// before owners existed), else over owner | 0x00 | url, so that different
+// owners never share an entry.
+func ReuseKey(p uint32, owner, url string) []byte {
+	var sum [sha256.Size]byte
+	if owner == "" {
+		sum = sha256.Sum256([]byte(url))
+	} else {
+		h := sha256.New()
+		h.Write([]byte(owner))
+		h.Write([]byte{0})
+		h.Write([]byte(url))
+		h.Sum(sum[:0])
+	}
 	k := make([]byte, 0, 5+len(sum))
 	k = binary.BigEndian.AppendUint32(k, p)
 	k = append(k, kindReuse)

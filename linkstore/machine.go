@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/linkraft/linkraft/raftstore"
 	"github.com/linkraft/linkraft/shortcode"
@@ -106,6 +107,9 @@ func (m *Machine) checkCreate(c Create) string {
 	if len(c.URL) > MaxURLLength {
 		return fmt.Sprintf("URL of %d bytes is longer than %d", len(c.URL), MaxURLLength)
 	}
+	if reason := checkMeta(c.Owner, c.Title, c.Tags, c.RedirectStatus); reason != "" {
+		return reason
+	}
 	if c.Alias != "" {
 		if err := shortcode.ValidateAlias(c.Alias); err != nil {
 			return err.Error()
@@ -122,7 +126,8 @@ func (m *Machine) createAlias(tx raftstore.Txn, c Create) Result {
 	if exists(tx, key) {
 		return Result{Status: ResultAliasTaken}
 	}
-	rec := Record{Code: c.Alias, URL: c.URL, CreatedAtMs: c.CreatedAtMs, Alias: true, ExpiresAtMs: c.ExpiresAtMs, MaxClicks: c.MaxClicks}
+	rec := c.record(c.Alias)
+	rec.Alias = true
 	must("store alias", tx.Set(key, AppendRecord(nil, rec)))
 	if _, ok := m.codec.PartitionOfCode(c.Alias); ok {
 		// The partition's allocator could produce this code: from now on
@@ -139,7 +144,7 @@ func (m *Machine) createAlias(tx raftstore.Txn, c Create) Result {
 }
 
 func (m *Machine) createGenerated(tx raftstore.Txn, c Create) Result {
-	reuseKey := ReuseKey(c.Partition, c.URL)
+	reuseKey := ReuseKey(c.Partition, c.Owner, c.URL)
 	indexed := false
 	if c.hasLimits() {
 		// A link that expires or runs out is never handed to a reuse
@@ -188,7 +193,7 @@ func (m *Machine) createGenerated(tx raftstore.Txn, c Create) Result {
 		if st.aliases && exists(tx, key) {
 			continue // a custom alias of generated shape holds this code
 		}
-		rec := Record{Code: string(code), URL: c.URL, CreatedAtMs: c.CreatedAtMs, ExpiresAtMs: c.ExpiresAtMs, MaxClicks: c.MaxClicks}
+		rec := c.record(string(code))
 		must("store link", tx.Set(key, AppendRecord(nil, rec)))
 		must("store allocator", tx.Set(nextKey, appendAlloc(nil, st)))
 		if !indexed {
@@ -196,6 +201,18 @@ func (m *Machine) createGenerated(tx raftstore.Txn, c Create) Result {
 		}
 		return Result{Status: ResultCreated, Record: rec}
 	}
+}
+
+// record returns the record c stores under code.
+func (c Create) record(code string) Record {
+	rec := Record{
+		Code: code, URL: c.URL, CreatedAtMs: c.CreatedAtMs, ExpiresAtMs: c.ExpiresAtMs, MaxClicks: c.MaxClicks,
+		Owner: c.Owner, Title: c.Title, RedirectStatus: c.RedirectStatus,
+	}
+	if len(c.Tags) > 0 {
+		rec.Tags = slices.Clone(c.Tags)
+	}
+	return rec
 }
 
 // allocState is a partition's allocator, stored at NextKey:

@@ -38,14 +38,14 @@ func TestGeneratedCodesFollowTheAllocator(t *testing.T) {
 			t.Fatalf("create %d: status %s (%s)", i, res.Status, res.Reason)
 		}
 		want := Record{Code: rg.Codec().Encode(lo + i), URL: url, CreatedAtMs: int64(1000 + i)}
-		if res.Record != want {
+		if !res.Record.Equal(want) {
 			t.Fatalf("create %d: record %+v, want %+v", i, res.Record, want)
 		}
 		if got := rg.PartitionOfCode(res.Record.Code); got != p {
 			t.Fatalf("code %s is in partition %d, want %d", res.Record.Code, got, p)
 		}
 		got, err := Get(rep.reader(), p, want.Code)
-		if err != nil || got != want {
+		if err != nil || !got.Equal(want) {
 			t.Fatalf("Get(%s) = %+v, %v; want %+v", want.Code, got, err, want)
 		}
 	}
@@ -123,7 +123,7 @@ func TestAliasTaken(t *testing.T) {
 		t.Fatalf("alias record: %+v, %v", got, err)
 	}
 	// Aliases do not feed the reuse index.
-	if _, err := FindURL(rep.reader(), 9, "https://one.example/"); !errors.Is(err, ErrNotFound) {
+	if _, err := FindURL(rep.reader(), 9, "", "https://one.example/"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("FindURL of an alias' URL: %v, want ErrNotFound", err)
 	}
 }
@@ -137,7 +137,7 @@ func TestReuse(t *testing.T) {
 		t.Fatalf("first create: %s", first.Status)
 	}
 	again := rep.create(Create{Partition: 5, URL: url, Reuse: true, CreatedAtMs: 20})
-	if again.Status != ResultExisting || again.Record != first.Record {
+	if again.Status != ResultExisting || !again.Record.Equal(first.Record) {
 		t.Fatalf("reuse create: %+v, want existing %+v", again, first.Record)
 	}
 	fresh := rep.create(Create{Partition: 5, URL: url, CreatedAtMs: 30})
@@ -148,7 +148,7 @@ func TestReuse(t *testing.T) {
 	if res := rep.create(Create{Partition: 5, URL: url, Reuse: true}); res.Record.Code != first.Record.Code {
 		t.Fatalf("reuse after a second link: %s, want the first %s", res.Record.Code, first.Record.Code)
 	}
-	if rec, err := FindURL(rep.reader(), 5, url); err != nil || rec != first.Record {
+	if rec, err := FindURL(rep.reader(), 5, "", url); err != nil || !rec.Equal(first.Record) {
 		t.Fatalf("FindURL = %+v, %v", rec, err)
 	}
 	// A reuse create of a new URL creates and indexes it.
@@ -156,7 +156,7 @@ func TestReuse(t *testing.T) {
 	if n.Status != ResultCreated {
 		t.Fatalf("reuse create of a new URL: %s", n.Status)
 	}
-	if rec, err := FindURL(rep.reader(), 5, url+"/other"); err != nil || rec != n.Record {
+	if rec, err := FindURL(rep.reader(), 5, "", url+"/other"); err != nil || !rec.Equal(n.Record) {
 		t.Fatalf("FindURL of the new URL = %+v, %v", rec, err)
 	}
 	// Reuse is per partition.
@@ -280,6 +280,18 @@ func TestReplicasEndIdentical(t *testing.T) {
 			cmds = append(cmds, EncodeCreate(Create{Partition: p, URL: url, Alias: code, CreatedAtMs: int64(i)}))
 		case k < 4:
 			cmds = append(cmds, []byte{commandVersion, byte(rnd.IntN(256))})
+		case k < 6:
+			// Per-link fields, an owner's reuse; now and then a bad tag.
+			owners := []string{"", "alice", "bob"}
+			c := Create{Partition: p, URL: url, Reuse: rnd.IntN(2) == 0, CreatedAtMs: int64(i),
+				Owner: owners[rnd.IntN(3)], Title: fmt.Sprintf("title %d", i), RedirectStatus: []uint16{0, 301, 302, 307, 308}[rnd.IntN(5)]}
+			for j := range rnd.IntN(4) {
+				c.Tags = append(c.Tags, fmt.Sprintf("t%d", j))
+			}
+			if rnd.IntN(20) == 0 {
+				c.Tags = append(c.Tags, "bad tag")
+			}
+			cmds = append(cmds, EncodeCreate(c))
 		default:
 			cmds = append(cmds, EncodeCreate(Create{Partition: p, URL: url, Reuse: rnd.IntN(2) == 0, CreatedAtMs: int64(i)}))
 		}

@@ -34,10 +34,10 @@ func Get(r raftstore.Reader, p uint32, code string) (Record, error) {
 	return rec, nil
 }
 
-// FindURL returns the partition's first generated link of url (the link a
-// reuse create returns), or ErrNotFound.
-func FindURL(r raftstore.Reader, p uint32, url string) (Record, error) {
-	code, err := r.Get(ReuseKey(p, url))
+// FindURL returns the partition's first generated link of url by owner
+// (the link a reuse create of that owner returns), or ErrNotFound.
+func FindURL(r raftstore.Reader, p uint32, owner, url string) (Record, error) {
+	code, err := r.Get(ReuseKey(p, owner, url))
 	if err != nil {
 		if errors.Is(err, raftstore.ErrNotFound) {
 			return Record{}, ErrNotFound

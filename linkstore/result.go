@@ -72,6 +72,11 @@ type Result struct {
 	Reason string
 }
 
+// Equal reports whether r and o are the same result.
+func (r Result) Equal(o Result) bool {
+	return r.Status == o.Status && r.Reason == o.Reason && r.Record.Equal(o.Record)
+}
+
 // AppendResult appends the encoding of r to dst and returns the extended
 // slice. A Reason longer than 200 bytes is cut (on a UTF-8 boundary).
 func AppendResult(dst []byte, r Result) []byte {
