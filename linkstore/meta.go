@@ -79,7 +79,7 @@ func ValidateTags(tags []string) error {
 	}
 	for i, t := range tags {
 		if !ValidTag(t) {
-			return fmt.Errorf("tag %q must be 1 to %d of A-Z a-z 0-9 _ - : .", t, MaxTagLength)
+			return fmt.Errorf("tag %q must be 1 to %d characters of [A-Za-z0-9_-:.]", t, MaxTagLength)
 		}
 		for _, u := range tags[:i] {
 			if u == t {

@@ -224,6 +224,11 @@ func TestBadRequests(t *testing.T) {
 		{"bad alias", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine, URL: "https://x/", Alias: "a/b"}, 400, shardrpc.ErrCodeBadRequest},
 		{"alias in another partition", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: ap + 1, URL: "https://x/", Alias: alias}, 0, ""},
 		{"long request ID", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine, URL: "https://x/", RequestID: strings.Repeat("r", 200)}, 400, shardrpc.ErrCodeBadRequest},
+		{"long title", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine, URL: "https://x/", Title: strings.Repeat("t", 257)}, 400, shardrpc.ErrCodeBadRequest},
+		{"bad tag", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine, URL: "https://x/", Tags: []string{"a b"}}, 400, shardrpc.ErrCodeBadRequest},
+		{"too many tags", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine, URL: "https://x/", Tags: strings.Split("a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q", ",")}, 400, shardrpc.ErrCodeBadRequest},
+		{"redirect status", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine, URL: "https://x/", RedirectStatus: 303}, 400, shardrpc.ErrCodeBadRequest},
+		{"bad owner", fasthttp.MethodPost, shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: mine, URL: "https://x/", Owner: "a b"}, 400, shardrpc.ErrCodeBadRequest},
 		{"empty code", fasthttp.MethodPost, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{}, 400, shardrpc.ErrCodeBadRequest},
 		{"code of another shard", fasthttp.MethodPost, shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: r.Codec().Encode(func() uint64 { lo, _ := r.Codec().Range(other); return lo }())}, 421, shardrpc.ErrCodeWrongShard},
 	}

@@ -93,6 +93,19 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 	case req.ExpiresAtMs < 0:
 		badRequest(ctx, "expires_at_ms must not be negative")
 		return
+	case !linkstore.ValidRedirectStatus(req.RedirectStatus):
+		badRequest(ctx, fmt.Sprintf("redirect_status %d is not 0, 301, 302, 307 or 308", req.RedirectStatus))
+		return
+	}
+	for _, check := range []func() error{
+		func() error { return linkstore.ValidateOwner(req.Owner) },
+		func() error { return linkstore.ValidateTitle(req.Title) },
+		func() error { return linkstore.ValidateTags(req.Tags) },
+	} {
+		if err := check(); err != nil {
+			badRequest(ctx, err.Error())
+			return
+		}
 	}
 	if req.Alias != "" {
 		if err := shortcode.ValidateAlias(req.Alias); err != nil {
@@ -116,6 +129,11 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 		CreatedAtMs: time.Now().UnixMilli(),
 		ExpiresAtMs: req.ExpiresAtMs,
 		MaxClicks:   req.MaxClicks,
+
+		Owner:          req.Owner,
+		Title:          req.Title,
+		Tags:           req.Tags,
+		RedirectStatus: uint16(req.RedirectStatus),
 	})
 	rctx, cancel := n.requestContext()
 	raw, err := n.proposeCreate(rctx, shard, g, cmd, req.RequestID)
@@ -271,5 +289,8 @@ func (n *Node) leaderRPC(id, raftAddr string) (string, string) {
 }
 
 func toLink(r linkstore.Record) shardrpc.Link {
-	return shardrpc.Link{Code: r.Code, URL: r.URL, CreatedAtMs: r.CreatedAtMs, Alias: r.Alias, ExpiresAtMs: r.ExpiresAtMs, MaxClicks: r.MaxClicks}
+	return shardrpc.Link{
+		Code: r.Code, URL: r.URL, CreatedAtMs: r.CreatedAtMs, Alias: r.Alias, ExpiresAtMs: r.ExpiresAtMs, MaxClicks: r.MaxClicks,
+		Owner: r.Owner, Title: r.Title, Tags: r.Tags, RedirectStatus: int(r.RedirectStatus), UpdatedAtMs: r.UpdatedAtMs,
+	}
 }

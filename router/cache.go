@@ -65,7 +65,10 @@ type cacheEntry struct {
 	freshUntil int64
 	// expiresAt is the link's expiry (Unix ms), 0 for none.
 	expiresAt int64
-	ref       atomic.Bool
+	// status is the link's own redirect status, 0 for the cluster's
+	// default.
+	status uint16
+	ref    atomic.Bool
 }
 
 // newTargetCache returns a cache holding up to size entries, each served
@@ -93,40 +96,42 @@ func (c *targetCache) part(code []byte) *cachePart {
 }
 
 // Get returns the target of code at time now (Unix ms): cacheHit with the
-// target, cacheExpired when the link's expiry has passed, or cacheMiss
-// (no entry, or one not revalidated within the TTL). It allocates nothing.
-func (c *targetCache) Get(code []byte, now int64) (string, cacheState) {
+// target and the link's redirect status (0: the cluster's default),
+// cacheExpired when the link's expiry has passed, or cacheMiss (no entry,
+// or one not revalidated within the TTL). It allocates nothing.
+func (c *targetCache) Get(code []byte, now int64) (string, uint16, cacheState) {
 	if c == nil {
-		return "", cacheMiss
+		return "", 0, cacheMiss
 	}
 	p := c.part(code)
 	p.mu.RLock()
 	i, ok := p.index[string(code)]
 	if !ok {
 		p.mu.RUnlock()
-		return "", cacheMiss
+		return "", 0, cacheMiss
 	}
 	e := &p.entries[i]
 	if e.expiresAt != 0 && now >= e.expiresAt {
 		p.mu.RUnlock()
-		return "", cacheExpired
+		return "", 0, cacheExpired
 	}
 	if now >= e.freshUntil {
 		p.mu.RUnlock()
-		return "", cacheMiss
+		return "", 0, cacheMiss
 	}
 	if !e.ref.Load() {
 		e.ref.Store(true)
 	}
-	target := e.target
+	target, status := e.target, e.status
 	p.mu.RUnlock()
-	return target, cacheHit
+	return target, status, cacheHit
 }
 
-// Put stores code -> target for a link that expires at expiresAt (Unix
-// ms, 0 for never), fresh until now + the cache's TTL. An existing entry
-// keeps its target and is refreshed.
-func (c *targetCache) Put(code, target string, expiresAt, now int64) {
+// Put stores code -> target for a link with redirect status status (0:
+// the cluster's default) that expires at expiresAt (Unix ms, 0 for
+// never), fresh until now + the cache's TTL. An existing entry keeps its
+// target, takes the status and is refreshed.
+func (c *targetCache) Put(code, target string, status uint16, expiresAt, now int64) {
 	if c == nil {
 		return
 	}
@@ -140,13 +145,14 @@ func (c *targetCache) Put(code, target string, expiresAt, now int64) {
 		// renewed, and an earlier expiry (a link found used up) kept.
 		e := &p.entries[i]
 		e.freshUntil = fresh
+		e.status = status
 		if expiresAt != 0 && (e.expiresAt == 0 || expiresAt < e.expiresAt) {
 			e.expiresAt = expiresAt
 		}
 		return
 	}
 	if len(p.entries) < p.limit {
-		p.entries = append(p.entries, cacheEntry{code: code, target: target, freshUntil: fresh, expiresAt: expiresAt})
+		p.entries = append(p.entries, cacheEntry{code: code, target: target, freshUntil: fresh, expiresAt: expiresAt, status: status})
 		p.index[code] = int32(len(p.entries) - 1)
 		return
 	}
@@ -158,7 +164,7 @@ func (c *targetCache) Put(code, target string, expiresAt, now int64) {
 			continue
 		}
 		delete(p.index, e.code)
-		e.code, e.target, e.freshUntil, e.expiresAt = code, target, fresh, expiresAt
+		e.code, e.target, e.freshUntil, e.expiresAt, e.status = code, target, fresh, expiresAt, status
 		p.index[code] = int32(p.hand)
 		p.hand = (p.hand + 1) % len(p.entries)
 		return
@@ -182,7 +188,7 @@ func (c *targetCache) Invalidate(code string) {
 	last := int32(len(p.entries) - 1)
 	if i != last {
 		e, l := &p.entries[i], &p.entries[last]
-		e.code, e.target, e.freshUntil, e.expiresAt = l.code, l.target, l.freshUntil, l.expiresAt
+		e.code, e.target, e.freshUntil, e.expiresAt, e.status = l.code, l.target, l.freshUntil, l.expiresAt, l.status
 		e.ref.Store(l.ref.Load())
 		p.index[e.code] = i
 	}

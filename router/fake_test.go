@@ -104,7 +104,8 @@ func (f *fakeShards) Create(_ context.Context, shard uint64, req shardrpc.Create
 		}
 	}
 	l := shardrpc.Link{Code: code, URL: req.URL, CreatedAtMs: f.now, Alias: req.Alias != "", Created: true,
-		ExpiresAtMs: req.ExpiresAtMs, MaxClicks: req.MaxClicks}
+		ExpiresAtMs: req.ExpiresAtMs, MaxClicks: req.MaxClicks,
+		Owner: req.Owner, Title: req.Title, Tags: req.Tags, RedirectStatus: req.RedirectStatus}
 	f.links[code] = l
 	f.shardOf[code] = shard
 	if _, ok := f.byURL[req.URL]; !ok && req.Alias == "" {

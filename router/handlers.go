@@ -140,9 +140,9 @@ func (r *Router) codeShape(s []byte) bool {
 // redirect answers GET or HEAD /{code}.
 func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
 	now := time.Now().UnixMilli()
-	switch target, st := r.cache.Get(code, now); st {
+	switch target, status, st := r.cache.Get(code, now); st {
 	case cacheHit:
-		ctx.SetStatusCode(r.redirectStatus)
+		ctx.SetStatusCode(r.statusOf(status))
 		ctx.Response.Header.Set(strLocation, target)
 		r.countClick(ctx, code)
 		return
@@ -176,9 +176,18 @@ func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
 		r.gone(ctx, true)
 		return
 	}
-	ctx.SetStatusCode(r.redirectStatus)
+	ctx.SetStatusCode(r.statusOf(uint16(link.RedirectStatus)))
 	ctx.Response.Header.Set(strLocation, link.URL)
 	r.countClick(ctx, code)
+}
+
+// statusOf returns the redirect status of a link whose own status is
+// status: the cluster's default when it is 0.
+func (r *Router) statusOf(status uint16) int {
+	if status == 0 {
+		return r.redirectStatus
+	}
+	return int(status)
 }
 
 func (r *Router) resolve(code string) (shardrpc.Link, error) {
@@ -227,6 +236,12 @@ type createRequest struct {
 	TTL          string
 	MaxClicks    uint64
 	HasMaxClicks bool
+	// Title, Tags and RedirectStatus are the link's fields as given;
+	// createFields checks them.
+	Title             string
+	Tags              []string
+	RedirectStatus    int
+	HasRedirectStatus bool
 }
 
 // linkResponse is a link as the API shows it.
@@ -244,6 +259,16 @@ type linkResponse struct {
 	ExpiresAt string `json:"expires_at,omitempty"`
 	MaxClicks uint64 `json:"max_clicks,omitempty"`
 	Expired   bool   `json:"expired,omitempty"`
+	// Title, Tags and RedirectStatus are absent when not set (a link
+	// without redirect_status redirects with the cluster's default);
+	// UpdatedAt is the last edit's time (RFC 3339, UTC), absent if none.
+	Title          string   `json:"title,omitempty"`
+	Tags           []string `json:"tags,omitempty"`
+	RedirectStatus int      `json:"redirect_status,omitempty"`
+	UpdatedAt      string   `json:"updated_at,omitempty"`
+	// Owner is the ID of the API key that created the link (absent when
+	// the cluster has no keys).
+	Owner string `json:"owner,omitempty"`
 }
 
 // create answers POST /api/v1/links.
@@ -277,6 +302,10 @@ func (r *Router) create(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, codeInvalidLimits, msg)
 		return
 	}
+	if code, msg := createFields(req); msg != "" {
+		writeError(ctx, fasthttp.StatusBadRequest, code, msg)
+		return
+	}
 	var partition uint32
 	if req.Alias != "" {
 		if err := shortcode.ValidateAlias(req.Alias); err != nil {
@@ -298,6 +327,10 @@ func (r *Router) create(ctx *fasthttp.RequestCtx) {
 		RequestID:   shardrpc.NewRequestID(),
 		ExpiresAtMs: expiresAt,
 		MaxClicks:   req.MaxClicks,
+
+		Title:          req.Title,
+		Tags:           req.Tags,
+		RedirectStatus: req.RedirectStatus,
 	})
 	if err != nil {
 		r.shardError(ctx, "create", err)
@@ -367,8 +400,15 @@ func decodeCreate(body []byte) (req createRequest, status int, code, msg string)
 		case "max_clicks":
 			err = json.Unmarshal(raw, &req.MaxClicks)
 			req.HasMaxClicks = true
+		case "title":
+			err = json.Unmarshal(raw, &req.Title)
+		case "tags":
+			err = json.Unmarshal(raw, &req.Tags)
+		case "redirect_status":
+			err = json.Unmarshal(raw, &req.RedirectStatus)
+			req.HasRedirectStatus = true
 		default:
-			return req, bad, codeUnknownField, fmt.Sprintf("unknown field %q; allowed: url, alias, reuse, expires_at, ttl, max_clicks", k)
+			return req, bad, codeUnknownField, fmt.Sprintf("unknown field %q; allowed: %s", k, createFieldList)
 		}
 		if err != nil {
 			kind := "string"
@@ -377,6 +417,10 @@ func decodeCreate(body []byte) (req createRequest, status int, code, msg string)
 				kind = "boolean"
 			case "max_clicks":
 				kind = "positive integer"
+			case "tags":
+				kind = "array of strings"
+			case "redirect_status":
+				kind = "number: 301, 302, 307 or 308"
 			}
 			return req, bad, codeInvalidJSON, fmt.Sprintf("field %q must be a %s", k, kind)
 		}
@@ -412,6 +456,10 @@ func (r *Router) linkJSON(link shardrpc.Link, withAlias bool) linkResponse {
 		out.Expired = time.Now().UnixMilli() >= link.ExpiresAtMs
 	}
 	out.MaxClicks = link.MaxClicks
+	out.Title, out.Tags, out.RedirectStatus, out.Owner = link.Title, link.Tags, link.RedirectStatus, link.Owner
+	if link.UpdatedAtMs != 0 {
+		out.UpdatedAt = time.UnixMilli(link.UpdatedAtMs).UTC().Format(time.RFC3339Nano)
+	}
 	return out
 }
 

@@ -80,7 +80,7 @@ func (r *Router) cacheLink(code string, link shardrpc.Link) {
 	if link.MaxClicks != 0 {
 		return
 	}
-	r.cache.Put(code, link.URL, link.ExpiresAtMs, time.Now().UnixMilli())
+	r.cache.Put(code, link.URL, uint16(link.RedirectStatus), link.ExpiresAtMs, time.Now().UnixMilli())
 }
 
 // admit caches a link that a redirect read from its shard and reports
@@ -99,7 +99,7 @@ func (r *Router) admit(code string, link shardrpc.Link, now int64) bool {
 			exp, live = now, false
 		}
 	}
-	r.cache.Put(code, link.URL, exp, now)
+	r.cache.Put(code, link.URL, uint16(link.RedirectStatus), exp, now)
 	return live
 }
 

@@ -32,11 +32,11 @@ func (f *fakeShards) Delete(_ context.Context, shard uint64, code string) (shard
 // get and put are the cache's Get and Put at the current time, without an
 // expiry: the shape the cache tests use.
 func (c *targetCache) get(code []byte) (string, bool) {
-	t, st := c.Get(code, time.Now().UnixMilli())
+	t, _, st := c.Get(code, time.Now().UnixMilli())
 	return t, st == cacheHit
 }
 
-func (c *targetCache) put(code, target string) { c.Put(code, target, 0, time.Now().UnixMilli()) }
+func (c *targetCache) put(code, target string) { c.Put(code, target, 0, 0, time.Now().UnixMilli()) }
 
 func TestDeleteLink(t *testing.T) {
 	tr := startRouter(t, testConfig(t, 1000))
@@ -90,38 +90,38 @@ func TestDeleteLink(t *testing.T) {
 func TestCacheTTLAndInvalidate(t *testing.T) {
 	c := newTargetCache(16, time.Second)
 	const now = 1_000_000
-	c.Put("a", "ta", 0, now)
-	c.Put("b", "tb", now+500, now)
-	c.Put("c", "tc", 0, now)
-	if v, st := c.Get([]byte("a"), now+999); st != cacheHit || v != "ta" {
+	c.Put("a", "ta", 0, 0, now)
+	c.Put("b", "tb", 0, now+500, now)
+	c.Put("c", "tc", 0, 0, now)
+	if v, _, st := c.Get([]byte("a"), now+999); st != cacheHit || v != "ta" {
 		t.Fatalf("fresh entry: %q %v", v, st)
 	}
-	if _, st := c.Get([]byte("a"), now+1000); st != cacheMiss {
+	if _, _, st := c.Get([]byte("a"), now+1000); st != cacheMiss {
 		t.Fatalf("entry past its TTL: %v, want a miss", st)
 	}
-	if _, st := c.Get([]byte("b"), now+499); st != cacheHit {
+	if _, _, st := c.Get([]byte("b"), now+499); st != cacheHit {
 		t.Fatalf("before expiry: %v", st)
 	}
-	if _, st := c.Get([]byte("b"), now+500); st != cacheExpired {
+	if _, _, st := c.Get([]byte("b"), now+500); st != cacheExpired {
 		t.Fatalf("at expiry: %v, want expired", st)
 	}
 	// A new Put refreshes.
-	c.Put("a", "ta", 0, now+1000)
-	if _, st := c.Get([]byte("a"), now+1500); st != cacheHit {
+	c.Put("a", "ta", 0, 0, now+1000)
+	if _, _, st := c.Get([]byte("a"), now+1500); st != cacheHit {
 		t.Fatalf("refreshed entry: %v", st)
 	}
 	// Invalidate moves the last entry into the hole; the rest stays.
 	c.Invalidate("a")
 	c.Invalidate("a")
 	c.Invalidate("never")
-	if _, st := c.Get([]byte("a"), now); st != cacheMiss || c.Len() != 2 {
+	if _, _, st := c.Get([]byte("a"), now); st != cacheMiss || c.Len() != 2 {
 		t.Fatalf("after invalidate: %v, %d entries", st, c.Len())
 	}
-	if v, st := c.Get([]byte("c"), now); st != cacheHit || v != "tc" {
+	if v, _, st := c.Get([]byte("c"), now); st != cacheHit || v != "tc" {
 		t.Fatalf("moved entry: %q %v", v, st)
 	}
 	for i := 0; i < 40; i++ { // fill past the limit: eviction still works
-		c.Put(fmt.Sprint("k", i), "v", 0, now)
+		c.Put(fmt.Sprint("k", i), "v", 0, 0, now)
 	}
 	if n := c.Len(); n > 16 {
 		t.Fatalf("%d entries", n)

@@ -3,10 +3,12 @@
 //
 // # Endpoints
 //
-//	POST /api/v1/links        {"url", "alias"?, "reuse"?, "expires_at"?, "ttl"?, "max_clicks"?}
-//	                          -> 201 {"code","short_url","url","created_at","expires_at"?,"max_clicks"?}
+//	POST /api/v1/links        {"url", "alias"?, "reuse"?, "expires_at"?, "ttl"?, "max_clicks"?,
+//	                          "title"?, "tags"?, "redirect_status"?}
+//	                          -> 201 {"code","short_url","url","created_at","expires_at"?,"max_clicks"?,
+//	                          "title"?, "tags"?, "redirect_status"?}
 //	                          (200 with the existing link when reuse found one)
-//	GET|HEAD /{code}          the cluster's redirect status (301 by default) with Location
+//	GET|HEAD /{code}          the link's redirect_status, else the cluster's (301 by default), with Location
 //	GET|HEAD /api/v1/links/{code}  the link record, with "clicks": its all-time human clicks
 //	DELETE /api/v1/links/{code}    204; 404 unknown; 410 deleted before. The code
 //	                          keeps a tombstone and is never issued again

@@ -39,6 +39,15 @@ type CreateRequest struct {
 	// reuses a link.
 	ExpiresAtMs int64  `json:"expires_at_ms,omitempty"`
 	MaxClicks   uint64 `json:"max_clicks,omitempty"`
+	// Owner is the ID of the caller's API key ("" when the cluster has no
+	// keys); a reuse create finds only the same owner's links.
+	Owner string `json:"owner,omitempty"`
+	// Title, Tags and RedirectStatus are the link's fields (limits in
+	// package linkstore: MaxTitleLength, MaxTags, ValidTag,
+	// ValidRedirectStatus); RedirectStatus 0 is the cluster's default.
+	Title          string   `json:"title,omitempty"`
+	Tags           []string `json:"tags,omitempty"`
+	RedirectStatus int      `json:"redirect_status,omitempty"`
 	// RequestID makes a retried create idempotent: the same RequestID is
 	// applied at most once per shard. Routers set a fresh random ID per
 	// client request and keep it across retries.
@@ -69,6 +78,15 @@ type Link struct {
 	ExpiresAtMs int64 `json:"expires_at_ms,omitempty"`
 	// MaxClicks is the link's click limit, 0 for none.
 	MaxClicks uint64 `json:"max_clicks,omitempty"`
+	// Owner is the ID of the API key that created the link, "" for none.
+	Owner string `json:"owner,omitempty"`
+	// Title and Tags describe the link; RedirectStatus is its redirect's
+	// HTTP status, 0 for the cluster's default.
+	Title          string   `json:"title,omitempty"`
+	Tags           []string `json:"tags,omitempty"`
+	RedirectStatus int      `json:"redirect_status,omitempty"`
+	// UpdatedAtMs is when the link was last edited (Unix ms), 0 if never.
+	UpdatedAtMs int64 `json:"updated_at_ms,omitempty"`
 	// Created is false when a reuse request returned an existing link.
 	Created bool `json:"created,omitempty"`
 }
