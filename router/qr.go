@@ -181,7 +181,7 @@ func (r *Router) qr(ctx *fasthttp.RequestCtx, code []byte) {
 // answers 404 or 410 itself and returns false then.
 func (r *Router) qrLinkLive(ctx *fasthttp.RequestCtx, code string) bool {
 	now := time.Now().UnixMilli()
-	switch _, st := r.cache.Get([]byte(code), now); st {
+	switch _, _, st := r.cache.Get([]byte(code), now); st {
 	case cacheHit:
 		return true
 	case cacheExpired:
