@@ -142,8 +142,7 @@ func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
 	now := time.Now().UnixMilli()
 	switch target, status, st := r.cache.Get(code, now); st {
 	case cacheHit:
-		ctx.SetStatusCode(r.statusOf(status))
-		ctx.Response.Header.Set(strLocation, target)
+		writeRedirect(ctx, r.statusOf(status), target)
 		r.countClick(ctx, code)
 		return
 	case cacheExpired:
@@ -176,8 +175,7 @@ func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
 		r.gone(ctx, true)
 		return
 	}
-	ctx.SetStatusCode(r.statusOf(uint16(link.RedirectStatus)))
-	ctx.Response.Header.Set(strLocation, link.URL)
+	writeRedirect(ctx, r.statusOf(uint16(link.RedirectStatus)), link.URL)
 	r.countClick(ctx, code)
 }
 

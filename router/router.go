@@ -55,6 +55,11 @@
 // shard's leader confirmed it). A path that cannot be a code (neither the
 // generated shape nor an alias) is a 404 without any call.
 //
+// Browsers cache redirects too: a 301 or 308 carries Cache-Control
+// "private, max-age=60" (PermanentRedirectMaxAge) and a 302 or 307
+// "no-store", so a delete or an edit reaches a browser within CacheTTL plus
+// that max-age (redirectcache.go).
+//
 // # Clicks
 //
 // Every redirect, cache hit or miss, is counted in memory (package clicks:
