@@ -48,3 +48,36 @@ func TestRedirectCacheControlPerStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestRedirectCacheControlPerLink: a link's own redirect_status picks its
+// Cache-Control, whatever the cluster's default.
+func TestRedirectCacheControlPerLink(t *testing.T) {
+	cfg := testConfig(t, 1000)
+	cfg.Cluster.RedirectStatus = 302
+	tr := startRouter(t, cfg)
+	for _, tc := range []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"url": "https://example.com/default"}`, 302, "no-store"},
+		{`{"url": "https://example.com/perm", "redirect_status": 308}`, 308, "private, max-age=60"},
+		{`{"url": "https://example.com/moved", "redirect_status": 301}`, 301, "private, max-age=60"},
+		{`{"url": "https://example.com/temp", "redirect_status": 307}`, 307, "no-store"},
+	} {
+		a := tr.post(t, tc.body)
+		if a.status != http.StatusCreated {
+			t.Fatalf("create %s: %d %s", tc.body, a.status, a.body)
+		}
+		c := decode[created](t, a)
+		for _, cached := range []bool{false, true} {
+			if !cached {
+				tr.cache.Invalidate(c.Code)
+			}
+			r := tr.do(t, http.MethodGet, "/"+c.Code, "", "")
+			if r.status != tc.status || r.header.Get("Cache-Control") != tc.want {
+				t.Fatalf("%s (cached %v): %d Cache-Control %q, want %d %q", tc.body, cached, r.status, r.header.Get("Cache-Control"), tc.status, tc.want)
+			}
+		}
+	}
+}
