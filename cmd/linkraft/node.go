@@ -19,7 +19,12 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	cfg, id, logger := proc.cfg, proc.id, proc.logger
-	n, err := node.New(cfg, id, node.Options{Logger: logger})
+	diskFS, stopFaults, err := nodeDiskFaults(logger) // nil, the OS's, unless built with faultinject
+	if err != nil {
+		return err
+	}
+	defer stopFaults()
+	n, err := node.New(cfg, id, node.Options{Logger: logger, FS: diskFS})
 	if err != nil {
 		return err
 	}
