@@ -9,18 +9,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
-	"github.com/linkraft/linkraft/diskfault"
 	"github.com/linkraft/linkraft/history"
-	"github.com/linkraft/linkraft/node"
 	"github.com/linkraft/linkraft/node/nodetest"
 	"github.com/linkraft/linkraft/shardrpc"
 )
@@ -67,12 +61,12 @@ func TestRollingRestart(t *testing.T) {
 			for k := range c.ids {
 				id := c.ids[(first+k)%len(c.ids)]
 				t.Logf("roll %d: SIGTERM %s", roll, id)
-				if err := c.stop(id); err != nil {
+				if err := c.Stop(id); err != nil {
 					t.Errorf("graceful stop of %s: %v", id, err)
 				}
 				pause(context.Background(), time.Duration(100+rng.IntN(400))*time.Millisecond)
-				c.restart(id)
-				took := c.waitCaughtUp(id, time.Minute)
+				c.Restart(id)
+				took := c.WaitCaughtUp(id, time.Minute)
 				t.Logf("roll %d: %s restarted and caught up in %s", roll, id, took.Round(time.Millisecond))
 				pause(context.Background(), time.Duration(200+rng.IntN(500))*time.Millisecond)
 			}
@@ -94,7 +88,7 @@ func TestPausedLeader(t *testing.T) {
 	ops := scenario(t, seed, c, run{duration: 8 * time.Second, rec: rec}, func(ctx context.Context, rng *rand.Rand) {
 		for ctx.Err() == nil {
 			shard := uint64(1 + rng.IntN(3))
-			leader := c.leader(shard)
+			leader := c.Leader(shard)
 			if leader == "" {
 				if !pause(ctx, 100*time.Millisecond) {
 					return
@@ -105,13 +99,13 @@ func TestPausedLeader(t *testing.T) {
 			t.Logf("SIGSTOP %s, leader of shard %d, for %s", leader, shard, hold)
 			start := time.Now()
 			from := rec.Now()
-			c.pause(leader)
-			next := c.waitNewLeader(shard, leader, 20*time.Second)
+			c.Pause(leader)
+			next := c.WaitNewLeader(shard, leader, 20*time.Second)
 			t.Logf("shard %d: %s leads %s after the pause", shard, next, time.Since(start).Round(time.Millisecond))
 			pause(context.Background(), time.Until(start.Add(hold)))
 			windows = append(windows, window{from, rec.Now()})
-			c.resumeNode(leader)
-			took := c.waitCaughtUp(leader, time.Minute)
+			c.Resume(leader)
+			took := c.WaitCaughtUp(leader, time.Minute)
 			t.Logf("SIGCONT %s: caught up in %s", leader, took.Round(time.Millisecond))
 			if !pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond) {
 				return
@@ -138,130 +132,6 @@ func TestPausedLeader(t *testing.T) {
 	}
 }
 
-// waitNewLeader waits until a node other than old reports that it leads
-// shard, and returns it.
-func (c *procCluster) waitNewLeader(shard uint64, old string, timeout time.Duration) string {
-	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		for _, id := range c.ids {
-			if id == old {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			st, err := c.status.NodeStatus(ctx, id, shard)
-			cancel()
-			if err == nil && st.State == "Leader" {
-				return id
-			}
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("no new leader of shard %d within %s of pausing %s", shard, timeout, old)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// TestDiskFailure makes the disk of one node (a shard leader, usually)
-// fail every write, in process. Pebble declares the failed WAL write fatal
-// and the node's Fatal hook fail-stops it; the other two go on. Then it
-// restarts on a healthy disk, recovers what it had synced, and catches up.
-//
-// It runs only with LINKRAFT_DISK_FAULTS=1: in one process it can crash the
-// whole test binary. After the first failed WAL write, Pebble (v2.1.7)
-// panics in any other goroutine that commits (commitWrite panics on the
-// WAL's stored error), for example a raft transport goroutine handling a
-// heartbeat of a new term. A real node dies of that panic, which is the
-// fail-stop wanted; a test cannot recover a panic in raft's goroutines.
-func TestDiskFailure(t *testing.T) {
-	if os.Getenv("LINKRAFT_DISK_FAULTS") == "" {
-		t.Skip("in process, a disk failure can panic the test binary (see the comment); run with LINKRAFT_DISK_FAULTS=1")
-	}
-	seed := seedFor(t)
-	var (
-		mu      sync.Mutex
-		fss     = make(map[string]*diskfault.FS)
-		healthy = make(map[string]bool) // restarted on a plain file system
-		fatals  = make(chan string, 16)
-	)
-	opts := nodetest.Options{NodeOptions: func(id string, o *node.Options) {
-		mu.Lock()
-		defer mu.Unlock()
-		o.ShutdownTimeout = 2 * time.Second
-		if healthy[id] {
-			return
-		}
-		fs := diskfault.Wrap(vfs.Default)
-		fss[id] = fs
-		o.FS = fs
-		o.Fatal = func(msg string) {
-			select {
-			case fatals <- id + ": " + msg:
-			default:
-			}
-			// Fail-stop in process: this goroutine (raft's, or its FSM's)
-			// ends here, as the process would; the test closes the node.
-			runtime.Goexit()
-		}
-	}}
-	c := startClusterOpts(t, opts)
-	scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
-		pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond)
-		victim := c.nodes.Leader(uint64(1 + rng.IntN(3)))
-		if victim == "" {
-			victim = c.nodes.NodeIDs()[rng.IntN(3)]
-		}
-		mu.Lock()
-		fs := fss[victim]
-		mu.Unlock()
-		t.Logf("the disk of %s fails every write", victim)
-		fs.FailWrites()
-		select {
-		case msg := <-fatals:
-			t.Logf("fatal storage error: %s", msg)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s never hit a fatal storage error in 30s (failed writes: %d)", victim, fs.Failed())
-		}
-		if fs.Failed() == 0 {
-			t.Errorf("no write of %s failed", victim)
-		}
-		closed := make(chan error, 1)
-		go func() { closed <- c.nodes.CloseNode(victim) }()
-		select {
-		case err := <-closed:
-			t.Logf("%s stopped: %v", victim, err)
-		case <-time.After(time.Minute):
-			t.Fatalf("%s did not stop within a minute of its disk failure", victim)
-		}
-		// The other two go on: every shard has a leader among them.
-		leaders := c.nodes.WaitLeaders()
-		t.Logf("without %s, leaders %v", victim, leaders)
-		pause(ctx, time.Duration(1000+rng.IntN(1000))*time.Millisecond)
-
-		mu.Lock()
-		healthy[victim] = true
-		mu.Unlock()
-		t.Logf("restart %s on a healthy disk", victim)
-		c.nodes.StartNode(victim)
-		start := time.Now()
-		for _, s := range c.shards() {
-			leader := c.nodes.WaitLeader(s)
-			target := c.nodes.Node(leader).Group(s).AppliedIndex()
-			c.nodes.Eventually(fmt.Sprintf("%s caught up on shard %d", victim, s), func() error {
-				n := c.nodes.Node(victim)
-				if n == nil {
-					return errors.New("not running")
-				}
-				if got := n.Group(s).AppliedIndex(); got < target {
-					return fmt.Errorf("applied %d of %d", got, target)
-				}
-				return nil
-			})
-		}
-		t.Logf("%s caught up in %s", victim, time.Since(start).Round(time.Millisecond))
-	})
-}
-
 // TestLostDisk kills (SIGKILL) a node, deletes its data directory, as if
 // its disk had been replaced, and starts it again: it rejoins with nothing
 // and must be filled by its peers (log replay or a snapshot install). At
@@ -274,12 +144,12 @@ func TestLostDisk(t *testing.T) {
 	ops := scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
 		pause(ctx, time.Duration(1000+rng.IntN(1500))*time.Millisecond)
 		victim = c.ids[rng.IntN(len(c.ids))]
-		if l := c.leader(uint64(1 + rng.IntN(3))); l != "" && rng.IntN(2) == 0 {
+		if l := c.Leader(uint64(1 + rng.IntN(3))); l != "" && rng.IntN(2) == 0 {
 			victim = l
 		}
 		t.Logf("kill -9 %s and delete its data", victim)
-		c.kill(c.nodes[victim])
-		data := filepath.Join(c.dir, "data", victim)
+		c.Kill(victim)
+		data := c.DataDir(victim)
 		if err := os.RemoveAll(data); err != nil {
 			t.Fatal(err)
 		}
@@ -293,18 +163,18 @@ func TestLostDisk(t *testing.T) {
 		// leader committed with the other one (an acknowledged create is
 		// then lost): see TestLostDiskAmnesia and docs/ROBUSTNESS.md.
 		pause(ctx, time.Duration(300+rng.IntN(700))*time.Millisecond)
-		c.waitLogsInSync(victim, time.Minute)
-		c.restart(victim)
-		took := c.waitCaughtUp(victim, time.Minute)
+		c.WaitLogsInSync(victim, time.Minute)
+		c.Restart(victim)
+		took := c.WaitCaughtUp(victim, time.Minute)
 		t.Logf("%s rejoined empty and caught up in %s", victim, took.Round(time.Millisecond))
 	})
 	if victim == "" {
 		t.Fatal("no node lost its disk")
 	}
 	// The rejoined replica holds every acknowledged link itself.
-	c.waitCaughtUp(victim, time.Minute)
-	n, _ := c.cfg.Node(victim)
-	rg, err := c.cfg.Ring()
+	c.WaitCaughtUp(victim, time.Minute)
+	n, _ := c.Config().Node(victim)
+	rg, err := c.Config().Ring()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +185,7 @@ func TestLostDisk(t *testing.T) {
 		if op.Out.Result != history.ResultOK {
 			continue
 		}
-		got, err := localResolve(client, n.RPCAddr, rg.ShardOfCode(op.Out.Code), op.Out.Code)
+		got, err := localResolve(client, n.RPCAddr, c.Config().Cluster.RPCSecret, rg.ShardOfCode(op.Out.Code), op.Out.Code)
 		if err != nil {
 			t.Errorf("resolve %s on %s: %v", op.Out.Code, victim, err)
 			continue
@@ -328,54 +198,10 @@ func TestLostDisk(t *testing.T) {
 	t.Logf("%d acknowledged links resolved from %s's own replica", checked, victim)
 }
 
-// waitLogsInSync waits until, for every shard, a node other than down
-// leads it and every node other than down holds the leader's whole log
-// (its last log index reaches the leader's).
-func (c *procCluster) waitLogsInSync(down string, timeout time.Duration) {
-	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for s := uint64(1); s <= 3; s++ {
-		for {
-			err := c.logsInSync(s, down)
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				c.t.Fatalf("shard %d: the nodes other than %s were not in sync within %s: %v", s, down, timeout, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-}
-
-func (c *procCluster) logsInSync(shard uint64, down string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	leader, err := c.status.Status(ctx, shard)
-	if err != nil {
-		return err
-	}
-	if leader.NodeID == down {
-		return fmt.Errorf("%s still leads", down)
-	}
-	for _, id := range c.ids {
-		if id == down || id == leader.NodeID {
-			continue
-		}
-		st, err := c.status.NodeStatus(ctx, id, shard)
-		if err != nil {
-			return err
-		}
-		if st.LastIndex < leader.LastIndex || st.Term != leader.Term {
-			return fmt.Errorf("%s has log %d in term %d, leader %s has %d in term %d", id, st.LastIndex, st.Term, leader.NodeID, leader.LastIndex, leader.Term)
-		}
-	}
-	return nil
-}
-
 // localResolve asks the node at rpcAddr for code from its own replica (a
-// non-linearizable read, which a follower answers itself).
-func localResolve(client *http.Client, rpcAddr string, shard uint64, code string) (string, error) {
+// non-linearizable read, which a follower answers itself); secret is the
+// cluster's RPC secret ("" for none).
+func localResolve(client *http.Client, rpcAddr, secret string, shard uint64, code string) (string, error) {
 	body, err := json.Marshal(shardrpc.ResolveRequest{Code: code})
 	if err != nil {
 		return "", err
@@ -386,6 +212,9 @@ func localResolve(client *http.Client, rpcAddr string, shard uint64, code string
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(shardrpc.HeaderShard, strconv.FormatUint(shard, 10))
+	if secret != "" {
+		req.Header.Set(shardrpc.HeaderSecret, secret)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return "", err
@@ -502,7 +331,7 @@ func TestLostDiskSnapshot(t *testing.T) {
 		if op.Out.Result != history.ResultOK {
 			continue
 		}
-		got, err := localResolve(client, c.nodes.RPCAddr(victim), rg.ShardOfCode(op.Out.Code), op.Out.Code)
+		got, err := localResolve(client, c.nodes.RPCAddr(victim), c.nodes.Config().Cluster.RPCSecret, rg.ShardOfCode(op.Out.Code), op.Out.Code)
 		if err != nil {
 			t.Errorf("resolve %s on %s: %v", op.Out.Code, victim, err)
 			continue
@@ -538,7 +367,7 @@ func TestLostDiskAmnesia(t *testing.T) {
 	const shard = 1
 	var leader string
 	deadline := time.Now().Add(30 * time.Second)
-	for leader = c.leader(shard); leader == ""; leader = c.leader(shard) {
+	for leader = c.Leader(shard); leader == ""; leader = c.Leader(shard) {
 		if time.Now().After(deadline) {
 			t.Fatal("no leader of shard 1")
 		}
@@ -556,16 +385,16 @@ func TestLostDiskAmnesia(t *testing.T) {
 	}
 	t.Logf("shard 1: leader %s, follower %s keeps the entries, follower %s is cut off the leader", leader, a, b)
 	cut := func(x, y string) {
-		c.raftProxies[[2]string{x, y}].Blackhole()
-		c.raftProxies[[2]string{y, x}].Blackhole()
+		c.RaftProxy(x, y).Blackhole()
+		c.RaftProxy(y, x).Blackhole()
 	}
 	heal := func(x, y string) {
-		c.raftProxies[[2]string{x, y}].Heal()
-		c.raftProxies[[2]string{y, x}].Heal()
+		c.RaftProxy(x, y).Heal()
+		c.RaftProxy(y, x).Heal()
 	}
 	cut(leader, b)
 
-	rg, err := c.cfg.Ring()
+	rg, err := c.Config().Ring()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,7 +407,7 @@ func TestLostDiskAmnesia(t *testing.T) {
 		}
 		url := fmt.Sprintf("https://example.com/amnesia/%d", i)
 		body, _ := json.Marshal(createBody{URL: url})
-		resp, err := client.Post(c.url+"/api/v1/links", "application/json", bytes.NewReader(body))
+		resp, err := client.Post(c.URL("r1")+"/api/v1/links", "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -594,19 +423,17 @@ func TestLostDiskAmnesia(t *testing.T) {
 	}
 	t.Logf("%d creates acknowledged on shard 1 while %s was cut off %s", len(links), b, leader)
 
-	c.kill(c.nodes[leader])
-	if err := os.RemoveAll(filepath.Join(c.dir, "data", leader)); err != nil {
+	c.Kill(leader)
+	if err := os.RemoveAll(c.DataDir(leader)); err != nil {
 		t.Fatal(err)
 	}
 	cut(a, leader)
 	cut(a, b)
 	heal(leader, b)
-	c.restart(leader)
+	c.Restart(leader)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := c.status.NodeStatus(ctx, b, shard)
-		cancel()
+		st, err := c.NodeStatus(b, shard)
 		if err == nil && st.State == "Leader" {
 			t.Logf("%s leads shard 1 in term %d with the vote of the emptied %s", b, st.Term, leader)
 			break
@@ -617,11 +444,11 @@ func TestLostDiskAmnesia(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.heal()
-	c.waitLogsInSync("", time.Minute)
+	c.WaitLogsInSync("", time.Minute)
 	for code, url := range links {
 		for _, id := range c.ids {
-			n, _ := c.cfg.Node(id)
-			got, err := localResolve(client, n.RPCAddr, shard, code)
+			n, _ := c.Config().Node(id)
+			got, err := localResolve(client, n.RPCAddr, c.Config().Cluster.RPCSecret, shard, code)
 			if err != nil || got != url {
 				t.Errorf("acknowledged create of %s (%s) lost on %s: %q, %v", code, url, id, got, err)
 			}

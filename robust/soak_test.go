@@ -16,6 +16,7 @@ var scenarios = []struct {
 	{"TestLostResponses", TestLostResponses},
 	{"TestRouterCutOff", TestRouterCutOff},
 	{"TestDiskFailure", TestDiskFailure},
+	{"TestDiskStall", TestDiskStall},
 	{"TestLostDiskSnapshot", TestLostDiskSnapshot},
 	{"TestLeaderKillLoop", TestLeaderKillLoop},
 	{"TestMinorityPartition", TestMinorityPartition},

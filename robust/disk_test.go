@@ -1,0 +1,96 @@
+package robust
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkraft/linkraft/diskfault"
+	"github.com/linkraft/linkraft/proctest"
+)
+
+// diskVictim picks the node whose disk a disk scenario breaks: the leader
+// of a random shard, or a random node while no leader is known.
+func diskVictim(c *procCluster, rng *rand.Rand) (victim string, shard uint64) {
+	shard = uint64(1 + rng.IntN(3))
+	if victim = c.Leader(shard); victim == "" {
+		victim = c.ids[rng.IntN(len(c.ids))]
+	}
+	return victim, shard
+}
+
+// TestDiskFailure makes the disk of a shard leader fail every write, in a
+// real node process (the faultinject build: its Pebble DB runs on a
+// diskfault.FS that the test switches through a control file). Pebble
+// declares the failed WAL write fatal and the node fail-stops: the process
+// exits with a failure status, acknowledging nothing after the failure.
+// The other two nodes go on (a leader of every shard among them), then the
+// node restarts on a healthy disk, recovers what it had synced, and
+// catches up; the history must show no acknowledged create lost.
+func TestDiskFailure(t *testing.T) {
+	seed := seedFor(t)
+	c := startProcClusterOpts(t, proctest.Options{DiskFaults: true})
+	scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
+		pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond)
+		victim, shard := diskVictim(c, rng)
+		p := c.Process(victim)
+		t.Logf("the disk of %s (leader of shard %d: %v) fails every write", victim, shard, c.Leader(shard) == victim)
+		failed := time.Now()
+		c.SetDisk(victim, diskfault.Failing)
+		select {
+		case <-p.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s still runs 30s after its disk began to fail every write", victim)
+		}
+		code := p.ExitCode()
+		t.Logf("%s fail-stopped %s after its disk failed: exit status %d", victim, time.Since(failed).Round(time.Millisecond), code)
+		if code == 0 {
+			t.Errorf("%s exited with status 0 after a disk failure; want a failure status", victim)
+		}
+		if out := c.Output(victim); !strings.Contains(out, "diskfault: injected I/O error") {
+			t.Errorf("%s exited without reporting the injected I/O error:\n%s", victim, out[max(0, len(out)-4000):])
+		}
+		// The other two go on: every shard has a leader among them.
+		for _, s := range c.Shards() {
+			c.WaitNewLeader(s, victim, 30*time.Second)
+		}
+		t.Logf("without %s, leaders %v", victim, c.Leaders())
+		pause(ctx, time.Duration(1000+rng.IntN(1000))*time.Millisecond)
+
+		t.Logf("restart %s on a healthy disk", victim)
+		c.SetDisk(victim, diskfault.Healthy)
+		c.Restart(victim)
+		took := c.WaitCaughtUp(victim, time.Minute)
+		t.Logf("%s caught up in %s", victim, took.Round(time.Millisecond))
+	})
+}
+
+// TestDiskStall makes every write of a shard leader's disk block for a
+// few seconds, then lets them go on. Nothing fails, so the node must not
+// die; writes waiting on its disk either complete after the stall or come
+// back with an unknown outcome, never as a lost acknowledgement; and the
+// node catches up afterwards.
+func TestDiskStall(t *testing.T) {
+	seed := seedFor(t)
+	c := startProcClusterOpts(t, proctest.Options{DiskFaults: true})
+	scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
+		pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond)
+		victim, shard := diskVictim(c, rng)
+		p := c.Process(victim)
+		hold := time.Duration(2500+rng.IntN(1500)) * time.Millisecond
+		before := c.Leaders()
+		t.Logf("the disk of %s (leader of shard %d: %v) stalls every write for %s; leaders %v", victim, shard, before[shard] == victim, hold, before)
+		start := time.Now()
+		c.SetDisk(victim, diskfault.Stalled)
+		pause(context.Background(), time.Until(start.Add(hold)))
+		t.Logf("leaders at the end of the stall: %v", c.Leaders())
+		c.SetDisk(victim, diskfault.Healthy)
+		if p.Exited() {
+			t.Fatalf("%s exited during a disk stall: %v", victim, p.Err())
+		}
+		took := c.WaitCaughtUp(victim, time.Minute)
+		t.Logf("stall over: %s caught up in %s; leaders %v", victim, took.Round(time.Millisecond), c.Leaders())
+	})
+}
