@@ -1,17 +1,24 @@
 # linkraft: the two set-up commands are `make run` and `make test`.
 GO          ?= go
 BIN         := bin/linkraft
+# The node binary with the disk fault hook (build tag faultinject), for the
+# disk scenarios of robust/; never deployed.
+FAULT_BIN   := bin/linkraft-faultinject
 CONFIG      ?= cluster.yaml
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages that own goroutines run under the race detector in `make test`.
 RACE_PKGS   := ./raftmux/... ./raftstore/... ./node/... ./router/... ./shardrpc/... ./robust/... ./faultproxy/... ./diskfault/... ./history/...
 
-.PHONY: all build run test test-unit test-race test-docker e2e-docker soak lint fmt bench bench-go clean
+.PHONY: all build build-faultinject run test test-unit test-race test-docker e2e-docker soak lint fmt bench bench-go clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/linkraft
+
+## build-faultinject: the test-only binary whose nodes can fail or stall their disk
+build-faultinject:
+	CGO_ENABLED=0 $(GO) build -tags faultinject -o $(FAULT_BIN) ./cmd/linkraft
 
 ## run: start the whole cluster of $(CONFIG) on this machine (Ctrl-C stops it).
 run: build
@@ -21,8 +28,8 @@ run: build
 ## detector, and the container tests when a Docker engine answers.
 test: lint test-unit test-race test-docker
 
-test-unit: build
-	LINKRAFT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 12m ./...
+test-unit: build build-faultinject
+	LINKRAFT_BIN=$(CURDIR)/$(BIN) LINKRAFT_FAULTINJECT_BIN=$(CURDIR)/$(FAULT_BIN) $(GO) test -count=1 -timeout 12m ./...
 
 test-race:
 	$(GO) test -race -count=1 -timeout 12m $(RACE_PKGS)
@@ -39,13 +46,14 @@ e2e-docker:
 ## soak: every robustness scenario in a loop, fresh seeds, for DURATION (default 10m);
 ## a failed round leaves its history and porcupine's HTML in soak-report/<scenario>-<seed>/.
 DURATION ?= 10m
-soak: build
-	LINKRAFT_BIN=$(CURDIR)/$(BIN) bash robust/soak.sh $(DURATION)
+soak: build build-faultinject
+	LINKRAFT_BIN=$(CURDIR)/$(BIN) LINKRAFT_FAULTINJECT_BIN=$(CURDIR)/$(FAULT_BIN) bash robust/soak.sh $(DURATION)
 
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags faultinject ./cmd/linkraft/
 	$(GO) run $(STATICCHECK) ./...
 
 fmt:

@@ -6,22 +6,22 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/linkraft/linkraft/proctest"
 )
 
 // TestProcessBadInputStoresNothing sends a table of bad requests to a real
 // router: each gets its documented 4xx with a JSON error body, and no shard's
 // Raft log grows (nothing was proposed, so nothing was stored).
 func TestProcessBadInputStoresNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes")
+	c := proctest.New(t, proctest.Options{ClickFlushInterval: 200 * time.Millisecond})
+	for _, id := range c.NodeIDs() {
+		c.StartNode(id)
 	}
-	topo := writeTopology(t, 3, 3, 1)
-	for _, n := range topo.nodes {
-		startNode(t, topo, n.id)
-	}
-	base := topo.routers[0].url()
-	startRouter(t, topo, "r1")
-	waitReady(t, base)
+	base := c.URL("r1")
+	c.StartRouter("r1")
+	c.WaitReady("r1")
 
 	// One good create, so that the alias below is taken.
 	if st, _, raw, err := shorten(base, `{"url": "https://example.com/taken", "alias": "taken-alias"}`); err != nil || st != http.StatusCreated {
@@ -46,7 +46,7 @@ func TestProcessBadInputStoresNothing(t *testing.T) {
 		}
 	}
 	check404()
-	before := logSizes(t, topo)
+	before := logSizes(t, c)
 
 	long := "https://example.com/" + strings.Repeat("a", 2100)
 	cases := []struct {
@@ -93,7 +93,7 @@ func TestProcessBadInputStoresNothing(t *testing.T) {
 	}
 
 	check404()
-	after := logSizes(t, topo)
+	after := logSizes(t, c)
 	for shard, n := range before {
 		if after[shard] != n {
 			t.Errorf("shard %d: Raft log grew from %d to %d entries during bad requests", shard, n, after[shard])
@@ -118,12 +118,11 @@ func checkJSONError(t *testing.T, resp *http.Response, raw []byte) {
 }
 
 // logSizes returns each shard's last Raft index at its leader.
-func logSizes(t *testing.T, topo *topology) map[int]uint64 {
+func logSizes(t *testing.T, c *proctest.Cluster) map[uint64]uint64 {
 	t.Helper()
-	sizes := make(map[int]uint64)
-	for shard := 1; shard <= 3; shard++ {
-		leader := leaderOf(t, topo, shard, nil)
-		st, err := status(topo.nodes[leader].rpcAddr, shard)
+	sizes := make(map[uint64]uint64)
+	for _, shard := range c.Shards() {
+		st, err := c.NodeStatus(c.WaitLeader(shard), shard)
 		if err != nil {
 			t.Fatalf("status of shard %d: %v", shard, err)
 		}

@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/linkraft/linkraft/config"
+	"github.com/linkraft/linkraft/proctest"
 )
 
 // link is one acknowledged create: the code and the URL it must redirect to.
@@ -117,61 +118,33 @@ func checkAllRedirect(t *testing.T, base string, links []link) {
 	}
 }
 
-// leaderOf returns the index (into topo.nodes) of the node leading shard,
-// among the nodes not in down.
-func leaderOf(t *testing.T, topo *topology, shard int, down map[int]bool) int {
-	t.Helper()
-	leader := -1
-	eventually(t, 15*time.Second, fmt.Sprintf("a leader of shard %d", shard), func() error {
-		for i, n := range topo.nodes {
-			if down[i] {
-				continue
-			}
-			st, err := status(n.rpcAddr, shard)
-			if err == nil && st.State == "Leader" {
-				leader = i
-				return nil
-			}
-		}
-		return fmt.Errorf("no live node leads shard %d", shard)
-	})
-	return leader
-}
-
 // TestProcessClusterSurvivesLeaderKill is the end-to-end proof of invariants
 // 1-3 with real processes: links created through a router survive a kill -9
 // of a shard leader, creates resume within 5 s, the killed node catches up
 // after a restart, and a router started later resolves every code.
 func TestProcessClusterSurvivesLeaderKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes")
+	c := proctest.New(t, proctest.Options{Routers: 2, ClickFlushInterval: 200 * time.Millisecond})
+	nodes := c.NodeIDs()
+	for _, id := range nodes {
+		c.StartNode(id)
 	}
-	topo := writeTopology(t, 3, 3, 2)
-	nodes := make([]*proc, len(topo.nodes))
-	for i, n := range topo.nodes {
-		nodes[i] = startNode(t, topo, n.id)
-	}
-	r1 := topo.routers[0].url()
-	routers := []*proc{startRouter(t, topo, "r1"), nil}
-	waitReady(t, r1)
+	r1 := c.URL("r1")
+	c.StartRouter("r1")
+	c.WaitReady("r1")
 
 	links := createMany(t, r1, 2000, 16, "before")
 	checkAllRedirect(t, r1, links)
 
 	// kill -9 the leader of shard 1.
-	victim := leaderOf(t, topo, 1, nil)
-	t.Logf("killing %s, leader of shard 1", topo.nodes[victim].id)
-	nodes[victim].kill(t)
+	victim := c.WaitLeader(1)
+	t.Logf("killing %s, leader of shard 1", victim)
+	c.Kill(victim)
 	killedAt := time.Now()
 
 	// Creates on the killed leader's shard succeed again within 5 s. The
 	// URLs are chosen so that the ring places them on shard 1; every
 	// acknowledged one joins the set that must never be lost.
-	cfg, err := config.Load(topo.path)
-	if err != nil {
-		t.Fatalf("load the cluster file: %v", err)
-	}
-	placement, err := cfg.Ring()
+	placement, err := c.Config().Ring()
 	if err != nil {
 		t.Fatalf("ring: %v", err)
 	}
@@ -186,9 +159,9 @@ func TestProcessClusterSurvivesLeaderKill(t *testing.T) {
 	var recovered time.Duration
 	for i := 0; ; i++ {
 		url := urlOnShard1(i)
-		st, c, _, err := shorten(r1, fmt.Sprintf(`{"url": %q}`, url))
+		st, cr, _, err := shorten(r1, fmt.Sprintf(`{"url": %q}`, url))
 		if err == nil && st == http.StatusCreated {
-			links = append(links, link{c.Code, url})
+			links = append(links, link{cr.Code, url})
 			recovered = time.Since(killedAt)
 			break
 		}
@@ -202,22 +175,21 @@ func TestProcessClusterSurvivesLeaderKill(t *testing.T) {
 
 	// A router started now has a cold cache: every code must resolve through
 	// the shards, with one node down.
-	r2 := topo.routers[1].url()
-	routers[1] = startRouter(t, topo, "r2")
-	waitReady(t, r2)
+	r2 := c.URL("r2")
+	c.StartRouter("r2")
+	c.WaitReady("r2")
 	checkAllRedirect(t, r2, links)
 	checkAllRedirect(t, r1, links)
 
 	// Restart the killed node: it catches up with every shard's leader.
-	nodes[victim] = startNode(t, topo, topo.nodes[victim].id)
-	for shard := 1; shard <= 3; shard++ {
-		eventually(t, 30*time.Second, fmt.Sprintf("%s to catch up on shard %d", topo.nodes[victim].id, shard), func() error {
-			leader := leaderOf(t, topo, shard, nil)
-			ls, err := status(topo.nodes[leader].rpcAddr, shard)
+	c.StartNode(victim)
+	for _, shard := range c.Shards() {
+		proctest.Eventually(t, 30*time.Second, fmt.Sprintf("%s to catch up on shard %d", victim, shard), func() error {
+			ls, err := c.NodeStatus(c.WaitLeader(shard), shard)
 			if err != nil {
 				return err
 			}
-			vs, err := status(topo.nodes[victim].rpcAddr, shard)
+			vs, err := c.NodeStatus(victim, shard)
 			if err != nil {
 				return err
 			}
@@ -231,33 +203,35 @@ func TestProcessClusterSurvivesLeaderKill(t *testing.T) {
 	// With the restarted node in every quorum (another node killed now),
 	// creates still succeed and a router with a cold cache (r2 restarted)
 	// still resolves every code.
-	other := (victim + 1) % 3
-	t.Logf("killing %s; %s must now be part of every quorum", topo.nodes[other].id, topo.nodes[victim].id)
-	nodes[other].kill(t)
-	eventually(t, 15*time.Second, "a create with the restarted node in the quorum", func() error {
+	other := nodes[(slices.Index(nodes, victim)+1)%len(nodes)]
+	t.Logf("killing %s; %s must now be part of every quorum", other, victim)
+	c.Kill(other)
+	proctest.Eventually(t, 15*time.Second, "a create with the restarted node in the quorum", func() error {
 		url := "https://example.com/quorum-check"
-		st, c, raw, err := shorten(r1, fmt.Sprintf(`{"url": %q}`, url))
+		st, cr, raw, err := shorten(r1, fmt.Sprintf(`{"url": %q}`, url))
 		if err != nil {
 			return err
 		}
 		if st != http.StatusCreated {
 			return fmt.Errorf("status %d: %s", st, raw)
 		}
-		links = append(links, link{c.Code, url})
+		links = append(links, link{cr.Code, url})
 		return nil
 	})
-	routers[1].stop(t)
-	routers[1] = startRouter(t, topo, "r2")
-	waitReady(t, r2)
+	if err := c.Stop("r2"); err != nil {
+		t.Error(err)
+	}
+	c.StartRouter("r2")
+	c.WaitReady("r2")
 	checkAllRedirect(t, r2, links)
 
 	// A graceful stop of everything left exits cleanly.
-	for _, r := range routers {
-		r.stop(t)
-	}
-	for i := range nodes {
-		if i != other {
-			nodes[i].stop(t)
+	for _, id := range append(c.RouterIDs(), nodes...) {
+		if id == other {
+			continue
+		}
+		if err := c.Stop(id); err != nil {
+			t.Error(err)
 		}
 	}
 }
