@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/linkraft/linkraft/diskfault"
+	"github.com/linkraft/linkraft/history"
 	"github.com/linkraft/linkraft/proctest"
 )
 
@@ -75,17 +76,32 @@ func TestDiskFailure(t *testing.T) {
 func TestDiskStall(t *testing.T) {
 	seed := seedFor(t)
 	c := startProcClusterOpts(t, proctest.Options{DiskFaults: true})
-	scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
+	rg, err := c.Config().Ring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := history.NewRecorder()
+	var (
+		from, to int64           // the stall, on rec's clock
+		stalled  map[uint64]bool // shards the victim led when its disk stalled
+	)
+	ops := scenario(t, seed, c, run{duration: scenarioTime, rec: rec}, func(ctx context.Context, rng *rand.Rand) {
 		pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond)
 		victim, shard := diskVictim(c, rng)
 		p := c.Process(victim)
 		hold := time.Duration(2500+rng.IntN(1500)) * time.Millisecond
 		before := c.Leaders()
+		stalled = make(map[uint64]bool)
+		for s, l := range before {
+			stalled[s] = l == victim
+		}
 		t.Logf("the disk of %s (leader of shard %d: %v) stalls every write for %s; leaders %v", victim, shard, before[shard] == victim, hold, before)
 		start := time.Now()
 		c.SetDisk(victim, diskfault.Stalled)
+		from = rec.Now()
 		pause(context.Background(), time.Until(start.Add(hold)))
 		t.Logf("leaders at the end of the stall: %v", c.Leaders())
+		to = rec.Now()
 		c.SetDisk(victim, diskfault.Healthy)
 		if p.Exited() {
 			t.Fatalf("%s exited during a disk stall: %v", victim, p.Err())
@@ -93,4 +109,17 @@ func TestDiskStall(t *testing.T) {
 		took := c.WaitCaughtUp(victim, time.Minute)
 		t.Logf("stall over: %s caught up in %s; leaders %v", victim, took.Round(time.Millisecond), c.Leaders())
 	})
+	// What went on during the stall, for the record (docs/ROBUSTNESS.md,
+	// Findings): shards led elsewhere commit with the other two nodes.
+	var elsewhere, onStalled int
+	for _, op := range ops {
+		if op.Invoke >= from && op.Return <= to && op.Out.Result == history.ResultOK {
+			if stalled[rg.ShardOfCode(op.Out.Code)] {
+				onStalled++
+			} else {
+				elsewhere++
+			}
+		}
+	}
+	t.Logf("during the stall: %d creates acknowledged on shards led elsewhere, %d on the shards the stalled node led", elsewhere, onStalled)
 }
