@@ -10,6 +10,11 @@
 //	fs.Resume()      // ... until Resume (or Heal)
 //	fs.Heal()        // back to normal
 //
+// A test drives the disk of another process through a control file: the
+// process runs fs.Watch(path, ...) (linkraft node does in its faultinject
+// build, path from $LINKRAFT_DISKFAULT_CONTROL), the test calls
+// SetControl(path, Failing) and waits for AppliedMode to report it.
+//
 // Write-kind operations are those errorfs classifies as writes: file Write,
 // WriteAt, Sync, SyncData, SyncTo, Flush and Preallocate, and Create, Link,
 // Remove, RemoveAll, Rename, ReuseForWrite, MkdirAll and Lock. Reads are
