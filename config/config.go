@@ -35,6 +35,9 @@ type Config struct {
 	Shards []Shard `yaml:"shards"`
 	// Routers are the public HTTP front ends.
 	Routers []Router `yaml:"routers"`
+	// APIKeys are the keys of the public API, by hash. Empty: the API is
+	// open (no key needed, links have no owner).
+	APIKeys []APIKey `yaml:"api_keys"`
 }
 
 // Cluster holds cluster-wide settings. Partitions, CodeLength and the code

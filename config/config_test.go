@@ -478,6 +478,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("cluster: {partitions: 0}\n"))
 	f.Add([]byte("nodes: [{id: a, raft_addr: '[::1]:1', rpc_addr: 'h:2', data_dir: x}]\nshards: [{id: 1, replicas: [a, a, a]}]\n"))
 	f.Add([]byte("routers: [{id: r, listen: ':1', base_url: 'http://x/', cache_size: -1}]\n"))
+	f.Add([]byte("api_keys: [{id: alice, hash: 'sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824', admin: true}]\n" + minimal))
+	f.Add([]byte("api_keys: [{id: a, hash: 'sha256:zz'}, {id: a, hash: ''}]\n" + minimal))
 	f.Add([]byte("---\n---\n"))
 	f.Add([]byte("&a [*a]"))
 	f.Fuzz(func(t *testing.T, data []byte) {

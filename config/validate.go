@@ -82,6 +82,7 @@ func (c *Config) Validate() error {
 	c.validateShards(&ps, nodes)
 	c.validateRouters(&ps)
 	c.validateListeners(&ps)
+	c.validateAPIKeys(&ps)
 	return errors.Join(ps...)
 }
 

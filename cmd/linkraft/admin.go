@@ -12,9 +12,14 @@ import (
 )
 
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "new-key" {
+		return runNewKey(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "status" {
-		fmt.Fprintln(stderr, "Usage: linkraft admin status --config FILE\n\n"+
-			"  status   every shard's replicas: state, leader, term, applied and last index")
+		fmt.Fprintln(stderr, "Usage: linkraft admin status --config FILE\n"+
+			"       linkraft admin new-key --id ID [--admin]\n\n"+
+			"  status   every shard's replicas: state, leader, term, applied and last index\n"+
+			"  new-key  a fresh random API key and its line for cluster.yaml's api_keys")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}

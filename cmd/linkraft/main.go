@@ -7,6 +7,7 @@
 //	linkraft up     --config cluster.yaml
 //	linkraft bench  --target http://127.0.0.1:8080 --workload mixed
 //	linkraft admin  status --config cluster.yaml
+//	linkraft admin  new-key --id alice [--admin]
 //
 // Run `linkraft <subcommand> --help` for each subcommand's flags.
 package main
@@ -38,7 +39,7 @@ func commands() []command {
 		{"router", "run one router (the public HTTP API)", runRouter},
 		{"up", "run every node and router of the cluster file on this machine", runUp},
 		{"bench", "load-test a router: shorten, redirect, mixed and cold workloads", runBench},
-		{"admin", "administrative queries (status)", runAdmin},
+		{"admin", "administrative queries (status) and API keys (new-key)", runAdmin},
 	}
 }
 
