@@ -28,7 +28,7 @@ func TestHashAPIKey(t *testing.T) {
 }
 
 func TestAPIKeysParse(t *testing.T) {
-	cfg, err := Parse([]byte("api_keys:\n  - {id: alice, hash: '"+helloHash+"'}\n  - {id: ops.admin-1, hash: '"+
+	_, err := Parse([]byte("api_keys:\n  - {id: alice, hash: '"+helloHash+"'}\n  - {id: ops.admin-1, hash: '"+
 		strings.ToUpper(HashAPIKey("other")[7:])+"', admin: true}\n"+minimal), "")
 	if err == nil {
 		t.Fatalf("an upper-case hash without its prefix was accepted")
@@ -36,7 +36,7 @@ func TestAPIKeysParse(t *testing.T) {
 	if fields := Fields(err); !slices.Equal(fields, []string{"api_keys[1].hash"}) {
 		t.Fatalf("fields %v", fields)
 	}
-	cfg, err = Parse([]byte("api_keys:\n  - {id: alice, hash: '"+helloHash+"'}\n  - {id: ops.admin-1, hash: 'sha256:"+
+	cfg, err := Parse([]byte("api_keys:\n  - {id: alice, hash: '"+helloHash+"'}\n  - {id: ops.admin-1, hash: 'sha256:"+
 		strings.ToUpper(HashAPIKey("other")[7:])+"', admin: true}\n"+minimal), "")
 	if err != nil {
 		t.Fatal(err)

@@ -81,7 +81,7 @@ func (f *fakeShards) Create(_ context.Context, shard uint64, req shardrpc.Create
 		return shardrpc.Link{}, fmt.Errorf("partition %d sent to shard %d, owner %d: %w", req.Partition, shard, want, shardrpc.ErrWrongShard)
 	}
 	if req.Reuse && req.Alias == "" {
-		if code, ok := f.byURL[req.URL]; ok {
+		if code, ok := f.byURL[req.Owner+"\x00"+req.URL]; ok {
 			l := f.links[code]
 			l.Created = false
 			return l, nil
@@ -108,8 +108,8 @@ func (f *fakeShards) Create(_ context.Context, shard uint64, req shardrpc.Create
 		Owner: req.Owner, Title: req.Title, Tags: req.Tags, RedirectStatus: req.RedirectStatus}
 	f.links[code] = l
 	f.shardOf[code] = shard
-	if _, ok := f.byURL[req.URL]; !ok && req.Alias == "" {
-		f.byURL[req.URL] = code
+	if _, ok := f.byURL[req.Owner+"\x00"+req.URL]; !ok && req.Alias == "" {
+		f.byURL[req.Owner+"\x00"+req.URL] = code
 	}
 	return l, nil
 }

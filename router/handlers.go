@@ -271,6 +271,10 @@ type linkResponse struct {
 
 // create answers POST /api/v1/links.
 func (r *Router) create(ctx *fasthttp.RequestCtx) {
+	who, ok := r.authenticate(ctx)
+	if !ok {
+		return
+	}
 	if !isJSON(ctx.Request.Header.ContentType()) {
 		writeError(ctx, fasthttp.StatusUnsupportedMediaType, codeUnsupportedMedia,
 			"Content-Type must be application/json")
@@ -326,6 +330,7 @@ func (r *Router) create(ctx *fasthttp.RequestCtx) {
 		ExpiresAtMs: expiresAt,
 		MaxClicks:   req.MaxClicks,
 
+		Owner:          who.owner,
 		Title:          req.Title,
 		Tags:           req.Tags,
 		RedirectStatus: req.RedirectStatus,
@@ -476,10 +481,16 @@ func (r *Router) apiCode(ctx *fasthttp.RequestCtx, code []byte) (string, bool) {
 	return c, true
 }
 
-// lookupForAPI resolves code for an API request about an existing link. It
-// answers the request itself (404 for a code that cannot exist or is
-// unknown, the shard's error otherwise) and returns ok=false then.
+// lookupForAPI resolves code for an API request about an existing link,
+// for a caller who must own it (or hold an admin key) when the cluster has
+// API keys. It answers the request itself (401 without a valid key; 404
+// for a code that cannot exist, is unknown or is someone else's link,
+// exactly alike; the shard's error otherwise) and returns ok=false then.
 func (r *Router) lookupForAPI(ctx *fasthttp.RequestCtx, code []byte) (string, shardrpc.Link, bool) {
+	who, ok := r.authenticate(ctx)
+	if !ok {
+		return "", shardrpc.Link{}, false
+	}
 	c, ok := r.apiCode(ctx, code)
 	if !ok {
 		return "", shardrpc.Link{}, false
@@ -494,6 +505,10 @@ func (r *Router) lookupForAPI(ctx *fasthttp.RequestCtx, code []byte) (string, sh
 		return "", shardrpc.Link{}, false
 	}
 	r.cacheLink(c, link)
+	if !who.mayAccess(link) {
+		r.notFound(ctx, false)
+		return "", shardrpc.Link{}, false
+	}
 	return c, link, true
 }
 

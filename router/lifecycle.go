@@ -112,9 +112,19 @@ func (r *Router) deleteLink(ctx *fasthttp.RequestCtx, code []byte) {
 		methodNotAllowed(ctx, allowGetHead)
 		return
 	}
-	c, ok := r.apiCode(ctx, code)
-	if !ok {
-		return
+	var c string
+	if r.keys == nil {
+		var ok bool
+		if c, ok = r.apiCode(ctx, code); !ok {
+			return
+		}
+	} else {
+		// Only the owner or an admin may delete: look the link up first
+		// (its owner never changes, so the check stays true).
+		var ok bool
+		if c, _, ok = r.lookupForAPI(ctx, code); !ok {
+			return
+		}
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
 	defer cancel()

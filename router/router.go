@@ -23,6 +23,12 @@
 //	GET|HEAD /healthz         200 while the process is up
 //	GET|HEAD /readyz          200 when every shard has a reachable leader, else 503
 //
+// With API keys in the cluster's configuration (see auth.go), every /api/v1
+// request other than the OpenAPI document and QR codes needs a key
+// (Authorization: Bearer or X-API-Key; 401 otherwise) and sees only its own
+// links (another key's link is a 404), unless the key is an admin key.
+// Without keys the API is open.
+//
 // Every error is JSON, {"error": {"code": "...", "message": "..."}}, except
 // the 404 or 410 of a redirect asked by a browser (Accept holds
 // text/html), which is a small HTML page. A deleted link answers 410 Gone
@@ -160,6 +166,7 @@ type Router struct {
 	opts           Options
 	srv            *fasthttp.Server
 	clicks         *clickState // nil: counting off
+	keys           *apiKeys    // nil: no API keys, the API is open
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -212,6 +219,7 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 		codec:          rg.Codec(),
 		shards:         shards,
 		cache:          newTargetCache(rc.CacheEntries(), opts.CacheTTL),
+		keys:           newAPIKeys(cfg.APIKeys),
 		log:            opts.Logger,
 		opts:           opts,
 	}
