@@ -76,37 +76,44 @@ type batcher struct {
 	stopOnce sync.Once
 }
 
-// startBatchers starts one batcher per group, unless batching is off.
-func (n *Node) startBatchers() {
+// startBatcher starts the batcher of one shard's group, or returns nil
+// when batching is off.
+func (n *Node) startBatcher(id uint64, g *raftstore.Group) *batcher {
 	if !createBatching {
-		return
+		return nil
 	}
-	n.batchers = make(map[uint64]*batcher, len(n.groups))
-	for id, g := range n.groups {
-		b := &batcher{
-			n:        n,
-			shard:    id,
-			g:        g,
-			queue:    make(chan *createCall, batchQueue),
-			inFlight: maxInFlight,
-			stop:     make(chan struct{}),
-			done:     make(chan struct{}),
-		}
-		n.batchers[id] = b
-		go b.run()
+	b := &batcher{
+		n:        n,
+		shard:    id,
+		g:        g,
+		queue:    make(chan *createCall, batchQueue),
+		inFlight: maxInFlight,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
+	go b.run()
+	return b
 }
 
-// stopBatchers stops every batcher and waits for them; it is safe to call
+// stopBatchers stops serving every replica (serve refuses new ones from
+// now on), stops every batcher and waits for them; it is safe to call
 // twice. A proposal in flight ends with the node's context (cancelled
 // before this runs in Close); creates still queued fail with
 // raftstore.ErrClosed.
 func (n *Node) stopBatchers() {
-	for _, b := range n.batchers {
-		b.stopOnce.Do(func() { close(b.stop) })
+	n.servedMu.Lock()
+	n.stopServing = true
+	n.servedMu.Unlock()
+	reps := n.served()
+	for _, r := range reps {
+		if r.b != nil {
+			r.b.stopOnce.Do(func() { close(r.b.stop) })
+		}
 	}
-	for _, b := range n.batchers {
-		<-b.done
+	for _, r := range reps {
+		if r.b != nil {
+			<-r.b.done
+		}
 	}
 }
 
@@ -115,7 +122,10 @@ func (n *Node) stopBatchers() {
 // the shard's batcher, or, with batching off, as its own entry with the
 // request ID as raftstore's idempotency key.
 func (n *Node) proposeCreate(ctx context.Context, shard uint64, g *raftstore.Group, cmd []byte, requestID string) ([]byte, error) {
-	b := n.batchers[shard]
+	var b *batcher
+	if r := n.served()[shard]; r != nil {
+		b = r.b
+	}
 	if b == nil {
 		var idem []byte
 		if requestID != "" {

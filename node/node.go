@@ -38,6 +38,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -47,6 +48,7 @@ import (
 	"github.com/linkraft/linkraft/raftmux"
 	"github.com/linkraft/linkraft/raftstore"
 	"github.com/linkraft/linkraft/ring"
+	"github.com/linkraft/linkraft/shardrpc"
 	"github.com/valyala/fasthttp"
 )
 
@@ -119,19 +121,30 @@ var ErrUnknownNode = errors.New("node: unknown node ID")
 
 // Node is one running storage node.
 type Node struct {
-	cfg    *config.Config
-	self   config.Node
-	opts   Options
-	logger *slog.Logger
-	ring   *ring.Ring
-	secret []byte
+	cfg     *config.Config
+	self    config.Node
+	opts    Options
+	logger  *slog.Logger
+	ring    *ring.Ring
+	machine *linkstore.Machine
+	secret  []byte
 
-	mux    *raftmux.Mux
-	store  *raftstore.Store
-	groups map[uint64]*raftstore.Group // fixed after New
-	// batchers coalesce each shard's creates (batcher.go); nil with
-	// batching off.
-	batchers map[uint64]*batcher
+	mux   *raftmux.Mux
+	store *raftstore.Store
+	// hosted are the shards the node hosts a replica of; fixed after New.
+	hosted map[uint64]config.Shard
+	// replicas are the replicas whose RPC the node serves, by shard:
+	// copy-on-write, so the RPC path reads it without a lock; only serve
+	// (under servedMu) replaces it. A replica that is still joining its
+	// group (join.go) is not in it.
+	replicas    atomic.Pointer[map[uint64]*replica]
+	servedMu    sync.Mutex
+	stopServing bool // set by stopBatchers: serve refuses from then on
+	// peers calls the membership RPCs of the other nodes (join.go).
+	peers *shardrpc.Client
+	// joinWG counts the goroutines that join groups and promote this
+	// node's replicas (join.go); they stop when ctx is cancelled.
+	joinWG sync.WaitGroup
 
 	server    *fasthttp.Server
 	rpcAddr   net.Addr
@@ -169,7 +182,12 @@ func New(cfg *config.Config, nodeID string, opts Options) (*Node, error) {
 		opts:   opts,
 		logger: logger,
 		ring:   rg,
-		groups: make(map[uint64]*raftstore.Group),
+		hosted: make(map[uint64]config.Shard),
+	}
+	empty := map[uint64]*replica{}
+	n.replicas.Store(&empty)
+	for _, sh := range cfg.ShardsOfNode(nodeID) {
+		n.hosted[sh.ID] = sh
 	}
 	if cfg.Cluster.RPCSecret != "" {
 		n.secret = []byte(cfg.Cluster.RPCSecret)
@@ -178,6 +196,7 @@ func New(cfg *config.Config, nodeID string, opts Options) (*Node, error) {
 
 	if err := n.start(); err != nil {
 		n.cancel()
+		n.joinWG.Wait()
 		if cerr := n.stopStorage(); cerr != nil {
 			logger.Error("stop after a failed start", "err", cerr)
 		}
@@ -210,23 +229,34 @@ func (n *Node) start() error {
 	}
 	n.store = store
 
-	machine := linkstore.New(n.ring)
+	// Groups with Raft state here resume at once, as they always did; the
+	// others are joined (join.go) once the RPC serves, since deciding how
+	// takes the answers of the other replicas, which ask this node too.
+	n.machine = linkstore.New(n.ring)
+	n.peers = shardrpc.NewClient(n.cfg, shardrpc.ClientOptions{
+		Timeout:        joinCallTimeout,
+		AttemptTimeout: joinAttemptTimeout,
+		DialTimeout:    joinAttemptTimeout,
+		// Used only while joining: idle connections close soon, and
+		// fasthttp's cleaner goroutine ends within this after Close.
+		IdleConnTimeout: joinIdleConnTimeout,
+	})
+	var joining []config.Shard
 	for _, sh := range n.cfg.ShardsOfNode(n.self.ID) {
-		peers := make([]raft.Server, 0, len(sh.Replicas))
-		for _, rn := range n.cfg.ReplicaNodes(sh.ID) {
-			peers = append(peers, raft.Server{
-				Suffrage: raft.Voter,
-				ID:       raft.ServerID(rn.ID),
-				Address:  raft.ServerAddress(rn.RaftAddr),
-			})
+		p, err := store.Probe(sh.ID)
+		if err != nil {
+			return fmt.Errorf("shard %d: %w", sh.ID, err)
 		}
-		g, err := store.OpenGroup(raftstore.GroupConfig{ID: sh.ID, Peers: peers, Machine: machine})
+		if !p.HasState {
+			joining = append(joining, sh)
+			continue
+		}
+		g, err := n.openGroup(sh, false)
 		if err != nil {
 			return fmt.Errorf("open shard %d: %w", sh.ID, err)
 		}
-		n.groups[sh.ID] = g
+		n.serve(sh.ID, g)
 	}
-	n.startBatchers()
 
 	ln, err := net.Listen("tcp", n.self.RPCAddr)
 	if err != nil {
@@ -261,7 +291,8 @@ func (n *Node) start() error {
 		n.serveDone <- err // for close
 		return fmt.Errorf("serve RPC on %s: %w", n.rpcAddr, err)
 	}
-	n.logger.Info("node serving", "raft_addr", mux.Addr().String(), "rpc_addr", n.rpcAddr.String(), "shards", len(n.groups))
+	n.logger.Info("node serving", "raft_addr", mux.Addr().String(), "rpc_addr", n.rpcAddr.String(), "shards", len(n.hosted), "joining", len(joining))
+	n.startJoining(joining)
 	return nil
 }
 
@@ -276,16 +307,34 @@ func (n *Node) RaftAddr() string { return n.mux.Addr().String() }
 
 // Shards returns the IDs of the shards the node hosts a replica of.
 func (n *Node) Shards() []uint64 {
-	ids := make([]uint64, 0, len(n.groups))
+	ids := make([]uint64, 0, len(n.hosted))
 	for _, s := range n.cfg.ShardsOfNode(n.self.ID) {
 		ids = append(ids, s.ID)
 	}
 	return ids
 }
 
-// Group returns the node's replica of shard, or nil when it hosts none.
-// It is meant for tests and administration.
-func (n *Node) Group(shard uint64) *raftstore.Group { return n.groups[shard] }
+// Group returns the node's replica of shard once its Raft instance runs,
+// or nil (it hosts none, it is stopped, or it has not decided yet how to
+// join its group: see Serving). It is meant for tests and administration.
+func (n *Node) Group(shard uint64) *raftstore.Group {
+	if r := n.served()[shard]; r != nil {
+		return r.g
+	}
+	if _, ok := n.hosted[shard]; !ok || n.store == nil {
+		return nil
+	}
+	g, err := n.store.Group(shard)
+	if err != nil {
+		return nil
+	}
+	return g
+}
+
+// Serving reports whether the node serves the RPC of its replica of
+// shard: always after a restart on its data; after joining the group
+// (join.go) only once the replica caught up.
+func (n *Node) Serving(shard uint64) bool { return n.served()[shard] != nil }
 
 // Handler returns the internal RPC handler, the one the node serves on
 // its rpc_addr, e.g. to call it in-process in tests.
@@ -331,6 +380,8 @@ func (n *Node) close() error {
 	if err := <-n.serveDone; err != nil {
 		errs = append(errs, fmt.Errorf("serve RPC: %w", err))
 	}
+	// The joiners end with the cancelled context (join.go).
+	n.joinWG.Wait()
 
 	// 2. Hand off leadership.
 	n.handOff()
@@ -359,7 +410,8 @@ func (n *Node) close() error {
 func (n *Node) handOff() {
 	var wg sync.WaitGroup
 	done := make(chan struct{})
-	for id, g := range n.groups {
+	for id, r := range n.served() {
+		g := r.g
 		if !g.IsLeader() || !hasOtherVoter(g) {
 			continue
 		}
@@ -414,6 +466,9 @@ func (n *Node) stopStorage() error {
 		if err := n.mux.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close raft mux: %w", err))
 		}
+	}
+	if n.peers != nil {
+		n.peers.Close()
 	}
 	return errors.Join(errs...)
 }

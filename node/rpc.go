@@ -26,6 +26,9 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	var op func(*fasthttp.RequestCtx, uint64, *raftstore.Group)
+	// whileJoining: the op also runs while this node's replica of the
+	// shard is not served (g is then nil).
+	whileJoining := false
 	switch string(ctx.Path()) {
 	case shardrpc.PathCreate:
 		op = n.create
@@ -39,6 +42,12 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		op = n.stats
 	case shardrpc.PathDelete:
 		op = n.delete
+	case shardrpc.PathGroupState:
+		op, whileJoining = n.groupState, true
+	case shardrpc.PathGroupJoin:
+		op = n.groupJoin
+	case shardrpc.PathGroupPromote:
+		op = n.groupPromote
 	default:
 		writeJSON(ctx, fasthttp.StatusNotFound, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: fmt.Sprintf("no RPC at %q", ctx.Path())})
 		return
@@ -48,9 +57,15 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		badRequest(ctx, fmt.Sprintf("header %s must name a shard (a number > 0)", shardrpc.HeaderShard))
 		return
 	}
-	g := n.groups[shard]
-	if g == nil {
+	if _, ok := n.hosted[shard]; !ok {
 		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnknownShard, Message: fmt.Sprintf("node %s hosts no replica of shard %d", n.self.ID, shard)})
+		return
+	}
+	var g *raftstore.Group
+	if r := n.served()[shard]; r != nil {
+		g = r.g
+	} else if !whileJoining {
+		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("node %s's replica of shard %d is joining its group and serves nothing until it caught up; ask another replica", n.self.ID, shard)})
 		return
 	}
 	op(ctx, shard, g)

@@ -205,10 +205,18 @@ type GroupConfig struct {
 	Peers []raft.Server
 	// Machine applies the group's commands.
 	Machine StateMachine
+	// Join opens a group that has no raft state on this node without
+	// bootstrapping it: raft starts with an empty configuration, does not
+	// campaign, and waits for the group's leader to add it (as a non-voter
+	// first). Peers is then not used. A node that lost its data joins this
+	// way, so that it never votes with a forgotten log (see the package
+	// documentation, "Rejoining"). Ignored when the group has state.
+	Join bool
 }
 
 // OpenGroup starts this node's replica of a group. A group with existing
-// state (a restart) resumes from it; a new one is bootstrapped with Peers.
+// state (a restart) resumes from it; a new one is bootstrapped with Peers,
+// or, with Join, started empty to be added by the group's leader.
 func (s *Store) OpenGroup(cfg GroupConfig) (*Group, error) {
 	if cfg.ID == 0 {
 		return nil, errors.New("raftstore: group ID 0 is reserved")
@@ -307,7 +315,7 @@ func (s *Store) openGroup(cfg GroupConfig) (*Group, error) {
 		_ = trans.Close()
 		return nil, fmt.Errorf("raftstore: group %d: check existing state: %w", id, err)
 	}
-	if !existing {
+	if !existing && !cfg.Join {
 		if len(cfg.Peers) == 0 {
 			_ = trans.Close()
 			return nil, fmt.Errorf("raftstore: group %d: no raft state and no peers to bootstrap with", id)

@@ -370,7 +370,9 @@ func (c *Cluster) Leader(shard uint64) string {
 }
 
 // WaitLeader waits until exactly one running node leads shard and every
-// running replica knows it, and returns its ID.
+// running replica serves and knows it, and returns its ID. A replica that
+// is joining its group (a node started without its data, or long after
+// the others) serves once it caught up.
 func (c *Cluster) WaitLeader(shard uint64) string {
 	c.t.Helper()
 	var leader string
@@ -382,10 +384,14 @@ func (c *Cluster) WaitLeader(shard uint64) string {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for id, n := range c.nodes {
-			if g := n.Group(shard); g != nil {
-				if lid, _ := g.Leader(); lid != leader {
-					return fmt.Errorf("node %s thinks the leader is %q, not %s", id, lid, leader)
-				}
+			if !slices.Contains(n.Shards(), shard) {
+				continue
+			}
+			if !n.Serving(shard) {
+				return fmt.Errorf("node %s does not serve its replica yet (joining the group)", id)
+			}
+			if lid, _ := n.Group(shard).Leader(); lid != leader {
+				return fmt.Errorf("node %s thinks the leader is %q, not %s", id, lid, leader)
 			}
 		}
 		return nil
