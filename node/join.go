@@ -21,7 +21,7 @@ import (
 const (
 	// joinCallTimeout bounds one membership call (with its retries over
 	// the replicas); joinAttemptTimeout one request to one node.
-	joinCallTimeout    = 5 * time.Second
+	joinCallTimeout    = 3 * time.Second
 	joinAttemptTimeout = time.Second
 	// joinIdleConnTimeout closes the idle connections to other nodes.
 	joinIdleConnTimeout = 250 * time.Millisecond
