@@ -9,17 +9,63 @@
 //  1. listen on raft_addr with a raftmux.Mux: one TCP port for the Raft
 //     traffic of every shard;
 //  2. open the node's Pebble DB (raftstore.Open on data_dir);
-//  3. open one Raft group per shard whose replicas include the node, with
-//     the shard's replicas as the bootstrap membership. raftstore bootstraps
-//     a group only when it has no Raft state yet, so a restart resumes;
-//  4. listen on rpc_addr and serve the internal RPC (package shardrpc):
-//     only now, when every group can answer.
+//  3. open the Raft group of every shard whose replicas include the node
+//     and that has Raft state on this node: a restart resumes, with no
+//     RPC and no membership change;
+//  4. listen on rpc_addr and serve the internal RPC (package shardrpc);
+//  5. join the groups of the other shards (below), waiting a little for
+//     the first round of each, and serve each once it is ready.
 //
 // Close undoes it in reverse (see Close for why that order).
 //
+// # Joining a group
+//
+// A replica with no Raft state is either new (a fresh cluster) or one whose
+// data directory was lost. Raft's safety assumes a voter never forgets its
+// log or its vote: a replica that lost its data and came back as the voter
+// it was could elect a follower that lacks entries it had acknowledged, and
+// those would be lost (docs/ROBUSTNESS.md, Findings). Not bootstrapping is
+// not enough: hashicorp/raft grants votes while its configuration is empty
+// and counts an empty log as up to date. So the node asks the shard's other
+// replicas what they hold (shardrpc.PathGroupState, answered even by a node
+// whose own replica is not running yet) and decides:
+//
+//   - if any of them holds a group that ran (log past the bootstrap entry,
+//     applied state or a snapshot), the group exists: rejoin;
+//   - else, if a majority of the replicas, this one counted, hold no state
+//     or only the bootstrap entry, no entry was ever committed and no
+//     leader ever elected: bootstrap with the shard's replicas as voters,
+//     as every replica of a fresh cluster does;
+//   - else (too few answers) ask again with backoff, logging why, without
+//     starting the group.
+//
+// Rejoining: the node asks the shard's leader (following leader hints) to
+// make it a non-voter (shardrpc.PathGroupJoin; the leader demotes the voter,
+// or adds a node that was never a member) and waits for that change to
+// commit on the survivors before its Raft instance starts, without
+// bootstrapping. From then on no candidate counts its vote and no commit
+// needs its log. It catches up (a snapshot install and the log), serves the
+// RPC of the replica only once it has applied the commit index the leader
+// gave it (until then every RPC for the shard but the group state answers
+// 503 unavailable, so no read is answered from a partial state), and then
+// asks the leader to promote it (shardrpc.PathGroupPromote), which the
+// leader does only for a non-voter that reports the target applied. Every
+// step is idempotent and retried, and a node that restarts midway resumes:
+// without state it joins again, with state as a non-voter it asks for its
+// promotion. A leader never demotes a voter if fewer voters than a
+// majority of the shard's replicas would be left.
+//
+// The fault model: at most a minority of a shard's replicas lose their data
+// at once. Losing more (or a majority whose disks were never written: a
+// node started long after the others, and one of those losing its disk)
+// is outside it: the remaining state may be on a minority, and a node may
+// then wait forever for a leader, or, if a majority answers that it holds
+// nothing, bootstrap a new group. An operator must then restore from a
+// replica that holds the data.
+//
 // # Internal RPC
 //
-// `POST /rpc/v1/create|resolve|status|delete` (and the click RPCs), with `X-Linkraft-Shard` naming the
+// `POST /rpc/v1/create|resolve|status|delete` (and the click and membership RPCs), with `X-Linkraft-Shard` naming the
 // shard, JSON bodies, and failures as shardrpc.ErrorBody with the HTTP
 // status of their code. A create reaching a follower, and a linearizable
 // resolve, answer not_leader with the leader's node ID and RPC address. A
@@ -205,7 +251,7 @@ func New(cfg *config.Config, nodeID string, opts Options) (*Node, error) {
 	return n, nil
 }
 
-// start runs steps 1 to 4 of the package documentation. On error the
+// start runs steps 1 to 5 of the package documentation. On error the
 // caller stops what was started.
 func (n *Node) start() error {
 	hl := newHCLog(n.logger)

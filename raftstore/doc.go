@@ -126,7 +126,25 @@
 //
 // [Open] opens Pebble in Dir/pebble. [Store.OpenGroup] bootstraps a group
 // with its peers only if it has no raft state yet, so it is the same call on
-// first start and on restart. Each group's transport is a
+// first start and on restart.
+//
+// # Rejoining
+//
+// Raft's safety assumes a voter never forgets its log or its vote, but a
+// node's disk can be lost. Bootstrapping again would make the emptied
+// replica a voter with an empty log, and hashicorp/raft grants votes even
+// with an empty configuration, counting an empty log as up to date with
+// any. So whether to bootstrap is decided outside, from what the other
+// replicas hold: [Store.Probe] reads what this node holds of a group (log,
+// current term, applied index, snapshots) without opening it, and
+// [GroupProbe.Ran] tells a group that ran from one that never went past
+// its bootstrap entry. A replica that must rejoin is opened with
+// [GroupConfig.Join]: raft starts with no configuration, never campaigns,
+// and waits for the leader, which has already made it a non-voter
+// ([Group.DemoteVoter] or [Group.AddNonvoter]), to send it a snapshot and
+// the log; the leader makes it a voter again with [Group.AddVoter] once it
+// caught up. Package node runs that protocol (its documentation, "Joining
+// a group"). Each group's transport is a
 // raft.NetworkTransport over the stream layer [Network] gives it (raftmux:
 // one TCP listener for every group of the node). [Store.Close] shuts down
 // every group (raft waits for its goroutines, then closes its transport)
