@@ -64,6 +64,13 @@ type Cluster struct {
 	// ClickFlushInterval is how often routers flush click deltas to the
 	// shards (default 1s).
 	ClickFlushInterval time.Duration `yaml:"click_flush_interval"`
+	// CacheTTL is how long a router serves a cached link before it asks
+	// the link's shard again (default 5s, MinCacheTTL..MaxCacheTTL): a
+	// link deleted or edited through one router stops being served by
+	// every other router within CacheTTL (plus the replication lag of the
+	// replica asked). Shorter: fresher answers, more shard reads on the
+	// redirect path. A router's cache_size 0 turns its cache off.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
 
 	// CodeSecret and RPCSecret are read from the environment by Load; they
 	// never appear in the file.
@@ -119,8 +126,8 @@ type Router struct {
 // String formats the cluster settings with the secrets redacted, so that
 // logging a Config never leaks them.
 func (c Cluster) String() string {
-	return fmt.Sprintf("{Partitions:%d CodeLength:%d RedirectStatus:%d CodeSecretEnv:%s RPCSecretEnv:%s ClickFlushInterval:%s CodeSecret:%s RPCSecret:%s}",
-		c.Partitions, c.CodeLength, c.RedirectStatus, c.CodeSecretEnv, c.RPCSecretEnv, c.ClickFlushInterval,
+	return fmt.Sprintf("{Partitions:%d CodeLength:%d RedirectStatus:%d CodeSecretEnv:%s RPCSecretEnv:%s ClickFlushInterval:%s CacheTTL:%s CodeSecret:%s RPCSecret:%s}",
+		c.Partitions, c.CodeLength, c.RedirectStatus, c.CodeSecretEnv, c.RPCSecretEnv, c.ClickFlushInterval, c.CacheTTL,
 		redact(c.CodeSecret), redact(c.RPCSecret))
 }
 

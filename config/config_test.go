@@ -93,7 +93,8 @@ func TestDefaultsApplied(t *testing.T) {
 	}
 	cl := cfg.Cluster
 	if cl.Partitions != DefaultPartitions || cl.CodeLength != DefaultCodeLength ||
-		cl.RedirectStatus != DefaultRedirectStatus || cl.ClickFlushInterval != DefaultClickFlushInterval {
+		cl.RedirectStatus != DefaultRedirectStatus || cl.ClickFlushInterval != DefaultClickFlushInterval ||
+		cl.CacheTTL != DefaultCacheTTL {
 		t.Fatalf("defaults not applied: %+v", cl)
 	}
 	r := cfg.Routers[0]
@@ -118,6 +119,7 @@ cluster:
   code_length: 9
   redirect_status: 308
   click_flush_interval: 250ms
+  cache_ttl: 1m30s
 `+minimal+`
 routers:
   - {id: r, listen: "127.0.0.1:8080", base_url: "http://127.0.0.1:8080", cache_size: 0}
@@ -126,7 +128,8 @@ routers:
 		t.Fatal(err)
 	}
 	cl := cfg.Cluster
-	if cl.Partitions != 64 || cl.CodeLength != 9 || cl.RedirectStatus != 308 || cl.ClickFlushInterval != 250*time.Millisecond {
+	if cl.Partitions != 64 || cl.CodeLength != 9 || cl.RedirectStatus != 308 || cl.ClickFlushInterval != 250*time.Millisecond ||
+		cl.CacheTTL != 90*time.Second {
 		t.Fatalf("explicit values lost: %+v", cl)
 	}
 	if cfg.Routers[0].CacheEntries() != 0 {
@@ -218,6 +221,9 @@ func TestParseErrors(t *testing.T) {
 		"wrong type":       {"cluster:\n  partitions: many\n", []string{"line 2", "many"}},
 		"int duration":     {"cluster:\n  click_flush_interval: 1000\n", []string{"line 2"}},
 		"bad duration":     {"cluster:\n  click_flush_interval: soon\n", []string{"line 2"}},
+		"int cache ttl":    {"cluster:\n  cache_ttl: 5\n", []string{"line 2"}},
+		"zero cache ttl":   {"cluster:\n  cache_ttl: 0s\n" + minimal, []string{"cluster.cache_ttl", "cache_size"}},
+		"long cache ttl":   {"cluster:\n  cache_ttl: 2h\n" + minimal, []string{"cluster.cache_ttl", "longer than 1h"}},
 		"negative shard":   {"shards:\n  - id: -1\n", []string{"line 2"}},
 		"two documents":    {minimal + "---\n" + minimal, []string{"one YAML document"}},
 		"not a mapping":    {"- a\n- b\n", []string{"line 1"}},
@@ -258,6 +264,10 @@ func TestValidateNamesField(t *testing.T) {
 		{"rpc secret env", func(c *Config) { c.Cluster.RPCSecretEnv = "A-B" }, []string{"cluster.rpc_secret_env"}},
 		{"flush too fast", func(c *Config) { c.Cluster.ClickFlushInterval = time.Millisecond }, []string{"cluster.click_flush_interval"}},
 		{"flush negative", func(c *Config) { c.Cluster.ClickFlushInterval = -time.Second }, []string{"cluster.click_flush_interval"}},
+		{"cache ttl zero", func(c *Config) { c.Cluster.CacheTTL = 0 }, []string{"cluster.cache_ttl"}},
+		{"cache ttl too short", func(c *Config) { c.Cluster.CacheTTL = 9 * time.Millisecond }, []string{"cluster.cache_ttl"}},
+		{"cache ttl negative", func(c *Config) { c.Cluster.CacheTTL = -time.Second }, []string{"cluster.cache_ttl"}},
+		{"cache ttl too long", func(c *Config) { c.Cluster.CacheTTL = time.Hour + time.Millisecond }, []string{"cluster.cache_ttl"}},
 		{"no nodes", func(c *Config) { c.Nodes = nil; c.Shards = []Shard{{ID: 1}} }, []string{"nodes", "shards[0].replicas"}},
 		{"no shards", func(c *Config) { c.Shards = nil }, []string{"shards"}},
 		{"empty node id", func(c *Config) { c.Nodes[1].ID = "" }, []string{"nodes[1].id", "shards[0].replicas[1]", "shards[1].replicas[1]", "shards[2].replicas[1]"}},
@@ -365,6 +375,8 @@ func TestValidateAccepts(t *testing.T) {
 		{"cache unset", func(c *Config) { c.Routers[0].CacheSize = nil }},
 		{"large shard ids", func(c *Config) { c.Shards[2].ID = 1 << 63 }},
 		{"slow flush", func(c *Config) { c.Cluster.ClickFlushInterval = time.Minute }},
+		{"cache ttl shortest", func(c *Config) { c.Cluster.CacheTTL = MinCacheTTL }},
+		{"cache ttl longest", func(c *Config) { c.Cluster.CacheTTL = MaxCacheTTL }},
 		{"admin addrs", func(c *Config) { c.Nodes[0].AdminAddr = "127.0.0.1:6061"; c.Routers[0].AdminAddr = "localhost:6060" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -476,6 +488,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("cluster:\n  partitions: 3\n  code_length: 5\n" + minimal))
 	f.Add([]byte("cluster: {partitions: 0}\n"))
+	f.Add([]byte("cluster: {cache_ttl: 0s}\n" + minimal))
+	f.Add([]byte("cluster: {cache_ttl: 1h}\n" + minimal))
+	f.Add([]byte("cluster: {cache_ttl: 10ms}\n" + minimal))
+	f.Add([]byte("cluster: {cache_ttl: 5}\n" + minimal))
+	f.Add([]byte("cluster: {cache_ttl: -5s}\n" + minimal))
 	f.Add([]byte("nodes: [{id: a, raft_addr: '[::1]:1', rpc_addr: 'h:2', data_dir: x}]\nshards: [{id: 1, replicas: [a, a, a]}]\n"))
 	f.Add([]byte("routers: [{id: r, listen: ':1', base_url: 'http://x/', cache_size: -1}]\n"))
 	f.Add([]byte("api_keys: [{id: alice, hash: 'sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824', admin: true}]\n" + minimal))

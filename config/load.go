@@ -20,6 +20,7 @@ const (
 	DefaultRedirectStatus     = 301
 	DefaultClickFlushInterval = time.Second
 	DefaultCacheSize          = 1_000_000
+	DefaultCacheTTL           = 5 * time.Second
 )
 
 // MaxFileSize bounds the size of a cluster file Load accepts.
@@ -86,6 +87,7 @@ func defaultCluster() Cluster {
 		CodeLength:         DefaultCodeLength,
 		RedirectStatus:     DefaultRedirectStatus,
 		ClickFlushInterval: DefaultClickFlushInterval,
+		CacheTTL:           DefaultCacheTTL,
 	}
 }
 
@@ -133,6 +135,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Cluster.ClickFlushInterval == 0 {
 		c.Cluster.ClickFlushInterval = d.ClickFlushInterval
+	}
+	if c.Cluster.CacheTTL == 0 {
+		c.Cluster.CacheTTL = d.CacheTTL
 	}
 	c.fillDefaults()
 }

@@ -21,6 +21,14 @@ var ErrInvalid = errors.New("invalid cluster config")
 // one Raft entry per shard.
 const MinClickFlushInterval = 10 * time.Millisecond
 
+// Bounds of cache_ttl. Below MinCacheTTL a cache saves almost no shard
+// reads (turn it off with cache_size: 0 instead); above MaxCacheTTL a
+// deleted or edited link would go on being served for too long.
+const (
+	MinCacheTTL = 10 * time.Millisecond
+	MaxCacheTTL = time.Hour
+)
+
 // MaxIDLength bounds node and router IDs.
 const MaxIDLength = 64
 
@@ -118,6 +126,12 @@ func (c *Config) validateCluster(ps *problems) {
 	}
 	if cl.ClickFlushInterval < MinClickFlushInterval {
 		ps.add("cluster.click_flush_interval", "%s is shorter than %s", cl.ClickFlushInterval, MinClickFlushInterval)
+	}
+	switch {
+	case cl.CacheTTL < MinCacheTTL:
+		ps.add("cluster.cache_ttl", "%s is shorter than %s (to turn a router's cache off, set its cache_size to 0)", cl.CacheTTL, MinCacheTTL)
+	case cl.CacheTTL > MaxCacheTTL:
+		ps.add("cluster.cache_ttl", "%s is longer than %s", cl.CacheTTL, MaxCacheTTL)
 	}
 }
 

@@ -8,13 +8,15 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/linkraft/linkraft/config"
 	"github.com/linkraft/linkraft/shardrpc"
 )
 
 // DefaultCacheTTL is how long a router serves a cached link before it asks
-// the link's shard again (Options.CacheTTL): the bound within which a link
-// deleted through another router stops redirecting here.
-const DefaultCacheTTL = 5 * time.Second
+// the link's shard again when neither Options.CacheTTL nor cluster.yaml's
+// cache_ttl says otherwise: the bound within which a link deleted through
+// another router stops redirecting here.
+const DefaultCacheTTL = config.DefaultCacheTTL
 
 // MaxLinkTTL bounds a link's lifetime given at create: ttl, or expires_at
 // minus now.

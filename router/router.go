@@ -51,7 +51,8 @@
 // Links never change their target, so the router caches code -> target in a
 // bounded CLOCK cache (cluster.yaml's cache_size per router; 0 disables it).
 // A cache hit answers at once and allocates nothing. Links can be deleted,
-// so an entry is served for at most Options.CacheTTL (default 5 s) after
+// so an entry is served for at most the cache TTL (cluster.yaml's
+// cache_ttl, default 5 s; Options.CacheTTL overrides it) after
 // the shard last confirmed it; then the next request asks the shard again.
 // The router that serves a DELETE drops the entry at once. An entry also
 // keeps the link's expiry: a hit at or after it answers 410 (one more
@@ -141,9 +142,10 @@ type Options struct {
 	// long after Shutdown.
 	IdleWorkerTimeout time.Duration
 	// CacheTTL is how long a cached link is served before the router asks
-	// its shard again (default DefaultCacheTTL): a link deleted through
-	// another router stops redirecting here within CacheTTL plus the
-	// replication lag of the replica asked.
+	// its shard again: a link deleted through another router stops
+	// redirecting here within CacheTTL plus the replication lag of the
+	// replica asked. Zero: cluster.yaml's cache_ttl (Cluster.CacheTTL),
+	// else DefaultCacheTTL.
 	CacheTTL time.Duration
 	// DisableClicks turns click counting off (benchmarks compare the
 	// redirect path with and without it). Counting is also off when the
@@ -195,6 +197,9 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 	}
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = DefaultReadyTimeout
+	}
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = cfg.Cluster.CacheTTL
 	}
 	if opts.CacheTTL <= 0 {
 		opts.CacheTTL = DefaultCacheTTL
@@ -298,7 +303,7 @@ func (r *Router) ListenAndServe() error {
 	if err != nil {
 		return fmt.Errorf("router: listen: %w", err)
 	}
-	r.log.Info("router listening", "addr", ln.Addr().String(), "base_url", r.baseURL)
+	r.log.Info("router listening", "addr", ln.Addr().String(), "base_url", r.baseURL, "cache_ttl", r.opts.CacheTTL)
 	return r.Serve(ln)
 }
 
