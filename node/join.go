@@ -33,7 +33,7 @@ const (
 	joinLogEvery = 10 * time.Second
 	// joinFirstRoundWait bounds how long New waits for the first round of
 	// every joiner (see startJoining).
-	joinFirstRoundWait = 10 * time.Second
+	joinFirstRoundWait = 5 * time.Second
 	// catchUpPoll is how often a joining replica checks its applied index.
 	catchUpPoll = 20 * time.Millisecond
 )
@@ -83,11 +83,12 @@ func (n *Node) openGroup(sh config.Shard, join bool) (*raftstore.Group, error) {
 
 // startJoining starts a joiner for every shard the node hosts without
 // Raft state, and promoters for the replicas it resumed as non-voters.
-// It waits (at most joinFirstRoundWait) for each joiner's first round:
-// when the other replicas answer at once, New returns with every group
-// running, as it did before joining existed; when they do not (a fresh
-// cluster whose other nodes are not up yet), it returns and the joiners go
-// on.
+// It waits (at most joinFirstRoundWait) for each joiner's first round,
+// which ends when its group runs or when the other replicas cannot tell
+// yet: when they answer and a leader admits the node, New returns with
+// every group running, as it did before joining existed; when they do not
+// (a fresh cluster whose other nodes are not up yet), it returns and the
+// joiners go on.
 func (n *Node) startJoining(joining []config.Shard) {
 	for id, r := range n.served() {
 		if !n.isVoter(r.g) {
@@ -206,7 +207,8 @@ func (n *Node) join(sh config.Shard, firstRound func()) {
 			log.Warn("the shard's leader has not made this node a non-voter yet; retrying", "err", err)
 			lastLog = time.Now()
 		}
-		firstRound()
+		// The other replicas answered: a leader is expected soon, so New
+		// keeps waiting (up to joinFirstRoundWait) for the group to run.
 		if !bo.wait(n.ctx) {
 			return
 		}
