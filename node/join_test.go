@@ -81,8 +81,8 @@ func TestLostDiskRejoinsAsNonVoter(t *testing.T) {
 	}
 
 	c.StartNode(a)
-	leader := c.WaitLeader(shard)
-	waitVoters(t, c, shard, leader, 3)
+	c.WaitLeader(shard)
+	waitVoters(t, c, shard, 3)
 	for code, url := range links {
 		for _, id := range c.Running() {
 			ans := cl.call(c.RPCAddr(id), shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: code})
@@ -126,8 +126,8 @@ func TestLateNodeJoinsFreshCluster(t *testing.T) {
 	}
 
 	c.StartNode("n3")
-	leader := c.WaitLeader(shard)
-	waitVoters(t, c, shard, leader, 3)
+	c.WaitLeader(shard)
+	waitVoters(t, c, shard, 3)
 	for code, url := range links {
 		ans := cl.call(c.RPCAddr("n3"), shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: code})
 		if ans.status != fasthttp.StatusOK || ans.link(t).URL != url {
@@ -265,7 +265,7 @@ func TestJoinAndPromoteAtLeader(t *testing.T) {
 	if err := json.Unmarshal(ans.body, &pr); err != nil || ans.status != 200 || !pr.Voter {
 		t.Fatalf("promote at the target: %s", ans)
 	}
-	waitVoters(t, c, shard, leader, 3)
+	waitVoters(t, c, shard, 3)
 }
 
 func firstKey(m map[string]string) string {
@@ -297,21 +297,24 @@ func countSuffrage(conf raft.Configuration, s raft.ServerSuffrage) int {
 	return n
 }
 
-// waitVoters waits until the leader's committed configuration of shard
-// has want voters and no non-voter.
-func waitVoters(t *testing.T, c *nodetest.Cluster, shard uint64, leader string, want int) {
+// waitVoters waits until every running replica of shard holds, as its
+// latest configuration, want voters and no non-voter: the change is then
+// in every replica's log.
+func waitVoters(t *testing.T, c *nodetest.Cluster, shard uint64, want int) {
 	t.Helper()
-	c.Eventually(fmt.Sprintf("%d voters in shard %d", want, shard), func() error {
-		n := c.Node(leader)
-		if n == nil || n.Group(shard) == nil {
-			return fmt.Errorf("%s is not running", leader)
-		}
-		conf, _, err := n.Group(shard).Configuration()
-		if err != nil {
-			return err
-		}
-		if countSuffrage(conf, raft.Voter) != want || len(conf.Servers) != want {
-			return fmt.Errorf("configuration %+v", conf.Servers)
+	c.Eventually(fmt.Sprintf("%d voters in shard %d on every replica", want, shard), func() error {
+		for _, id := range c.Running() {
+			g := c.Node(id).Group(shard)
+			if g == nil {
+				return fmt.Errorf("%s has no running replica", id)
+			}
+			conf, _, err := g.Configuration()
+			if err != nil {
+				return err
+			}
+			if countSuffrage(conf, raft.Voter) != want || len(conf.Servers) != want {
+				return fmt.Errorf("%s: configuration %+v", id, conf.Servers)
+			}
 		}
 		return nil
 	})
