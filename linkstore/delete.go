@@ -138,6 +138,7 @@ func (m *Machine) applyDelete(tx raftstore.Txn, d Delete) Result {
 			must("read reuse index", err)
 		}
 	}
+	unindexLink(tx, d.Partition, rec)
 	must("store tombstone", tx.Set(key, appendTombstone(nil, d.DeletedAtMs)))
 	return Result{Status: ResultDeleted}
 }

@@ -129,6 +129,7 @@ func (m *Machine) createAlias(tx raftstore.Txn, c Create) Result {
 	rec := c.record(c.Alias)
 	rec.Alias = true
 	must("store alias", tx.Set(key, AppendRecord(nil, rec)))
+	indexLink(tx, c.Partition, rec)
 	if _, ok := m.codec.PartitionOfCode(c.Alias); ok {
 		// The partition's allocator could produce this code: from now on
 		// it must look before it hands out a code.
@@ -195,6 +196,7 @@ func (m *Machine) createGenerated(tx raftstore.Txn, c Create) Result {
 		}
 		rec := c.record(string(code))
 		must("store link", tx.Set(key, AppendRecord(nil, rec)))
+		indexLink(tx, c.Partition, rec)
 		must("store allocator", tx.Set(nextKey, appendAlloc(nil, st)))
 		if !indexed {
 			must("store reuse index", tx.Set(reuseKey, code))
