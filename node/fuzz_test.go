@@ -32,12 +32,15 @@ func FuzzRPC(f *testing.F) {
 	f.Add(byte(8), "1", []byte(`{"node_id":""}`))
 	f.Add(byte(9), "1", []byte(`{"node_id":"n1","applied_index":5,"target":3}`))
 	f.Add(byte(9), "2", []byte(`{"node_id":"n1","applied_index":18446744073709551615}`))
+	f.Add(byte(10), "1", []byte(`{"all":true,"limit":5,"q":"x","after":{"created_at_ms":5,"code":"abc"}}`))
+	f.Add(byte(10), "1", []byte(`{"owner":"alice","limit":0}`))
 	c := nodetest.Start(f, nodetest.Options{Nodes: 1, Shards: 1, Partitions: 8})
 	c.WaitLeader(1)
 	h := c.Node("n1").Handler()
 	const unknownPath = "/rpc/v1/other"
 	paths := []string{shardrpc.PathCreate, shardrpc.PathResolve, shardrpc.PathStatus, shardrpc.PathClicks, shardrpc.PathStats, unknownPath, shardrpc.PathDelete,
-		shardrpc.PathGroupState, shardrpc.PathGroupJoin, shardrpc.PathGroupPromote}
+		shardrpc.PathGroupState, shardrpc.PathGroupJoin, shardrpc.PathGroupPromote,
+		shardrpc.PathList}
 	f.Fuzz(func(t *testing.T, op byte, shard string, body []byte) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.SetMethod(fasthttp.MethodPost)

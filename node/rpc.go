@@ -48,6 +48,8 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		op = n.groupJoin
 	case shardrpc.PathGroupPromote:
 		op = n.groupPromote
+	case shardrpc.PathList:
+		op = n.list
 	default:
 		writeJSON(ctx, fasthttp.StatusNotFound, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: fmt.Sprintf("no RPC at %q", ctx.Path())})
 		return

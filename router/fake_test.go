@@ -51,6 +51,8 @@ type fakeShards struct {
 	resolveErr error
 	statusErr  map[uint64]error
 	panicOn    string
+	listErr    error
+	listScan   int // > 0: List stops after this many links with a frontier
 	now        int64
 }
 

@@ -54,7 +54,6 @@ const (
 var (
 	strLocation   = "Location"
 	strAllow      = "Allow"
-	allowPost     = "POST"
 	allowGetHead  = "GET, HEAD"
 	contentJSON   = "application/json"
 	contentHTML   = "text/html; charset=utf-8"
@@ -84,11 +83,14 @@ func (r *Router) handle(ctx *fasthttp.RequestCtx) {
 	case string(path) == pathOpenAPI:
 		r.openAPI(ctx)
 	case string(path) == pathLinks:
-		if !ctx.IsPost() {
-			methodNotAllowed(ctx, allowPost)
-			return
+		switch {
+		case ctx.IsPost():
+			r.create(ctx)
+		case ctx.IsGet() || ctx.IsHead():
+			r.list(ctx)
+		default:
+			methodNotAllowed(ctx, allowLinks)
 		}
-		r.create(ctx)
 	case bytes.HasPrefix(path, []byte(pathLinksPrefix)):
 		if ctx.IsDelete() {
 			r.deleteLink(ctx, path[len(pathLinksPrefix):])

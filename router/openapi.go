@@ -26,7 +26,7 @@ type apiRoute struct {
 // apiRoutes is every route the handler serves, in the OpenAPI document's
 // path syntax.
 var apiRoutes = []apiRoute{
-	{pathLinks, allowPost},
+	{pathLinks, allowLinks},
 	{pathLinksPrefix + "{code}", allowLink},
 	{pathLinksPrefix + "{code}" + pathStatsSuffix, allowGetHead},
 	{pathLinksPrefix + "{code}" + pathQRSuffix, allowGetHead},

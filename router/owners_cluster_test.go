@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/linkraft/linkraft/config"
 	"github.com/linkraft/linkraft/node/nodetest"
 )
 
@@ -39,8 +41,8 @@ func clusterCall(t *testing.T, method, url, key, body string) (int, string) {
 
 // startKeysCluster starts a 3-node cluster whose routers know the test
 // keys (alice, bob, root the admin) and serves router r1; it returns r1's
-// base URL.
-func startKeysCluster(t *testing.T) string {
+// base URL and the cluster's configuration.
+func startKeysCluster(t *testing.T) (string, *config.Config) {
 	t.Helper()
 	t.Cleanup(func() { waitWorkerCleaners(t) })
 	c := nodetest.Start(t, nodetest.Options{CodeSecret: "owners-test-code"})
@@ -57,7 +59,7 @@ func startKeysCluster(t *testing.T) string {
 		}
 		return nil
 	})
-	return base
+	return base, &cfg
 }
 
 // TestAuthOnRealCluster: owners through the real shards: the owner is
@@ -67,7 +69,7 @@ func TestAuthOnRealCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	base := startKeysCluster(t)
+	base, _ := startKeysCluster(t)
 	st, body := clusterCall(t, http.MethodPost, base+"/api/v1/links", keyAlice, `{"url": "https://example.com/owned", "reuse": true}`)
 	if st != http.StatusCreated {
 		t.Fatalf("create: %d %s", st, body)
@@ -112,5 +114,109 @@ func decodeString(t *testing.T, body string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(body), v); err != nil {
 		t.Fatalf("decode %q: %v", body, err)
+	}
+}
+
+// TestListOnRealCluster: links created on every shard come back through
+// the real shards' list RPC newest first, across pages, with no duplicate
+// and no gap; bob's links are not alice's; a deleted link leaves the list.
+func TestListOnRealCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	base, cfg := startKeysCluster(t)
+	rg, err := cfg.Ring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alices []string
+	shards := map[uint64]bool{}
+	for i := range 40 {
+		key := keyAlice
+		if i%5 == 0 {
+			key = keyBob
+		}
+		st, body := clusterCall(t, http.MethodPost, base+"/api/v1/links", key, fmt.Sprintf(`{"url": "https://example.com/rl/%d", "tags": ["t%d"]}`, i, i%2))
+		if st != http.StatusCreated {
+			t.Fatalf("create: %d %s", st, body)
+		}
+		var l linkResponse
+		decodeString(t, body, &l)
+		if key == keyAlice {
+			alices = append(alices, l.Code)
+			shards[rg.ShardOf(rg.PartitionOfCode(l.Code))] = true
+		}
+	}
+	if len(shards) < 2 {
+		t.Fatalf("alice's links are on %d shard(s); the test needs several", len(shards))
+	}
+	pages := func(query string) []linkResponse {
+		var out []linkResponse
+		cursor := ""
+		for n := 0; n < 100; n++ {
+			u := base + "/api/v1/links?" + query
+			if cursor != "" {
+				u += "&cursor=" + cursor
+			}
+			st, body := clusterCall(t, http.MethodGet, u, keyAlice, "")
+			if st != http.StatusOK {
+				t.Fatalf("list %s: %d %s", u, st, body)
+			}
+			var page listResponse
+			decodeString(t, body, &page)
+			out = append(out, page.Links...)
+			if page.NextCursor == "" {
+				return out
+			}
+			cursor = page.NextCursor
+		}
+		t.Fatalf("list %q does not end", query)
+		return nil
+	}
+	codesOf := func(ls []linkResponse) []string {
+		var c []string
+		for _, l := range ls {
+			c = append(c, l.Code)
+		}
+		return c
+	}
+	one := pages("limit=1000")
+	for i, l := range one {
+		if l.Owner != "alice" {
+			t.Fatalf("listed %+v for alice", l)
+		}
+		if i > 0 && l.CreatedAt > one[i-1].CreatedAt {
+			t.Fatalf("not newest first: %s after %s", l.CreatedAt, one[i-1].CreatedAt)
+		}
+	}
+	sorted := func(c []string) []string { c = slices.Clone(c); slices.Sort(c); return c }
+	if got := codesOf(one); !slices.Equal(sorted(got), sorted(alices)) {
+		t.Fatalf("one page: %d links %v, want %v", len(got), got, alices)
+	}
+	for _, limit := range []int{1, 7} {
+		if got := codesOf(pages(fmt.Sprintf("limit=%d", limit))); !slices.Equal(got, codesOf(one)) {
+			t.Fatalf("pages of %d: %v, want %v", limit, got, codesOf(one))
+		}
+	}
+	// Odd i carry tag t1: 16 of alice's 32 links.
+	var odd []string
+	for _, l := range one {
+		var i int
+		if _, err := fmt.Sscanf(l.URL, "https://example.com/rl/%d", &i); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			odd = append(odd, l.Code)
+		}
+	}
+	if tagged := codesOf(pages("tag=t1&limit=3")); !slices.Equal(tagged, odd) || len(odd) != 16 {
+		t.Fatalf("tag=t1: %v, want %v", tagged, odd)
+	}
+	// A deleted link leaves the list.
+	if st, body := clusterCall(t, http.MethodDelete, base+"/api/v1/links/"+one[0].Code, keyAlice, ""); st != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", st, body)
+	}
+	if got := codesOf(pages("limit=10")); len(got) != len(alices)-1 || slices.Contains(got, one[0].Code) {
+		t.Fatalf("after delete: %v", got)
 	}
 }

@@ -8,6 +8,8 @@
 //	                          -> 201 {"code","short_url","url","created_at","expires_at"?,"max_clicks"?,
 //	                          "title"?, "tags"?, "redirect_status"?}
 //	                          (200 with the existing link when reuse found one)
+//	GET|HEAD /api/v1/links?q=&tag=&limit=&cursor=&owner=
+//	                          the caller's links newest first, {"links", "next_cursor"?} (list.go)
 //	GET|HEAD /{code}          the link's redirect_status, else the cluster's (301 by default), with Location
 //	GET|HEAD /api/v1/links/{code}  the link record, with "clicks": its all-time human clicks
 //	DELETE /api/v1/links/{code}    204; 404 unknown; 410 deleted before. The code
@@ -169,6 +171,7 @@ type Router struct {
 	srv            *fasthttp.Server
 	clicks         *clickState // nil: counting off
 	keys           *apiKeys    // nil: no API keys, the API is open
+	codeSecret     string      // keys the list cursors' MAC
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -225,6 +228,7 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 		shards:         shards,
 		cache:          newTargetCache(rc.CacheEntries(), opts.CacheTTL),
 		keys:           newAPIKeys(cfg.APIKeys),
+		codeSecret:     cfg.Cluster.CodeSecret,
 		log:            opts.Logger,
 		opts:           opts,
 	}
