@@ -1,6 +1,7 @@
 package proctest
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -123,4 +124,52 @@ func TestStartKillRestart(t *testing.T) {
 		t.Fatal("Heal did not restart the stopped node")
 	}
 	c.WaitCaughtUp(leader, time.Minute)
+}
+
+// TestIsVoterLostDisk restarts a follower without its data while the
+// leader cannot send it Raft traffic: it rejoins as a non-voter that
+// cannot catch up, so IsVoter must say no; once healed it catches up, is
+// promoted, and WaitVoter returns. Every node is a voter at the start.
+func TestIsVoterLostDisk(t *testing.T) {
+	c := Start(t, Options{Shards: 1, Proxies: true})
+	leader := c.WaitLeader(1)
+	for _, id := range c.NodeIDs() {
+		if voter, err := c.IsVoter(id, 1); err != nil || !voter {
+			t.Fatalf("IsVoter(%s) at the start = %v, %v; want a voter", id, voter, err)
+		}
+	}
+	var follower string
+	for _, id := range c.NodeIDs() {
+		if id != leader {
+			follower = id
+			break
+		}
+	}
+	c.Kill(follower)
+	if err := os.RemoveAll(c.DataDir(follower)); err != nil {
+		t.Fatal(err)
+	}
+	// The leader replicates through its own proxy to the follower's Raft
+	// port; blackholed, the rejoining replica gets no entries.
+	c.RaftProxy(leader, follower).Blackhole()
+	c.Restart(follower)
+	Eventually(t, time.Minute, follower+" to be a non-voter", func() error {
+		voter, err := c.IsVoter(follower, 1)
+		switch {
+		case err != nil:
+			return err
+		case voter:
+			return fmt.Errorf("%s is a voter", follower)
+		}
+		return nil
+	})
+	for range 10 { // it stays one while it cannot catch up
+		if voter, err := c.IsVoter(follower, 1); err == nil && voter {
+			t.Fatalf("%s, which cannot catch up, was promoted", follower)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.Heal()
+	took := c.WaitVoter(follower, time.Minute)
+	t.Logf("%s was a non-voter while cut off; a voter %s after the heal", follower, took.Round(time.Millisecond))
 }

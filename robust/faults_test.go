@@ -133,10 +133,13 @@ func TestPausedLeader(t *testing.T) {
 }
 
 // TestLostDisk kills (SIGKILL) a node, deletes its data directory, as if
-// its disk had been replaced, and starts it again: it rejoins with nothing
-// and must be filled by its peers (log replay or a snapshot install). At
-// the end every acknowledged link must resolve from that node's own replica,
-// and its applied index must reach the leader's.
+// its disk had been replaced, and starts it again at once, under load,
+// while the survivors may still be electing a leader or catching up with
+// each other: it must rejoin every shard as a non-voter, be filled by its
+// peers (log replay here: linkraft node keeps the whole log of a 6 s run)
+// and be promoted to voter again. At the end every acknowledged link must
+// resolve from that node's own replica, and its applied index must reach
+// the leader's.
 func TestLostDisk(t *testing.T) {
 	seed := seedFor(t)
 	c := startProcCluster(t)
@@ -156,23 +159,22 @@ func TestLostDisk(t *testing.T) {
 		if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%s still there: %v", data, err)
 		}
-		// The safe procedure for a replaced disk: the node comes back only
-		// when the two survivors lead every shard and hold the same log.
-		// Restarted earlier, the empty node votes with no memory of its
-		// log and may elect the survivor that lacks an entry the old
-		// leader committed with the other one (an acknowledged create is
-		// then lost): see TestLostDiskAmnesia and docs/ROBUSTNESS.md.
-		pause(ctx, time.Duration(300+rng.IntN(700))*time.Millisecond)
-		c.WaitLogsInSync(victim, time.Minute)
+		// At once: the emptied node rejoins as a non-voter, so its
+		// forgotten log and votes cannot elect the survivor that lacks an
+		// entry (TestLostDiskAmnesia, docs/ROBUSTNESS.md Findings).
 		c.Restart(victim)
 		took := c.WaitCaughtUp(victim, time.Minute)
-		t.Logf("%s rejoined empty and caught up in %s", victim, took.Round(time.Millisecond))
+		t.Logf("%s restarted empty at once and caught up in %s", victim, took.Round(time.Millisecond))
+		took = c.WaitVoter(victim, time.Minute)
+		t.Logf("%s is a voter of every shard again (%s later); leaders %v", victim, took.Round(time.Millisecond), c.Leaders())
 	})
 	if victim == "" {
 		t.Fatal("no node lost its disk")
 	}
-	// The rejoined replica holds every acknowledged link itself.
+	// The rejoined replica holds every acknowledged link itself, and is
+	// still a voter of every shard.
 	c.WaitCaughtUp(victim, time.Minute)
+	c.WaitVoter(victim, time.Minute)
 	n, _ := c.Config().Node(victim)
 	rg, err := c.Config().Ring()
 	if err != nil {
@@ -237,9 +239,11 @@ func localResolve(client *http.Client, rpcAddr, secret string, shard uint64, cod
 const trailingLogs = 32
 
 // TestLostDiskSnapshot is TestLostDisk in process, with raft snapshots
-// taken every few dozen entries and only a short log kept behind them, so
-// the node that lost its data can only be filled by a snapshot install:
-// its replica of every shard must restore one, and then hold every
+// taken every few dozen entries and only a short log kept behind them.
+// Once every replica has compacted its log past the start, a node is
+// stopped, its data deleted, and it is started again at once, under load:
+// it can only be filled by a snapshot install, so its replica of every
+// shard must restore one, be promoted to voter again, and then hold every
 // acknowledged link.
 func TestLostDiskSnapshot(t *testing.T) {
 	seed := seedFor(t)
@@ -252,66 +256,56 @@ func TestLostDiskSnapshot(t *testing.T) {
 	var victim string
 	ops := scenario(t, seed, c, run{duration: scenarioTime}, func(ctx context.Context, rng *rand.Rand) {
 		pause(ctx, time.Duration(1000+rng.IntN(1500))*time.Millisecond)
-		victim = c.nodes.NodeIDs()[rng.IntN(3)]
-		if l := c.nodes.Leader(uint64(1 + rng.IntN(3))); l != "" && rng.IntN(2) == 0 {
-			victim = l
-		}
-		t.Logf("stop %s and delete its data", victim)
-		c.stopNode(victim)
-		n, _ := c.nodes.Config().Node(victim)
-		if err := os.RemoveAll(n.DataDir); err != nil {
-			t.Fatal(err)
-		}
-		// Let the others go on, and log and snapshot past the victim: the
-		// leader of every shard has compacted its log beyond index 2, the
-		// first entry after the bootstrap configuration, so an empty replica
-		// can only be filled by a snapshot.
-		pause(ctx, time.Duration(500+rng.IntN(1000))*time.Millisecond)
+		// Every replica of every shard has compacted its log beyond index
+		// 2, the first entry after the bootstrap configuration: whichever
+		// survivor leads when the victim returns, it can fill an empty
+		// replica only with a snapshot.
 		for _, s := range c.shards() {
-			c.nodes.Eventually(fmt.Sprintf("a snapshot of shard %d past its trailing log", s), func() error {
-				leader := c.nodes.Leader(s)
-				if leader == "" {
-					return errors.New("no leader")
-				}
-				st := c.nodes.Node(leader).Group(s).Raft().Stats()
-				snap, err := strconv.ParseUint(st["last_snapshot_index"], 10, 64)
-				if err != nil {
-					return fmt.Errorf("last_snapshot_index %q: %w", st["last_snapshot_index"], err)
-				}
-				if snap <= trailingLogs+2 {
-					return fmt.Errorf("last snapshot at index %d", snap)
-				}
-				return nil
-			})
-		}
-		// As in TestLostDisk: the emptied node returns only when the
-		// survivors hold the same log (see TestLostDiskAmnesia).
-		for _, s := range c.shards() {
-			c.nodes.Eventually(fmt.Sprintf("the survivors of %s in sync on shard %d", victim, s), func() error {
-				leader := c.nodes.Leader(s)
-				if leader == "" {
-					return errors.New("no leader")
-				}
-				want := c.nodes.Node(leader).Group(s).Stats()
+			c.nodes.Eventually(fmt.Sprintf("a snapshot of shard %d past its trailing log on every replica", s), func() error {
 				for _, id := range c.nodes.Running() {
-					if st := c.nodes.Node(id).Group(s).Stats(); st.LastIndex < want.LastIndex || st.Term != want.Term {
-						return fmt.Errorf("%s has log %d in term %d, leader %s %d in term %d", id, st.LastIndex, st.Term, leader, want.LastIndex, want.Term)
+					g := c.nodes.Node(id).Group(s)
+					if g == nil {
+						return fmt.Errorf("%s has no open replica", id)
+					}
+					st := g.Raft().Stats()
+					snap, err := strconv.ParseUint(st["last_snapshot_index"], 10, 64)
+					if err != nil {
+						return fmt.Errorf("%s: last_snapshot_index %q: %w", id, st["last_snapshot_index"], err)
+					}
+					if snap <= trailingLogs+2 {
+						return fmt.Errorf("%s: last snapshot at index %d", id, snap)
 					}
 				}
 				return nil
 			})
 		}
-		c.nodes.StartNode(victim)
+		victim = c.nodes.NodeIDs()[rng.IntN(3)]
+		if l := c.nodes.Leader(uint64(1 + rng.IntN(3))); l != "" && rng.IntN(2) == 0 {
+			victim = l
+		}
+		t.Logf("stop %s, delete its data and start it again at once", victim)
+		c.stopNode(victim)
+		n, _ := c.nodes.Config().Node(victim)
+		if err := os.RemoveAll(n.DataDir); err != nil {
+			t.Fatal(err)
+		}
 		start := time.Now()
+		c.nodes.StartNode(victim)
 		c.nodes.Eventually(victim+" restored a snapshot of every shard", func() error {
 			for _, s := range c.shards() {
-				if st := c.nodes.Node(victim).Group(s).Stats(); st.SnapshotRestores == 0 {
+				g := c.nodes.Node(victim).Group(s)
+				if g == nil {
+					return fmt.Errorf("shard %d: not open yet", s)
+				}
+				if st := g.Stats(); st.SnapshotRestores == 0 {
 					return fmt.Errorf("shard %d: no snapshot restored yet (applied %d)", s, st.AppliedIndex)
 				}
 			}
 			return nil
 		})
 		t.Logf("%s rejoined empty and restored a snapshot of every shard in %s", victim, time.Since(start).Round(time.Millisecond))
+		waitVoterEverywhere(c, victim)
+		t.Logf("%s is a voter of every shard again %s after its restart", victim, time.Since(start).Round(time.Millisecond))
 	})
 	if victim == "" {
 		t.Fatal("no node lost its disk")
@@ -320,6 +314,7 @@ func TestLostDiskSnapshot(t *testing.T) {
 		leader := c.nodes.WaitLeader(s)
 		c.nodes.WaitApplied(s, c.nodes.Node(leader).Group(s).AppliedIndex())
 	}
+	waitVoterEverywhere(c, victim)
 	rg, err := c.nodes.Config().Ring()
 	if err != nil {
 		t.Fatal(err)
@@ -342,6 +337,36 @@ func TestLostDiskSnapshot(t *testing.T) {
 		checked++
 	}
 	t.Logf("%d acknowledged links resolved from %s's own replica", checked, victim)
+}
+
+// waitVoterEverywhere waits until every running replica of every shard
+// holds a configuration in which node id is a voter.
+func waitVoterEverywhere(c *cluster, id string) {
+	c.t.Helper()
+	for _, s := range c.shards() {
+		c.nodes.Eventually(fmt.Sprintf("%s a voter of shard %d on every replica", id, s), func() error {
+			for _, rid := range c.nodes.Running() {
+				g := c.nodes.Node(rid).Group(s)
+				if g == nil {
+					return fmt.Errorf("%s has no open replica", rid)
+				}
+				conf, _, err := g.Configuration()
+				if err != nil {
+					return fmt.Errorf("%s: %w", rid, err)
+				}
+				voter := false
+				for _, srv := range conf.Servers {
+					if string(srv.ID) == id {
+						voter = srv.Suffrage == raft.Voter
+					}
+				}
+				if !voter {
+					return fmt.Errorf("%s's configuration: %+v", rid, conf.Servers)
+				}
+			}
+			return nil
+		})
+	}
 }
 
 // TestLostDiskAmnesia is the regression test of a finding of TestLostDisk
