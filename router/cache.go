@@ -23,12 +23,19 @@ const cacheShards = 64
 // It is split into cacheShards parts, each behind an RWMutex. A hit takes
 // only the read lock and sets the entry's reference bit with an atomic
 // store (skipped when already set, so a hot entry does not bounce its cache
-// line between cores); Get with a []byte key allocates nothing, because
-// the compiler does not copy the key for a map lookup m[string(b)]. An
-// insert into a full part advances the part's clock hand past recently
-// referenced entries (clearing their bit) and replaces the first
-// unreferenced one: a second-chance approximation of LRU in O(1) amortized
-// time and without per-entry pointers.
+// line between cores); Get with a []byte key allocates nothing. An insert
+// into a full part advances the part's clock hand past recently referenced
+// entries (clearing their bit) and replaces the first unreferenced one: a
+// second-chance approximation of LRU in O(1) amortized time.
+//
+// Layout (memory is the budget of a big cache: docs/BENCHMARKS.md). Each
+// part keeps its entries in one slice, and each entry holds its code and
+// target as one string (one allocation: code bytes, then target bytes).
+// The index is an open-addressing table of int32 entry numbers (linear
+// probing, at most half full, backward-shift deletion, no tombstones)
+// rather than a Go map, which would hold a second string header per entry
+// and its own slack: about 40 + len(target) + 8 bytes per entry instead of
+// about 110 + len(target).
 type targetCache struct {
 	seed  maphash.Seed
 	mask  uint64
@@ -49,27 +56,42 @@ const (
 	cacheExpired
 )
 
+// maxCacheCode bounds the codes the cache stores (an entry keeps the
+// length in a byte); aliases are at most 64 bytes, so every code fits.
+const maxCacheCode = 255
+
 type cachePart struct {
 	mu      sync.RWMutex
-	index   map[string]int32
 	entries []cacheEntry
-	limit   int
-	hand    int
-	_       [32]byte // keep neighbouring parts' locks off one cache line
+	// table maps a slot to 1 + the index of the entry whose code hashes
+	// there (or, on collision, after it); 0 is an empty slot. Its length
+	// is a power of two, at least twice limit.
+	table []int32
+	tmask uint64
+	limit int
+	hand  int
+	_     [32]byte // keep neighbouring parts' locks off one cache line
 }
 
 type cacheEntry struct {
-	code   string
-	target string
+	// kv is the code followed by the target.
+	kv string
 	// freshUntil is when the entry must be revalidated (Unix ms).
 	freshUntil int64
 	// expiresAt is the link's expiry (Unix ms), 0 for none.
 	expiresAt int64
+	// hash is the high half of the code's hash: its home slot in the
+	// part's table (the low bits chose the part).
+	hash uint32
 	// status is the link's own redirect status, 0 for the cluster's
 	// default.
-	status uint16
-	ref    atomic.Bool
+	status  uint16
+	codeLen uint8
+	ref     atomic.Bool
 }
+
+func (e *cacheEntry) code() string   { return e.kv[:e.codeLen] }
+func (e *cacheEntry) target() string { return e.kv[e.codeLen:] }
 
 // newTargetCache returns a cache holding up to size entries, each served
 // for at most ttl after it was stored, or nil when size <= 0 (caching
@@ -84,15 +106,95 @@ func newTargetCache(size int, ttl time.Duration) *targetCache {
 	}
 	c := &targetCache{seed: maphash.MakeSeed(), mask: uint64(n - 1), ttlMs: max(ttl.Milliseconds(), 1), parts: make([]cachePart, n)}
 	per := (size + n - 1) / n
+	slots := 1
+	for slots < 2*per {
+		slots *= 2
+	}
 	for i := range c.parts {
 		c.parts[i].limit = per
-		c.parts[i].index = make(map[string]int32, min(per, 1024))
+		c.parts[i].table = make([]int32, slots)
+		c.parts[i].tmask = uint64(slots - 1)
 	}
 	return c
 }
 
-func (c *targetCache) part(code []byte) *cachePart {
-	return &c.parts[maphash.Bytes(c.seed, code)&c.mask]
+// home returns the table slot a code with hash h starts probing at.
+func (p *cachePart) home(h uint32) uint64 { return uint64(h) & p.tmask }
+
+// find returns the entry index and table slot of code (hash h), or -1.
+func (p *cachePart) find(code []byte, h uint32) (int32, uint64) {
+	for s := p.home(h); ; s = (s + 1) & p.tmask {
+		i := p.table[s] - 1
+		if i < 0 {
+			return -1, s
+		}
+		if e := &p.entries[i]; e.hash == h && e.code() == string(code) {
+			return i, s
+		}
+	}
+}
+
+// findString is find for a string code.
+func (p *cachePart) findString(code string, h uint32) (int32, uint64) {
+	for s := p.home(h); ; s = (s + 1) & p.tmask {
+		i := p.table[s] - 1
+		if i < 0 {
+			return -1, s
+		}
+		if e := &p.entries[i]; e.hash == h && e.code() == code {
+			return i, s
+		}
+	}
+}
+
+// slotOf returns the table slot that holds entry i.
+func (p *cachePart) slotOf(i int32) uint64 {
+	for s := p.home(p.entries[i].hash); ; s = (s + 1) & p.tmask {
+		if p.table[s] == i+1 {
+			return s
+		}
+	}
+}
+
+// unlink empties slot s and moves the entries probed past it back, so that
+// every entry stays reachable from its home slot (backward-shift deletion).
+func (p *cachePart) unlink(s uint64) {
+	for {
+		p.table[s] = 0
+		j := s
+		for {
+			j = (j + 1) & p.tmask
+			v := p.table[j]
+			if v == 0 {
+				return
+			}
+			k := p.home(p.entries[v-1].hash)
+			// The entry at j may move to s unless its home lies
+			// cyclically in (s, j].
+			if s <= j {
+				if s < k && k <= j {
+					continue
+				}
+			} else if s < k || k <= j {
+				continue
+			}
+			p.table[s] = v
+			s = j
+			break
+		}
+	}
+}
+
+// hash returns the part of a code's hash and the high half (its hash
+// within the part).
+func (c *targetCache) hashBytes(code []byte) (*cachePart, uint32) {
+	h := maphash.Bytes(c.seed, code)
+	return &c.parts[h&c.mask], uint32(h >> 32)
+}
+
+func (c *targetCache) hashString(code string) (*cachePart, uint32) {
+	h := maphash.String(c.seed, code)
+	return &c.parts[h&c.mask], uint32(h >> 32)
 }
 
 // Get returns the target of code at time now (Unix ms): cacheHit with the
@@ -103,10 +205,10 @@ func (c *targetCache) Get(code []byte, now int64) (string, uint16, cacheState) {
 	if c == nil {
 		return "", 0, cacheMiss
 	}
-	p := c.part(code)
+	p, h := c.hashBytes(code)
 	p.mu.RLock()
-	i, ok := p.index[string(code)]
-	if !ok {
+	i, _ := p.find(code, h)
+	if i < 0 {
 		p.mu.RUnlock()
 		return "", 0, cacheMiss
 	}
@@ -122,7 +224,7 @@ func (c *targetCache) Get(code []byte, now int64) (string, uint16, cacheState) {
 	if !e.ref.Load() {
 		e.ref.Store(true)
 	}
-	target, status := e.target, e.status
+	target, status := e.target(), e.status
 	p.mu.RUnlock()
 	return target, status, cacheHit
 }
@@ -130,16 +232,18 @@ func (c *targetCache) Get(code []byte, now int64) (string, uint16, cacheState) {
 // Put stores code -> target for a link with redirect status status (0:
 // the cluster's default) that expires at expiresAt (Unix ms, 0 for
 // never), fresh until now + the cache's TTL. An existing entry keeps its
-// target, takes the status and is refreshed.
+// target, takes the status and is refreshed. A code longer than
+// maxCacheCode is not stored.
 func (c *targetCache) Put(code, target string, status uint16, expiresAt, now int64) {
-	if c == nil {
+	if c == nil || len(code) > maxCacheCode {
 		return
 	}
 	fresh := now + c.ttlMs
-	p := &c.parts[maphash.String(c.seed, code)&c.mask]
+	p, h := c.hashString(code)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if i, ok := p.index[code]; ok {
+	i, s := p.findString(code, h)
+	if i >= 0 {
 		// A code's target never changes (a deleted code is never issued
 		// again) and an expiry never moves later: only the freshness is
 		// renewed, and an earlier expiry (a link found used up) kept.
@@ -151,9 +255,22 @@ func (c *targetCache) Put(code, target string, status uint16, expiresAt, now int
 		}
 		return
 	}
+	kv := code + target
 	if len(p.entries) < p.limit {
-		p.entries = append(p.entries, cacheEntry{code: code, target: target, freshUntil: fresh, expiresAt: expiresAt, status: status})
-		p.index[code] = int32(len(p.entries) - 1)
+		if len(p.entries) == cap(p.entries) {
+			// Grow by doubling up to the limit, never past it: append's
+			// own growth would leave up to a quarter of a full part's
+			// slice unused.
+			grown := make([]cacheEntry, len(p.entries), min(max(2*cap(p.entries), 16), p.limit))
+			for j := range p.entries {
+				copyEntry(&grown[j], &p.entries[j])
+			}
+			p.entries = grown
+		}
+		p.entries = p.entries[:len(p.entries)+1]
+		e := &p.entries[len(p.entries)-1]
+		e.kv, e.freshUntil, e.expiresAt, e.hash, e.status, e.codeLen = kv, fresh, expiresAt, h, status, uint8(len(code))
+		p.table[s] = int32(len(p.entries))
 		return
 	}
 	for {
@@ -163,12 +280,22 @@ func (c *targetCache) Put(code, target string, status uint16, expiresAt, now int
 			p.hand = (p.hand + 1) % len(p.entries)
 			continue
 		}
-		delete(p.index, e.code)
-		e.code, e.target, e.freshUntil, e.expiresAt, e.status = code, target, fresh, expiresAt, status
-		p.index[code] = int32(p.hand)
+		victim := int32(p.hand)
+		p.unlink(p.slotOf(victim))
+		e.kv, e.freshUntil, e.expiresAt, e.hash, e.status, e.codeLen = kv, fresh, expiresAt, h, status, uint8(len(code))
+		// The victim's removal may have moved entries: probe again.
+		_, s = p.findString(code, h)
+		p.table[s] = victim + 1
 		p.hand = (p.hand + 1) % len(p.entries)
 		return
 	}
+}
+
+// copyEntry copies src into dst (an atomic.Bool must not be copied by
+// assignment).
+func copyEntry(dst, src *cacheEntry) {
+	dst.kv, dst.freshUntil, dst.expiresAt, dst.hash, dst.status, dst.codeLen = src.kv, src.freshUntil, src.expiresAt, src.hash, src.status, src.codeLen
+	dst.ref.Store(src.ref.Load())
 }
 
 // Invalidate drops the entry of code, if there is one: the last entry of
@@ -177,20 +304,18 @@ func (c *targetCache) Invalidate(code string) {
 	if c == nil {
 		return
 	}
-	p := &c.parts[maphash.String(c.seed, code)&c.mask]
+	p, h := c.hashString(code)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i, ok := p.index[code]
-	if !ok {
+	i, s := p.findString(code, h)
+	if i < 0 {
 		return
 	}
-	delete(p.index, code)
+	p.unlink(s)
 	last := int32(len(p.entries) - 1)
 	if i != last {
-		e, l := &p.entries[i], &p.entries[last]
-		e.code, e.target, e.freshUntil, e.expiresAt, e.status = l.code, l.target, l.freshUntil, l.expiresAt, l.status
-		e.ref.Store(l.ref.Load())
-		p.index[e.code] = i
+		p.table[p.slotOf(last)] = i + 1
+		copyEntry(&p.entries[i], &p.entries[last])
 	}
 	p.entries[last] = cacheEntry{}
 	p.entries = p.entries[:last]
