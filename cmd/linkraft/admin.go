@@ -15,11 +15,16 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "new-key" {
 		return runNewKey(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "du" {
+		return runAdminDU(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "status" {
 		fmt.Fprintln(stderr, "Usage: linkraft admin status --config FILE\n"+
-			"       linkraft admin new-key --id ID [--admin]\n\n"+
+			"       linkraft admin new-key --id ID [--admin]\n"+
+			"       linkraft admin du -data-dir DIR [-links N]\n\n"+
 			"  status   every shard's replicas: state, leader, term, applied and last index\n"+
-			"  new-key  a fresh random API key and its line for cluster.yaml's api_keys")
+			"  new-key  a fresh random API key and its line for cluster.yaml's api_keys\n"+
+			"  du       a stopped node's disk usage: raft log, FSM, snapshots, WAL, per group")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}

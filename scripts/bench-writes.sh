@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# scripts/bench-writes.sh: `make bench-writes`. Measures the write side of a
+# local cluster (3 nodes, 3 shards of 3 replicas, fsync'd) with the bench
+# harness, and what the links cost on disk:
+#
+#   1. shorten, single client (-c 1): the latency of one create;
+#   2. shorten at -c $WRITES_C (256), with a CPU and an allocation profile of
+#      every node taken during the run (their admin listeners), kept in
+#      $WRITES_OUT when set;
+#   3. $WRITES_LINKS (1,000,000) links created through the router, then
+#      $WRITES_SETTLE (150s: longer than raft's snapshot interval) of rest so
+#      that snapshots and log truncation happen; the cluster is stopped and
+#      `linkraft admin du` reports each node's bytes by kind (raft log, FSM,
+#      raft snapshots, WAL and the rest) and per link. WRITES_LINKS=0 skips it.
+#
+# Knobs (environment): WRITES_DURATION (10s), WRITES_C (256), WRITES_LINKS,
+# WRITES_SETTLE, WRITES_OUT (a directory to keep results and profiles in),
+# LINKRAFT_BIN. It loads the whole machine: run it rarely.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+GO=${GO:-go}
+DURATION=${WRITES_DURATION:-10s}
+CONC=${WRITES_C:-256}
+LINKS=${WRITES_LINKS:-1000000}
+SETTLE=${WRITES_SETTLE:-150}
+BIN=${LINKRAFT_BIN:-$ROOT/bin/linkraft}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkraft-writes.XXXXXX")
+OUT=${WRITES_OUT:-$TMP/out}
+mkdir -p "$OUT"
+UP_PID=
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+stop_up() {
+	[[ -n $UP_PID ]] && kill -0 "$UP_PID" 2>/dev/null || return 0
+	log "stopping the cluster (pid $UP_PID)"
+	kill -TERM "$UP_PID" 2>/dev/null || true
+	for _ in $(seq 1 300); do
+		kill -0 "$UP_PID" 2>/dev/null || { wait "$UP_PID" 2>/dev/null || true; UP_PID=; return 0; }
+		sleep 0.1
+	done
+	kill -KILL -- "-$UP_PID" 2>/dev/null || true
+	wait "$UP_PID" 2>/dev/null || true
+	UP_PID=
+}
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_up
+	[[ $rc -ne 0 && -s $TMP/up.log ]] && { echo "---- last lines of up.log ----" >&2; tail -n 40 "$TMP/up.log" >&2; }
+	rm -rf "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# free_port: as in scripts/bench.sh.
+USED_PORTS=" "
+PORT=
+EPHEMERAL_LO=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+((EPHEMERAL_LO > 12000)) || EPHEMERAL_LO=32768
+free_port() {
+	local port hex
+	for _ in $(seq 1 500); do
+		port=$((10000 + RANDOM % (EPHEMERAL_LO - 10000)))
+		[[ $USED_PORTS == *" $port "* ]] && continue
+		printf -v hex ':%04X ' "$port"
+		if grep -q "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+			continue
+		fi
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			USED_PORTS+="$port "
+			PORT=$port
+			return 0
+		fi
+	done
+	echo "no free port found" >&2
+	return 1
+}
+
+wait_ready() {
+	local hp=$1
+	for _ in $(seq 1 450); do
+		curl -fsS -o /dev/null "http://$hp/readyz" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	echo "router $hp not ready within 90s" >&2
+	return 1
+}
+
+if [[ -z ${LINKRAFT_BIN:-} ]]; then
+	log "building bin/linkraft"
+	CGO_ENABLED=0 "$GO" build -o "$BIN" ./cmd/linkraft
+fi
+
+CLUSTER=$TMP/cluster
+mkdir -p "$CLUSTER"
+free_port
+R1=127.0.0.1:$PORT
+ADMIN=()
+{
+	printf 'cluster:\n  partitions: 1024\n  code_length: 7\n  redirect_status: 301\n  click_flush_interval: 1s\n'
+	printf 'nodes:\n'
+	for i in 1 2 3; do
+		free_port
+		raft=$PORT
+		free_port
+		rpc=$PORT
+		free_port
+		ADMIN+=("127.0.0.1:$PORT")
+		printf '  - id: n%d\n    raft_addr: 127.0.0.1:%d\n    rpc_addr: 127.0.0.1:%d\n    admin_addr: 127.0.0.1:%d\n    data_dir: data/n%d\n' \
+			"$i" "$raft" "$rpc" "$PORT" "$i"
+	done
+	printf 'shards:\n'
+	for i in 1 2 3; do
+		printf '  - id: %d\n    replicas: [n1, n2, n3]\n' "$i"
+	done
+	printf 'routers:\n'
+	printf '  - id: r1\n    listen: %s\n    base_url: http://%s\n    cache_size: 1000000\n' "$R1" "$R1"
+} >"$CLUSTER/cluster.yaml"
+log "starting the cluster (router $R1, node admin ${ADMIN[*]})"
+setsid "$BIN" up --config "$CLUSTER/cluster.yaml" >"$TMP/up.log" 2>&1 &
+UP_PID=$!
+wait_ready "$R1"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+run_bench() {
+	local name=$1
+	shift
+	log "bench $name: linkraft bench $*"
+	"$BIN" bench -progress=false -target "http://$R1" -out "$OUT/$name.json" "$@" >"$OUT/$name.md"
+}
+
+if [[ -z ${WRITES_SKIP_SHORTEN:-} ]]; then
+run_bench 01-shorten-c1 -label "shorten c=1" -workload shorten -c 1 -duration "$DURATION" -warmup 2s
+# Profile every node during the loaded run: they share the load (each leads
+# about one shard and follows the others).
+secs=$(( ${DURATION%s} - 2 ))
+((secs > 0)) || secs=1
+PROFILERS=()
+for i in 0 1 2; do
+	(sleep 3 && curl -fsS -o "$OUT/n$((i + 1)).cpu.pprof" "http://${ADMIN[$i]}/debug/pprof/profile?seconds=$secs" &&
+		curl -fsS -o "$OUT/n$((i + 1)).allocs.pprof" "http://${ADMIN[$i]}/debug/pprof/allocs") &
+	PROFILERS+=($!)
+done
+run_bench 02-shorten-c$CONC -label "shorten c=$CONC" -workload shorten -c "$CONC" -duration "$DURATION" -warmup 2s
+wait "${PROFILERS[@]}" || log "a profile could not be taken"
+
+echo "## linkraft write bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo
+echo "Machine: $(nproc) CPUs, $(uname -sr); load average $LOAD_BEFORE before the runs."
+echo
+"$BIN" bench -combine "$OUT/01-shorten-c1.json,$OUT/02-shorten-c$CONC.json" | tail -n +3
+fi
+
+if ((LINKS > 0)); then
+	log "creating $LINKS links (-setup-c $CONC)"
+	"$BIN" bench -progress=false -target "http://$R1" -workload cold -links "$LINKS" -setup-c "$CONC" \
+		-c 64 -duration 1s -warmup 0s -out "$OUT/03-load.json" >"$OUT/03-load.md"
+	rate=$(grep -o '"per_s": [0-9.]*' "$OUT/03-load.json" | head -1 | sed 's/.*: //')
+	echo
+	echo "Created $LINKS links at ${rate%.*} creates/s (-setup-c $CONC)."
+	log "resting ${SETTLE}s so that snapshots and log truncation run"
+	sleep "$SETTLE"
+	stop_up
+	echo
+	echo "Disk after $LINKS links and ${SETTLE}s of rest (cluster stopped):"
+	echo
+	for i in 1 2 3; do
+		"$BIN" admin du -data-dir "$CLUSTER/data/n$i" -links "$LINKS"
+		echo
+	done
+fi
