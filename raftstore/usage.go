@@ -11,13 +11,15 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/go-hclog"
 )
 
 // Usage is what a node's data directory (Options.Dir) holds on disk, by
 // kind. Sizes are in bytes. The sstable figures per group are Pebble's
-// estimates (DB.EstimateDiskUsage: the sstables that overlap the range, the
-// ones that straddle a boundary prorated); what is still only in the WAL
-// (the memtables) is counted in WAL, not in any group.
+// estimates (DB.EstimateDiskUsage: whole sstables inside the range, and the
+// overlapping data blocks of the ones that straddle a boundary, so a block
+// on a boundary counts on both sides); what is still only in the WAL (the
+// memtables) is counted in WAL, not in any group.
 type Usage struct {
 	// Total is every file under the directory.
 	Total int64
@@ -85,7 +87,10 @@ func DiskUsage(dir string) (Usage, error) {
 		return Usage{}, err
 	}
 
-	db, err := pebble.Open(pdir, &pebble.Options{ReadOnly: true})
+	// A fatal error panics in the failing call (see pebbleLogger): this
+	// is a reporting tool, not a replica.
+	quiet := pebbleLogger{l: hclog.NewNullLogger(), fatal: func(string) {}}
+	db, err := pebble.Open(pdir, &pebble.Options{ReadOnly: true, Logger: quiet})
 	if err != nil {
 		return Usage{}, fmt.Errorf("raftstore: open %s read-only: %w", pdir, err)
 	}
