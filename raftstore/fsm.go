@@ -70,13 +70,17 @@ type fsm struct {
 	applied    atomic.Uint64 // last applied index, as committed to Pebble
 
 	restores atomic.Uint64 // completed Restore calls (snapshot installs)
+
+	// memo is the machine's Memo (see there): empty at start, emptied by
+	// Restore. Only raft's FSM goroutine touches it.
+	memo *Memo
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
 func newFSM(db *pebble.DB, group uint64, m StateMachine, logger hclog.Logger, env restoreEnv) (*fsm, error) {
 	f := &fsm{db: db, group: group, machine: m, logger: logger, restore: env,
-		appliedKey: metaKey(group, metaApplied, nil)}
+		appliedKey: metaKey(group, metaApplied, nil), memo: NewMemo()}
 	idx, err := readApplied(db, f.appliedKey)
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: group %d: %w", group, err)
@@ -118,6 +122,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	b := f.db.NewIndexedBatch()
 	defer b.Close()
 	txn := newBatchTxn(b, f.group)
+	txn.memo = f.memo
 	for i, l := range logs {
 		if l.Index <= applied {
 			continue
@@ -230,6 +235,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the group's state with a snapshot stream.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	// The state is about to be replaced: nothing derived from the old one
+	// may survive, even if the restore fails half-way.
+	f.memo.Clear()
 	idx, err := restoreGroup(f.db, f.group, f.restore, rc)
 	if err != nil {
 		return fmt.Errorf("raftstore: group %d: restore: %w", f.group, err)

@@ -68,7 +68,8 @@ func (d dataReader) Scan(lower, upper []byte, fn func(key, value []byte) bool) e
 // batchTxn implements Txn over the indexed batch of one ApplyBatch call.
 type batchTxn struct {
 	dataReader
-	b *pebble.Batch
+	b    *pebble.Batch
+	memo *Memo // the replica's, or nil (MemoOf)
 }
 
 func newBatchTxn(b *pebble.Batch, group uint64) *batchTxn {
