@@ -1,9 +1,11 @@
 package linkstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/linkraft/linkraft/raftstore"
@@ -161,8 +163,6 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 	seq, err := readSeq(tx)
 	must("read request sequence", err)
 	start := seq
-	allocs := &allocCache{Txn: tx, vals: make(map[uint32]cachedAlloc)}
-	tx = allocs
 	out := AppendBatchResultHeader(nil, len(b.Items))
 	var res []byte
 	for _, it := range b.Items {
@@ -186,7 +186,6 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 		must("record request order", tx.Set(queueKey(seq), []byte(it.RequestID)))
 		seq++
 	}
-	allocs.flush()
 	if seq == start {
 		return out
 	}
@@ -209,19 +208,35 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 	return out
 }
 
-// allocCache is the Txn a batch's creates run against: it keeps the
-// allocator values (NextKey) of the partitions the batch touches in memory
-// and writes each once, when the batch ends (flush), instead of reading
-// and writing the key for every create. Every other key goes to the Txn.
-// The final state is the same as without the cache.
+// allocCache is the Txn every command applies through (Machine.Apply): it
+// keeps the allocator values (NextKey) of the partitions the command
+// touches in memory and writes each once, when the command ends (flush),
+// instead of reading and writing the key for every create of a batch.
+// Across commands it keeps them in the replica's raftstore.Memo, when the
+// Txn has one, so a partition's allocator is read from Pebble once after
+// the replica starts (or restores a snapshot) rather than once per batch:
+// with hundreds of partitions per shard, a batch's creates mostly fall in
+// distinct partitions, and that read was one of the three point lookups of
+// every create on every replica. Every other key goes to the Txn. The
+// state the command leaves is the same as without the cache, and the memo
+// holds exactly the stored values (see raftstore.Memo).
 type allocCache struct {
 	raftstore.Txn
+	memo *raftstore.Memo // nil: no memo across commands
 	vals map[uint32]cachedAlloc
 }
 
 type cachedAlloc struct {
 	v     []byte // nil: no allocator stored yet
 	dirty bool
+}
+
+// allocMemoKey is the memo key of a partition's allocator; the memoized
+// value is its stored bytes ([]byte, nil when none is stored).
+type allocMemoKey uint32
+
+func newAllocCache(tx raftstore.Txn) *allocCache {
+	return &allocCache{Txn: tx, memo: raftstore.MemoOf(tx), vals: make(map[uint32]cachedAlloc)}
 }
 
 // nextKeyPartition returns the partition of an allocator key.
@@ -237,14 +252,23 @@ func (c *allocCache) Get(key []byte) ([]byte, error) {
 	if !ok {
 		return c.Txn.Get(key)
 	}
-	a, ok := c.vals[p]
-	if !ok {
+	a, cached := c.vals[p]
+	if !cached && c.memo != nil {
+		if v, ok := c.memo.Get(allocMemoKey(p)); ok {
+			a, cached = cachedAlloc{v: v.([]byte)}, true
+			c.vals[p] = a
+		}
+	}
+	if !cached {
 		v, err := c.Txn.Get(key)
 		if err != nil && !errors.Is(err, raftstore.ErrNotFound) {
 			return nil, err
 		}
 		a = cachedAlloc{v: v}
 		c.vals[p] = a
+		if c.memo != nil {
+			c.memo.Set(allocMemoKey(p), v)
+		}
 	}
 	if a.v == nil {
 		return nil, raftstore.ErrNotFound
@@ -261,7 +285,53 @@ func (c *allocCache) Set(key, value []byte) error {
 	return nil
 }
 
-// flush writes the allocators the batch changed, in partition order.
+// Delete deletes key; an allocator key is forgotten by the cache and the
+// memo as well.
+func (c *allocCache) Delete(key []byte) error {
+	if p, ok := nextKeyPartition(key); ok {
+		delete(c.vals, p)
+		if c.memo != nil {
+			c.memo.Delete(allocMemoKey(p))
+		}
+	}
+	return c.Txn.Delete(key)
+}
+
+// DeleteRange deletes a range. No command deletes allocators today (the
+// request table's pruning deletes ranges above every partition); if a range
+// ever holds one, the cache writes its allocators first and then forgets
+// them, and the memo forgets everything, which keeps both exact.
+func (c *allocCache) DeleteRange(lower, upper []byte) error {
+	if rangeHasAllocator(lower, upper) {
+		c.flush()
+		clear(c.vals)
+		if c.memo != nil {
+			c.memo.Clear()
+		}
+	}
+	return c.Txn.DeleteRange(lower, upper)
+}
+
+// rangeHasAllocator reports whether [lower, upper) (upper nil: unbounded)
+// contains an allocator key (NextKey of some partition).
+func rangeHasAllocator(lower, upper []byte) bool {
+	// Allocator keys sort by partition: the first one at or after lower
+	// is that of lower's first four bytes (zero-padded), or of the next
+	// partition.
+	var pb [4]byte
+	copy(pb[:], lower)
+	p := uint64(binary.BigEndian.Uint32(pb[:]))
+	if bytes.Compare(NextKey(uint32(p)), lower) < 0 {
+		p++
+		if p > math.MaxUint32 {
+			return false
+		}
+	}
+	return upper == nil || bytes.Compare(NextKey(uint32(p)), upper) < 0
+}
+
+// flush writes the allocators the command changed, in partition order, and
+// memoizes them.
 func (c *allocCache) flush() {
 	ps := make([]uint32, 0, len(c.vals))
 	for p, a := range c.vals {
@@ -271,7 +341,12 @@ func (c *allocCache) flush() {
 	}
 	slices.Sort(ps)
 	for _, p := range ps {
-		must("store allocator", c.Txn.Set(NextKey(p), c.vals[p].v))
+		v := c.vals[p].v
+		must("store allocator", c.Txn.Set(NextKey(p), v))
+		c.vals[p] = cachedAlloc{v: v}
+		if c.memo != nil {
+			c.memo.Set(allocMemoKey(p), v)
+		}
 	}
 }
 

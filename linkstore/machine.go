@@ -65,6 +65,16 @@ func (m *Machine) Apply(tx raftstore.Txn, _ uint64, cmd []byte) []byte {
 	if err != nil {
 		return badRequest(err.Error())
 	}
+	// Every command reads and writes allocators through one allocCache,
+	// which also keeps them in the replica's memo between commands.
+	allocs := newAllocCache(tx)
+	out := m.apply(allocs, c)
+	allocs.flush()
+	return out
+}
+
+// apply applies a decoded command.
+func (m *Machine) apply(tx raftstore.Txn, c Command) []byte {
 	switch c := c.(type) {
 	case Create:
 		return AppendResult(nil, m.applyCreate(tx, c))

@@ -20,6 +20,9 @@ type replica struct {
 	db *pebble.DB
 	m  *Machine
 	ix uint64
+	// memo, if set, is the replica's raftstore.Memo, as a group's FSM
+	// keeps one across batches.
+	memo *raftstore.Memo
 }
 
 func newReplica(t testing.TB, place Placement) *replica {
@@ -55,7 +58,11 @@ func (r *replica) applyWith(t testing.TB, cmds ...[]byte) [][]byte {
 	out := make([][]byte, len(cmds))
 	for i, c := range cmds {
 		r.ix++
-		out[i] = r.m.Apply(raftstore.NewTxn(b, testGroup), r.ix, c)
+		tx := raftstore.NewTxn(b, testGroup)
+		if r.memo != nil {
+			tx = raftstore.NewMemoTxn(b, testGroup, r.memo)
+		}
+		out[i] = r.m.Apply(tx, r.ix, c)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		t.Fatalf("commit: %v", err)

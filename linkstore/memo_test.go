@@ -1,0 +1,183 @@
+package linkstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/linkraft/linkraft/raftstore"
+)
+
+// memoWorkload returns a random mix of commands over partitions: generated
+// creates (some reusing), create batches with request IDs (some retried),
+// hashed aliases, aliases of generated shape ahead of the allocator (which
+// make the allocator skip), deletes, and malformed commands.
+func memoWorkload(rg Placement, partitions, n int, seed uint64) [][]byte {
+	rnd := rand.New(rand.NewPCG(seed, 3))
+	var cmds [][]byte
+	var codes []string
+	for i := range n {
+		p := uint32(rnd.IntN(partitions))
+		url := fmt.Sprintf("https://m.example/%d", rnd.IntN(300))
+		switch k := rnd.IntN(20); {
+		case k < 2:
+			al := fmt.Sprintf("al-%d", rnd.IntN(n))
+			cmds = append(cmds, EncodeCreate(Create{Partition: rg.PartitionOfCode(al), URL: url, Alias: al, CreatedAtMs: int64(i)}))
+		case k < 4:
+			lo, _ := rg.Codec().Range(p)
+			code := rg.Codec().Encode(lo + uint64(rnd.IntN(200)))
+			codes = append(codes, code)
+			cmds = append(cmds, EncodeCreate(Create{Partition: p, URL: url, Alias: code, CreatedAtMs: int64(i)}))
+		case k < 5 && len(codes) > 0:
+			code := codes[rnd.IntN(len(codes))]
+			cmds = append(cmds, AppendDelete(nil, Delete{Partition: rg.PartitionOfCode(code), Code: code, DeletedAtMs: int64(i)}))
+		case k < 6:
+			cmds = append(cmds, []byte{commandVersion, byte(rnd.IntN(256))})
+		case k < 12:
+			var b CreateBatch
+			for j := range 1 + rnd.IntN(20) {
+				id := fmt.Sprintf("req-%d-%d", i, j)
+				if rnd.IntN(5) == 0 {
+					id = fmt.Sprintf("req-%d-%d", rnd.IntN(i+1), j) // maybe a retry
+				}
+				q := uint32(rnd.IntN(partitions))
+				b.Items = append(b.Items, BatchItem{RequestID: id, Create: Create{Partition: q, URL: fmt.Sprintf("https://b.example/%d", rnd.IntN(300)), CreatedAtMs: int64(i)}})
+			}
+			cmds = append(cmds, AppendCreateBatch(nil, b))
+		default:
+			cmds = append(cmds, EncodeCreate(Create{Partition: p, URL: url, Reuse: rnd.IntN(2) == 0, CreatedAtMs: int64(i)}))
+		}
+	}
+	return cmds
+}
+
+// checkMemoExact fails unless every allocator the replica's memo holds is
+// the one stored.
+func checkMemoExact(t *testing.T, r *replica, partitions int) {
+	t.Helper()
+	rd := r.reader()
+	for p := range uint32(partitions) {
+		v, ok := r.memo.Get(allocMemoKey(p))
+		if !ok {
+			continue
+		}
+		stored, err := rd.Get(NextKey(p))
+		if errors.Is(err, raftstore.ErrNotFound) {
+			stored = nil
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(v.([]byte), stored) {
+			t.Fatalf("partition %d: memo holds %x, store %x", p, v, stored)
+		}
+	}
+}
+
+// TestMemoAppliesAlike: a replica that keeps its allocators in a memo
+// across batches (as every group's FSM does) answers every command and
+// ends byte for byte like one that reads them from the store every time,
+// also when the memo is dropped half-way (a restart or a snapshot restore),
+// and the memo always holds the stored values.
+func TestMemoAppliesAlike(t *testing.T) {
+	const partitions = 16
+	rg := testRing(t, 7, partitions)
+	plain, memo := newReplica(t, rg), newReplica(t, rg)
+	memo.memo = raftstore.NewMemo()
+	cmds := memoWorkload(rg, partitions, 4000, 1)
+	rnd := rand.New(rand.NewPCG(9, 9))
+	for i := 0; i < len(cmds); {
+		n := min(1+rnd.IntN(32), len(cmds)-i)
+		a := plain.applyBatch(cmds[i : i+n]...)
+		b := memo.applyBatch(cmds[i : i+n]...)
+		for j := range a {
+			if !bytes.Equal(a[j], b[j]) {
+				t.Fatalf("command %d: results differ: %x vs %x", i+j, a[j], b[j])
+			}
+		}
+		checkMemoExact(t, memo, partitions)
+		i += n
+		if i >= len(cmds)/2 && i-n < len(cmds)/2 {
+			if memo.memo.Len() == 0 {
+				t.Fatal("the memo holds nothing after half the workload")
+			}
+			memo.memo.Clear()
+		}
+	}
+	if !equalDumps(plain.dump(), memo.dump()) {
+		t.Fatal("replicas differ")
+	}
+}
+
+func TestRangeHasAllocator(t *testing.T) {
+	for _, c := range []struct {
+		lower, upper []byte
+		want         bool
+	}{
+		{NextKey(3), append(NextKey(3), 0), true},
+		{LinkKey(3, "a"), LinkKey(3, "b"), false},
+		{LinkKey(3, "a"), nil, true},
+		{[]byte{0, 0, 0, 3}, []byte{0, 0, 0, 4}, true},
+		{append(NextKey(3), 0), []byte{0, 0, 0, 4}, false},
+		{append(NextKey(3), 0), []byte{0, 0, 0, 4, 'n'}, false},
+		{append(NextKey(3), 0), []byte{0, 0, 0, 4, 'n', 0}, true},
+		{queueKey(0), queueKey(100), false},
+		{[]byte{0xff, 0xff, 0xff, 0xff, 'o'}, nil, false},
+		{nil, []byte{0, 0, 0, 0, 'n'}, false},
+		{nil, []byte{0, 0, 0, 0, 'o'}, true},
+	} {
+		if got := rangeHasAllocator(c.lower, c.upper); got != c.want {
+			t.Errorf("[%x, %x): %v, want %v", c.lower, c.upper, got, c.want)
+		}
+	}
+}
+
+// allocGets counts the allocator reads that reach the store.
+type allocGets struct {
+	countingTxn
+	allocs int
+}
+
+func (a *allocGets) Get(key []byte) ([]byte, error) {
+	if _, ok := nextKeyPartition(key); ok {
+		a.allocs++
+	}
+	return a.countingTxn.Get(key)
+}
+
+// TestMemoSparesAllocatorReads: with the replica's memo, a partition's
+// allocator is read from the store once, not once per batch.
+func TestMemoSparesAllocatorReads(t *testing.T) {
+	rg := testRing(t, 7, 16)
+	for _, withMemo := range []bool{false, true} {
+		rep := newReplica(t, rg)
+		var memo *raftstore.Memo
+		if withMemo {
+			memo = raftstore.NewMemo()
+		}
+		var reads []int
+		for round := range 3 {
+			var cb CreateBatch
+			for p := range uint32(3) {
+				cb.Items = append(cb.Items, BatchItem{RequestID: fmt.Sprintf("%d-%d", round, p), Create: Create{Partition: p, URL: fmt.Sprintf("https://r.example/%d/%d", round, p)}})
+			}
+			pb := rep.db.NewIndexedBatch()
+			tx := &allocGets{countingTxn: countingTxn{Txn: raftstore.NewMemoTxn(pb, testGroup, memo), memo: memo}}
+			rep.ix++
+			rep.m.Apply(tx, rep.ix, AppendCreateBatch(nil, cb))
+			if err := pb.Commit(nil); err != nil {
+				t.Fatal(err)
+			}
+			_ = pb.Close()
+			reads = append(reads, tx.allocs)
+		}
+		want := []int{3, 3, 3}
+		if withMemo {
+			want = []int{3, 0, 0}
+		}
+		if fmt.Sprint(reads) != fmt.Sprint(want) {
+			t.Errorf("memo %v: allocator reads per batch %v, want %v", withMemo, reads, want)
+		}
+	}
+}
