@@ -44,8 +44,9 @@
 // A leader puts the creates that arrive while its previous proposal is in
 // flight into one Raft entry (package node). The items apply in order,
 // each exactly as the create alone would (later items see earlier items'
-// writes; a partition's allocator is read and written once per batch), and
-// the result is
+// writes; a partition's allocator is written once per batch, and read
+// from Pebble once per replica life: it stays in the replica's
+// raftstore.Memo between commands), and the result is
 //
 //	version 0x01 | 0x10 | count uvarint | { len uvarint | result }*
 //

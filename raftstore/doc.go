@@ -97,9 +97,22 @@
 //	0x00 | record count u64 | crc32c u32
 //
 // Keys are relative to the group (they start with the kind byte). The
-// CRC-32C covers every byte before it. Only one record is in memory at a
-// time. Release closes the Pebble snapshot. Raft keeps the files in
-// Dir/snapshots/<group>/snapshots (raft.FileSnapshotStore).
+// CRC-32C covers every byte before it. That is format 1. Persist writes
+// format 2: "LRSNAP" 0x00 0x02, then one zstd stream whose content is a
+// format 1 stream (about a third of its size for links); Restore reads
+// both, so snapshots written before format 2 still install, but a node
+// without format 2 cannot read what a newer leader sends (upgrade the nodes
+// before they need snapshots from each other). Only one record is in memory
+// at a time. Release closes the Pebble snapshot. Raft keeps the files in
+// Dir/snapshots/<group>/snapshots (raft.FileSnapshotStore), by default only
+// the newest (Options.SnapshotRetain).
+//
+// # Memo
+//
+// A [Memo] is the one piece of memory a StateMachine keeps between Apply
+// calls of a replica ([MemoOf] on Apply's Txn): a cache of values it reads
+// from the group's state, which the FSM empties on Restore and which starts
+// empty after a restart, so it never holds anything the store does not.
 //
 // Restore (a snapshot sent by the leader to a lagging follower) reads and
 // verifies the whole stream while writing it to an sstable on the DB's file

@@ -17,10 +17,21 @@ import (
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+	"github.com/klauspost/compress/zstd"
 )
 
-// snapshotMagic opens every snapshot stream (format version 1).
+// snapshotMagic opens every snapshot stream of format version 1.
 var snapshotMagic = [8]byte{'L', 'R', 'S', 'N', 'A', 'P', 0, 1}
+
+// snapshotMagicZstd opens a snapshot of format version 2: the rest of the
+// stream is one zstd stream whose content is a format 1 stream. Persist
+// writes version 2; Restore reads both.
+var snapshotMagicZstd = [8]byte{'L', 'R', 'S', 'N', 'A', 'P', 0, 2}
+
+// maxSnapshotWindow bounds the zstd window a snapshot may ask the decoder
+// for, so a corrupt header cannot make Restore allocate without bound.
+// Persist's encoder uses far less.
+const maxSnapshotWindow = 8 << 20
 
 // Limits on one snapshot record, so a corrupt stream cannot make Restore
 // allocate without bound.
@@ -64,7 +75,32 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("sync wal: %w", err)
 	}
-	return writeSnapshot(w, s.snap, s.group, s.applied)
+	return writeCompressedSnapshot(w, s.snap, s.group, s.applied)
+}
+
+// writeCompressedSnapshot writes the format 2 stream of group: the magic,
+// then writeSnapshot's format 1 stream compressed with zstd. Raft keeps the
+// latest snapshot of every group on disk beside the same state in Pebble,
+// and sends it whole to a follower that needs it: compressed, it takes
+// about a third of the bytes (links are URLs and base62 codes;
+// docs/BENCHMARKS.md).
+func writeCompressedSnapshot(w io.Writer, r pebble.Reader, group, applied uint64) error {
+	if _, err := w.Write(snapshotMagicZstd[:]); err != nil {
+		return err
+	}
+	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(4<<20))
+	if err != nil {
+		return fmt.Errorf("zstd: %w", err)
+	}
+	if err := writeSnapshot(enc, r, group, applied); err != nil {
+		_ = enc.Close()
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("zstd: %w", err)
+	}
+	return nil
 }
 
 // Release closes the Pebble snapshot. raft calls it once; extra calls are
@@ -138,6 +174,7 @@ type snapshotReader struct {
 	r     *bufio.Reader
 	crc   hash.Hash32
 	group uint64
+	dec   *zstd.Decoder // format 2: the decompressor, closed by close
 
 	applied  uint64
 	count    uint64
@@ -147,23 +184,53 @@ type snapshotReader struct {
 	done     bool
 }
 
+// newSnapshotReader reads the header of a snapshot stream of either
+// format; call close when done with it.
 func newSnapshotReader(r io.Reader, group uint64) (*snapshotReader, error) {
 	// The checksum is computed over the bytes each record consumes (not on
 	// what bufio reads ahead), so it ends exactly before the stored crc.
 	sr := &snapshotReader{crc: crc32.New(castagnoli), group: group}
+	var magic [8]byte
+	if _, err := io.ReadFull(r, magic[:]); err != nil {
+		return nil, fmt.Errorf("%w: header: %w", ErrBadSnapshot, unexpectedEOF(err))
+	}
+	switch magic {
+	case snapshotMagic:
+		r = io.MultiReader(bytes.NewReader(magic[:]), r)
+	case snapshotMagicZstd:
+		dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxSnapshotWindow),
+			zstd.WithDecoderMaxMemory(maxSnapshotValue))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		sr.dec, r = dec, dec
+	default:
+		return nil, fmt.Errorf("%w: bad magic %x", ErrBadSnapshot, magic)
+	}
 	sr.r = bufio.NewReaderSize(r, 64<<10)
 	var hdr [24]byte
 	if err := sr.readFull(hdr[:]); err != nil {
+		sr.close()
 		return nil, fmt.Errorf("%w: header: %w", ErrBadSnapshot, err)
 	}
 	if !bytes.Equal(hdr[:8], snapshotMagic[:]) {
+		sr.close()
 		return nil, fmt.Errorf("%w: bad magic %x", ErrBadSnapshot, hdr[:8])
 	}
 	if g := binary.BigEndian.Uint64(hdr[8:]); g != group {
+		sr.close()
 		return nil, fmt.Errorf("%w: snapshot of group %d, want %d", ErrBadSnapshot, g, group)
 	}
 	sr.applied = binary.BigEndian.Uint64(hdr[16:])
 	return sr, nil
+}
+
+// close releases the decompressor, if any. It is idempotent.
+func (sr *snapshotReader) close() {
+	if sr.dec != nil {
+		sr.dec.Close()
+		sr.dec = nil
+	}
 }
 
 func (sr *snapshotReader) readFull(p []byte) error {
@@ -293,6 +360,7 @@ func restoreGroup(db *pebble.DB, group uint64, env restoreEnv, r io.Reader) (uin
 	if err != nil {
 		return 0, err
 	}
+	defer sr.close()
 	if err := env.fs.MkdirAll(env.dir, 0o755); err != nil {
 		return 0, fmt.Errorf("create %s: %w", env.dir, err)
 	}

@@ -57,7 +57,9 @@ type Options struct {
 	Fatal func(msg string)
 
 	// SnapshotRetain is how many raft snapshots each group keeps on disk.
-	// Default 2.
+	// Default 1: each is a full copy of the group's state (compressed)
+	// beside the same state in Pebble, and only the newest is ever sent
+	// or restored.
 	SnapshotRetain int
 	// TransportMaxPool is how many outbound connections each group's
 	// transport keeps per peer. Default 3.
@@ -70,25 +72,46 @@ type Options struct {
 // DefaultRaftConfig returns the raft.Config every group starts from before
 // Options.Raft: raft's defaults, plus BatchApplyCh (commands proposed
 // concurrently share one log append and one FSM batch), MaxAppendEntries
-// 256 (bigger replication and apply batches), and NoSnapshotRestoreOnStart
-// (the FSM is persistent; see the package documentation).
+// 256 (bigger replication and apply batches), NoSnapshotRestoreOnStart
+// (the FSM is persistent; see the package documentation), and a shorter
+// log: SnapshotThreshold 2048 and TrailingLogs 1024 entries instead of
+// raft's 8192 and 10240.
+//
+// The log is the other copy of every write on disk, and one entry carries
+// up to 256 creates (the node's create batches), so raft's defaults kept
+// the last ~10,000 entries, i.e. up to 2.5 million creates, after every
+// snapshot: at 1,000,000 links that was 45 bytes per link per replica, all
+// of them never read again (docs/BENCHMARKS.md). 1024 trailing entries still
+// let a follower that fell up to ~1024 entries behind (seconds of peak
+// load, minutes of light load) catch up from the log; one further behind is
+// sent the snapshot.
 func DefaultRaftConfig() *raft.Config {
 	c := raft.DefaultConfig()
 	c.BatchApplyCh = true
 	c.MaxAppendEntries = 256
 	c.NoSnapshotRestoreOnStart = true
+	c.SnapshotThreshold = 2048
+	c.TrailingLogs = 1024
 	return c
 }
 
 // DefaultPebbleOptions returns the Pebble options of a Store before
 // Options.Pebble: the newest on-disk format (snapshot restore needs
-// IngestAndExcise), a 64 MiB block cache, 32 MiB memtables, a 10-bit bloom
-// filter on every level (point reads: raft log entries, link lookups) and up
-// to 2 concurrent compactions. Everything else is Pebble's default.
+// IngestAndExcise), a 64 MiB block cache, 16 MiB memtables, a 10-bit bloom
+// filter on every level (point reads: raft log entries, link lookups), up
+// to 2 concurrent compactions, and Pebble's "balanced" compression (a fast
+// codec on the upper levels, zstd on the two lowest, where nearly all the
+// data of a node lives). Everything else is Pebble's default.
+//
+// Memtables are 16 MiB rather than 32: Pebble keeps up to
+// MemTableStopWritesThreshold+1 (3) used WAL files for recycling beside the
+// live one, so the WAL's disk share is about four memtables (95 bytes per
+// link per replica at 1,000,000 links with 32 MiB; docs/BENCHMARKS.md), and a
+// smaller skiplist is also shallower for the point reads of every create.
 func DefaultPebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       32 << 20,
+		MemTableSize:       16 << 20,
 		CompactionConcurrencyRange: func() (int, int) {
 			return 1, 2
 		},
@@ -96,6 +119,7 @@ func DefaultPebbleOptions() *pebble.Options {
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionBalanced })
 	return o
 }
 
@@ -143,7 +167,7 @@ func Open(opts Options) (*Store, error) {
 		opts.Logger = hclog.NewNullLogger()
 	}
 	if opts.SnapshotRetain <= 0 {
-		opts.SnapshotRetain = 2
+		opts.SnapshotRetain = 1
 	}
 	if opts.TransportMaxPool <= 0 {
 		opts.TransportMaxPool = 3
@@ -365,6 +389,7 @@ func recoverSnapshot(f *fsm, snaps raft.SnapshotStore, logger hclog.Logger) erro
 		_ = rc.Close()
 		return fmt.Errorf("snapshot %s: %w", meta.ID, err)
 	}
+	sr.close()
 	if sr.applied <= f.applied.Load() {
 		return rc.Close()
 	}
