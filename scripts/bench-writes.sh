@@ -15,7 +15,8 @@
 #
 # Knobs (environment): WRITES_DURATION (10s), WRITES_C (256), WRITES_LINKS,
 # WRITES_SETTLE, WRITES_OUT (a directory to keep results and profiles in),
-# LINKRAFT_BIN. It loads the whole machine: run it rarely.
+# WRITES_SKIP_SHORTEN=1 (only the disk part), LINKRAFT_BIN. It loads the
+# whole machine: run it rarely.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -138,25 +139,25 @@ run_bench() {
 }
 
 if [[ -z ${WRITES_SKIP_SHORTEN:-} ]]; then
-run_bench 01-shorten-c1 -label "shorten c=1" -workload shorten -c 1 -duration "$DURATION" -warmup 2s
-# Profile every node during the loaded run: they share the load (each leads
-# about one shard and follows the others).
-secs=$(( ${DURATION%s} - 2 ))
-((secs > 0)) || secs=1
-PROFILERS=()
-for i in 0 1 2; do
-	(sleep 3 && curl -fsS -o "$OUT/n$((i + 1)).cpu.pprof" "http://${ADMIN[$i]}/debug/pprof/profile?seconds=$secs" &&
-		curl -fsS -o "$OUT/n$((i + 1)).allocs.pprof" "http://${ADMIN[$i]}/debug/pprof/allocs") &
-	PROFILERS+=($!)
-done
-run_bench 02-shorten-c$CONC -label "shorten c=$CONC" -workload shorten -c "$CONC" -duration "$DURATION" -warmup 2s
-wait "${PROFILERS[@]}" || log "a profile could not be taken"
+	run_bench 01-shorten-c1 -label "shorten c=1" -workload shorten -c 1 -duration "$DURATION" -warmup 2s
+	# Profile every node during the loaded run: they share the load (each leads
+	# about one shard and follows the others).
+	secs=$(( ${DURATION%s} - 2 ))
+	((secs > 0)) || secs=1
+	PROFILERS=()
+	for i in 0 1 2; do
+		(sleep 3 && curl -fsS -o "$OUT/n$((i + 1)).cpu.pprof" "http://${ADMIN[$i]}/debug/pprof/profile?seconds=$secs" &&
+			curl -fsS -o "$OUT/n$((i + 1)).allocs.pprof" "http://${ADMIN[$i]}/debug/pprof/allocs") &
+		PROFILERS+=($!)
+	done
+	run_bench 02-shorten-c$CONC -label "shorten c=$CONC" -workload shorten -c "$CONC" -duration "$DURATION" -warmup 2s
+	wait "${PROFILERS[@]}" || log "a profile could not be taken"
 
-echo "## linkraft write bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo
-echo "Machine: $(nproc) CPUs, $(uname -sr); load average $LOAD_BEFORE before the runs."
-echo
-"$BIN" bench -combine "$OUT/01-shorten-c1.json,$OUT/02-shorten-c$CONC.json" | tail -n +3
+	echo "## linkraft write bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo
+	echo "Machine: $(nproc) CPUs, $(uname -sr); load average $LOAD_BEFORE before the runs."
+	echo
+	"$BIN" bench -combine "$OUT/01-shorten-c1.json,$OUT/02-shorten-c$CONC.json" | tail -n +3
 fi
 
 if ((LINKS > 0)); then
