@@ -34,7 +34,26 @@ const (
 // request IDs, so every replica keeps the same entries: a retry must reach
 // the shard's log within RequestWindow later creates (with request IDs) of
 // its first attempt to be answered from the table.
-const RequestWindow = 250_000
+//
+// 65,536 creates are tens of seconds of a shard's peak create rate on the
+// benchmark machine and hours of ordinary traffic, while a router retries
+// a create within its request timeout (seconds). The table's entries (a
+// result with its link record, ~150 bytes each before compression) were the
+// largest part of a shard's state at 1,000,000 links with the earlier
+// window of 250,000 (docs/BENCHMARKS.md).
+const RequestWindow = 65_536
+
+// legacyRequestWindow is the window the table was pruned with before the
+// prune mark (requestPrunedKey) existed: a table without the mark has
+// forgotten every request recorded below next seq - legacyRequestWindow.
+// A variable for tests only.
+var legacyRequestWindow uint64 = 250_000
+
+// maxPrunePerBatch bounds the request IDs one batch forgets, so that the
+// first batches after the window shrank (up to 184,464 IDs to forget)
+// spread that work instead of stalling one apply. A variable for tests
+// only.
+var maxPrunePerBatch uint64 = 4096
 
 // requestWindow is RequestWindow; tests shrink it to exercise pruning.
 var requestWindow uint64 = RequestWindow
@@ -144,10 +163,12 @@ func cutLength(b []byte, limit int) (field, rest []byte, err error) {
 //	ff ff ff ff ff | 'r' | request id  -> the item's encoded result
 //	ff ff ff ff ff | 'q' | seq u64     -> request id (the order, for pruning)
 //	ff ff ff ff ff | 'n'               -> next seq u64
+//	ff ff ff ff ff | 'p'               -> prune mark u64: every seq below it is forgotten
 var (
-	requestPrefix = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'r'}
-	queuePrefix   = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'q'}
-	requestSeqKey = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'n'}
+	requestPrefix    = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'r'}
+	queuePrefix      = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'q'}
+	requestSeqKey    = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'n'}
+	requestPrunedKey = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'p'}
 )
 
 func requestKey(id string) []byte {
@@ -190,22 +211,46 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 		return out
 	}
 	must("store request sequence", tx.Set(requestSeqKey, binary.BigEndian.AppendUint64(nil, seq)))
-	// Forget the request IDs that fell out of the window with this batch:
-	// those recorded at [start-RequestWindow, seq-RequestWindow). Earlier
-	// ones were forgotten by earlier batches.
-	if seq > requestWindow {
-		lo, hi := queueKey(max(start, requestWindow)-requestWindow), queueKey(seq-requestWindow)
-		var ids [][]byte
-		must("scan request order", tx.Scan(lo, hi, func(_, v []byte) bool {
-			ids = append(ids, requestKey(string(v)))
-			return true
-		}))
-		for _, k := range ids {
-			must("forget request", tx.Delete(k))
-		}
-		must("forget request order", tx.DeleteRange(lo, hi))
-	}
+	m.pruneRequests(tx, start, seq)
 	return out
+}
+
+// pruneRequests forgets the request IDs that fell out of the window: those
+// recorded below seq-RequestWindow and not forgotten yet (at or above the
+// prune mark), at most maxPrunePerBatch of them per batch. start is the
+// sequence before the batch.
+func (m *Machine) pruneRequests(tx raftstore.Txn, start, seq uint64) {
+	if seq <= requestWindow {
+		return
+	}
+	var from uint64
+	switch v, err := tx.Get(requestPrunedKey); {
+	case err == nil && len(v) == 8:
+		from = binary.BigEndian.Uint64(v)
+	case err == nil:
+		must("read request prune mark", fmt.Errorf("%w: prune mark of %d bytes", ErrMalformed, len(v)))
+	case errors.Is(err, raftstore.ErrNotFound):
+		// A table pruned by the earlier rule: everything below
+		// start-legacyRequestWindow is forgotten.
+		from = max(start, legacyRequestWindow) - legacyRequestWindow
+	default:
+		must("read request prune mark", err)
+	}
+	to := min(seq-requestWindow, from+maxPrunePerBatch)
+	if to <= from {
+		return
+	}
+	lo, hi := queueKey(from), queueKey(to)
+	var ids [][]byte
+	must("scan request order", tx.Scan(lo, hi, func(_, v []byte) bool {
+		ids = append(ids, requestKey(string(v)))
+		return true
+	}))
+	for _, k := range ids {
+		must("forget request", tx.Delete(k))
+	}
+	must("forget request order", tx.DeleteRange(lo, hi))
+	must("store request prune mark", tx.Set(requestPrunedKey, binary.BigEndian.AppendUint64(nil, to)))
 }
 
 // allocCache is the Txn every command applies through (Machine.Apply): it

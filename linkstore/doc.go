@@ -60,8 +60,9 @@
 // result is recorded under the ID. A retry therefore never makes a second
 // link, whether it lands in a later batch, at another leader, or in the
 // same batch. The table is pruned in Apply: once more than RequestWindow
-// request IDs were recorded, each batch forgets the oldest ones, so every
-// replica holds the same table and snapshots carry it.
+// request IDs were recorded, each batch forgets the oldest ones (from the
+// prune mark up, at most 4096 per batch), so every replica holds the same
+// table and snapshots carry it.
 //
 // New command types get new type bytes; a
 // replica that does not know a type answers ResultBadRequest without
