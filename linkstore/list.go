@@ -18,8 +18,9 @@ const (
 	// MaxListQuery bounds the search text of a list, in bytes.
 	MaxListQuery = 256
 	// DefaultListScan is the number of index entries a List examines
-	// before it stops with a Frontier (ListQuery.MaxScan).
-	DefaultListScan = 20_000
+	// before it stops with a Frontier (ListQuery.MaxScan): each costs a
+	// record read, so it bounds a search that few links match.
+	DefaultListScan = 5_000
 )
 
 // ListQuery asks for links of a shard's partitions, newest first.
@@ -71,8 +72,12 @@ func List(r raftstore.Reader, q ListQuery) (ListPage, error) {
 	}
 	query := strings.ToLower(q.Query)
 	h := make(cursorHeap, 0, len(q.Partitions))
+	// The first read of each partition is small: a page usually takes a
+	// few links from each of many partitions. A partition that gives more
+	// reads bigger chunks (fill doubles it).
+	first := min(maxListChunk, 2+q.Limit/max(len(q.Partitions), 1))
 	for _, p := range q.Partitions {
-		c := &partCursor{r: r, p: p, prefix: indexPrefix(nil, p, q.Owner, q.All)}
+		c := &partCursor{r: r, p: p, prefix: indexPrefix(nil, p, q.Owner, q.All), chunk: first}
 		if q.After != nil {
 			c.from = appendIndexEntry(slices.Clip(c.prefix), q.After.CreatedAtMs, q.After.Code)
 			c.from = append(c.from, 0) // just after the position
@@ -143,8 +148,9 @@ func (rec Record) matches(lowerQuery, tag string) bool {
 		strings.Contains(strings.ToLower(rec.Title), lowerQuery)
 }
 
-// listChunk is how many index entries a partition cursor reads per scan.
-const listChunk = 32
+// maxListChunk bounds how many index entries a partition cursor reads per
+// scan.
+const maxListChunk = 256
 
 // partCursor reads one partition's index in chunks.
 type partCursor struct {
@@ -153,6 +159,7 @@ type partCursor struct {
 	prefix []byte
 	from   []byte // the next scan starts here
 	buf    []Position
+	chunk  int // entries the next fill reads
 	done   bool
 }
 
@@ -160,6 +167,8 @@ type partCursor struct {
 func (c *partCursor) fill() error {
 	upper := prefixEnd(c.prefix)
 	c.buf = c.buf[:0]
+	chunk := c.chunk
+	c.chunk = min(2*c.chunk, maxListChunk)
 	var bad error
 	err := c.r.Scan(c.from, upper, func(k, _ []byte) bool {
 		rest := k[len(c.prefix):]
@@ -168,7 +177,7 @@ func (c *partCursor) fill() error {
 			return false
 		}
 		c.buf = append(c.buf, Position{CreatedAtMs: createdOf(binary.BigEndian.Uint64(rest)), Code: string(rest[8:])})
-		if len(c.buf) == listChunk {
+		if len(c.buf) == chunk {
 			c.from = append(append(c.from[:0], k...), 0)
 			return false
 		}
@@ -180,7 +189,7 @@ func (c *partCursor) fill() error {
 	if err != nil {
 		return fmt.Errorf("linkstore: list partition %d: %w", c.p, err)
 	}
-	if len(c.buf) < listChunk {
+	if len(c.buf) < chunk {
 		c.done = true
 	}
 	return nil

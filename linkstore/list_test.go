@@ -140,3 +140,40 @@ func TestOrderOf(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkList reads the first page of 50 (and a page with a search that
+// few links match) from a shard of 341 partitions holding 20,000 links.
+func BenchmarkList(b *testing.B) {
+	rg := testRing(b, 7, 1024)
+	rep := newReplica(b, rg)
+	parts := make([]uint32, 341)
+	for i := range parts {
+		parts[i] = uint32(i * 3)
+	}
+	var cmds [][]byte
+	for i := range 20_000 {
+		cmds = append(cmds, EncodeCreate(Create{Partition: parts[i%len(parts)], URL: fmt.Sprintf("https://bench.example/list/%d", i),
+			CreatedAtMs: int64(1_760_000_000_000 + i), Owner: "alice", Title: fmt.Sprintf("title %d", i)}))
+		if len(cmds) == 500 {
+			rep.applyBatch(cmds...)
+			cmds = cmds[:0]
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		q    ListQuery
+	}{
+		{"first50", ListQuery{Owner: "alice", Limit: 50}},
+		{"search", ListQuery{Owner: "alice", Limit: 50, Query: "title 1999"}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			bc.q.Partitions = parts
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := List(rep.reader(), bc.q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
