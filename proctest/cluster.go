@@ -44,6 +44,8 @@ type Options struct {
 	// ClickFlushInterval is the cluster's click_flush_interval (0: the
 	// config default).
 	ClickFlushInterval time.Duration
+	// APIKeys are the cluster file's api_keys (none: the API is open).
+	APIKeys []config.APIKey
 }
 
 func (o *Options) fill() {
@@ -154,6 +156,12 @@ func New(t testing.TB, opts Options) *Cluster {
 		b.WriteString("routers:\n")
 		for _, r := range c.routers {
 			fmt.Fprintf(&b, "  - id: %s\n    listen: %s\n    base_url: http://%s\n", r, listen[r], listen[r])
+		}
+		if len(opts.APIKeys) > 0 {
+			b.WriteString("api_keys:\n")
+			for _, k := range opts.APIKeys {
+				fmt.Fprintf(&b, "  - {id: %q, hash: %q, admin: %t}\n", k.ID, k.Hash, k.Admin)
+			}
 		}
 		path := filepath.Join(c.dir, name)
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
