@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -74,7 +75,7 @@ func TestProcessAPIKeys(t *testing.T) {
 			t.Fatalf("create with key %q: %d %s", k, st, raw)
 		}
 	}
-	if after := logSizes(t, c); !mapsEqual(before, after) {
+	if after := logSizes(t, c); !maps.Equal(before, after) {
 		t.Fatalf("refused creates grew the shards' logs: %v -> %v", before, after)
 	}
 	st, raw := call(http.MethodPost, "/api/v1/links", key, `{"url": "https://example.com/keys", "title": "Keys", "tags": ["e2e"]}`)
@@ -98,16 +99,4 @@ func TestProcessAPIKeys(t *testing.T) {
 	if st, loc, err := redirectTarget(base, l.Code); err != nil || st != http.StatusMovedPermanently || loc != "https://example.com/keys" {
 		t.Fatalf("public redirect: %d %q %v", st, loc, err)
 	}
-}
-
-func mapsEqual(a, b map[uint64]uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
