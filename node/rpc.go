@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/linkraft/linkraft/linkstore"
@@ -32,6 +31,8 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case shardrpc.PathCreate:
 		op = n.create
+	case shardrpc.PathResolveBinary:
+		op = n.resolveBinary
 	case shardrpc.PathResolve:
 		op = n.resolve
 	case shardrpc.PathStatus:
@@ -54,8 +55,8 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusNotFound, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: fmt.Sprintf("no RPC at %q", ctx.Path())})
 		return
 	}
-	shard, err := strconv.ParseUint(string(ctx.Request.Header.Peek(shardrpc.HeaderShard)), 10, 64)
-	if err != nil || shard == 0 {
+	shard, ok := parseShard(ctx.Request.Header.Peek(shardrpc.HeaderShard))
+	if !ok {
 		badRequest(ctx, fmt.Sprintf("header %s must name a shard (a number > 0)", shardrpc.HeaderShard))
 		return
 	}
@@ -305,9 +306,4 @@ func (n *Node) leaderRPC(id, raftAddr string) (string, string) {
 	return id, ""
 }
 
-func toLink(r linkstore.Record) shardrpc.Link {
-	return shardrpc.Link{
-		Code: r.Code, URL: r.URL, CreatedAtMs: r.CreatedAtMs, Alias: r.Alias, ExpiresAtMs: r.ExpiresAtMs, MaxClicks: r.MaxClicks,
-		Owner: r.Owner, Title: r.Title, Tags: r.Tags, RedirectStatus: int(r.RedirectStatus), UpdatedAtMs: r.UpdatedAtMs,
-	}
-}
+func toLink(r linkstore.Record) shardrpc.Link { return shardrpc.LinkFromRecord(r) }

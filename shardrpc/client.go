@@ -60,6 +60,10 @@ type ClientOptions struct {
 	// capped at BackoffMax, with jitter (defaults 5 ms and 100 ms).
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+	// ResolveJSON makes Resolve call the JSON resolve RPC (PathResolve)
+	// instead of the binary one (PathResolveBinary): for nodes built before
+	// the binary RPC, during an upgrade, and for comparing the two.
+	ResolveJSON bool
 }
 
 func (o *ClientOptions) fill() {
@@ -105,6 +109,8 @@ type nodeConn struct {
 	id   string
 	addr string
 	hc   *fasthttp.HostClient
+	// resolver carries the binary resolve calls.
+	resolver doer
 }
 
 // shardState is what the client knows about one shard.
@@ -163,6 +169,7 @@ func NewClient(cfg *config.Config, opts ClientOptions) *Client {
 				return d.Dial("tcp", addr)
 			},
 		}
+		nc.resolver = nc.hc
 		c.nodes = append(c.nodes, nc)
 		c.byID[n.ID] = nc
 		c.byRPC[n.RPCAddr] = nc
@@ -236,11 +243,64 @@ func NewRequestID() string {
 // ErrGone means the link was deleted: any replica that applied the delete
 // may answer it, since a tombstone is never removed. Other errors wrap ErrUnavailable, ErrBadRequest, ErrUnauthorized,
 // ErrWrongShard or ErrUnknownShard.
+//
+// The call is the binary resolve RPC (PathResolveBinary; see
+// ClientOptions.ResolveJSON for the JSON one). Its answer is the stored
+// record, decoded with linkstore.DecodeRecord.
 func (c *Client) Resolve(ctx context.Context, shard uint64, code string) (Link, error) {
 	s, err := c.shard(shard)
 	if err != nil {
 		return Link{}, err
 	}
+	if c.opts.ResolveJSON {
+		return c.resolveJSON(ctx, s, code)
+	}
+	if code == "" || len(code) > maxWireCode {
+		return Link{}, fmt.Errorf("shardrpc: resolve a code of %d bytes (1 to %d): %w", len(code), maxWireCode, ErrBadRequest)
+	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+
+	deadline := c.deadline(ctx)
+	c.prepareResolve(req, s)
+	var buf [3 + maxWireCode]byte
+	req.SetBody(AppendResolveRequest(buf[:0], code, false))
+
+	var link Link
+	start := max(s.leaderIndex(), 0)
+	for i := range s.replicas {
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			break
+		}
+		idx := (start + i) % len(s.replicas)
+		err := c.attemptResolve(deadline, s.replicas[idx], req, resp, &link)
+		if err == nil {
+			return link, nil
+		}
+		if errors.Is(err, ErrMaybeStale) || errors.Is(err, ErrNotFound) {
+			break // only the leader can tell
+		}
+		if terminal(err) {
+			return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, shard, err)
+		}
+		if idx == s.leaderIndex() && isTransport(err) {
+			s.forgetLeader(idx)
+		}
+	}
+	req.SetBody(AppendResolveRequest(buf[:0], code, true))
+	err = c.leaderLoop(ctx, s, func(deadline time.Time, n *nodeConn) error {
+		return c.attemptResolve(deadline, n, req, resp, &link)
+	})
+	if err != nil {
+		return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, shard, err)
+	}
+	return link, nil
+}
+
+// resolveJSON is Resolve over the JSON resolve RPC (ClientOptions.ResolveJSON).
+func (c *Client) resolveJSON(ctx context.Context, s *shardState, code string) (Link, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
@@ -266,7 +326,7 @@ func (c *Client) Resolve(ctx context.Context, shard uint64, code string) (Link, 
 			break // only the leader can tell
 		}
 		if terminal(err) {
-			return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, shard, err)
+			return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, s.id, err)
 		}
 		if idx == s.leaderIndex() && isTransport(err) {
 			s.forgetLeader(idx)
@@ -274,7 +334,7 @@ func (c *Client) Resolve(ctx context.Context, shard uint64, code string) (Link, 
 	}
 	req.SetBody(appendResolveBody(buf[:0], code, true))
 	if err := c.leaderCall(ctx, s, PathResolve, nil, &link, req); err != nil {
-		return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, shard, err)
+		return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, s.id, err)
 	}
 	return link, nil
 }
@@ -406,7 +466,16 @@ func (c *Client) leaderCall(ctx context.Context, s *shardState, path string, bod
 	}
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
+	return c.leaderLoop(ctx, s, func(deadline time.Time, n *nodeConn) error {
+		return c.attempt(deadline, n, req, resp, out)
+	})
+}
 
+// leaderLoop runs try against the shard's leader until it succeeds, fails
+// for good, or the deadline passes, following not_leader hints and backing
+// off between rounds over the replicas. try sends one request to node n
+// with the attempt deadline given.
+func (c *Client) leaderLoop(ctx context.Context, s *shardState, try func(deadline time.Time, n *nodeConn) error) error {
 	deadline := c.deadline(ctx)
 	idx := max(s.leaderIndex(), 0)
 	var lastErr error
@@ -421,7 +490,7 @@ func (c *Client) leaderCall(ctx context.Context, s *shardState, path string, bod
 			}
 			return unavailable(s, lastErr)
 		}
-		err := c.attempt(deadline, s.replicas[idx], req, resp, out)
+		err := try(deadline, s.replicas[idx])
 		if err == nil {
 			s.setLeader(idx)
 			return nil
@@ -509,21 +578,41 @@ func (c *Client) hintIndex(s *shardState, id, rpcAddr string) int {
 // error is a *RemoteError (the node answered) or a transport error wrapped
 // in ErrUnavailable.
 func (c *Client) attempt(deadline time.Time, n *nodeConn, req *fasthttp.Request, resp *fasthttp.Response, out any) error {
+	if err := c.send(deadline, n, n.hc, req, resp); err != nil {
+		return err
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return remoteError(n, resp)
+	}
+	if err := json.Unmarshal(resp.Body(), out); err != nil {
+		return fmt.Errorf("%w: node %s: decode answer: %w", ErrProtocol, n.id, err)
+	}
+	return nil
+}
+
+// doer is a fasthttp client of one node: a HostClient or a PipelineClient.
+type doer interface {
+	DoDeadline(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error
+}
+
+// send sends req once to node n through hc, bounded by the attempt
+// timeout. An error is a transport error wrapped in ErrUnavailable.
+func (c *Client) send(deadline time.Time, n *nodeConn, hc doer, req *fasthttp.Request, resp *fasthttp.Response) error {
 	if d := time.Now().Add(c.opts.AttemptTimeout); d.Before(deadline) {
 		deadline = d
 	}
 	req.SetHost(n.addr)
 	resp.Reset()
-	if err := n.hc.DoDeadline(req, resp, deadline); err != nil {
+	if err := hc.DoDeadline(req, resp, deadline); err != nil {
 		return &transportError{node: n.id, err: err}
 	}
+	return nil
+}
+
+// remoteError is the error of a non-200 answer: a *RemoteError with the
+// node's ErrorBody, or ErrProtocol for an answer that is not one.
+func remoteError(n *nodeConn, resp *fasthttp.Response) error {
 	status := resp.StatusCode()
-	if status == fasthttp.StatusOK {
-		if err := json.Unmarshal(resp.Body(), out); err != nil {
-			return fmt.Errorf("%w: node %s: decode answer: %w", ErrProtocol, n.id, err)
-		}
-		return nil
-	}
 	re := &RemoteError{Node: n.id, Status: status}
 	if err := json.Unmarshal(resp.Body(), &re.Body); err != nil || re.Body.Code == "" {
 		re.Body.Code = codeOfStatus(status)

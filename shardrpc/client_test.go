@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/linkraft/linkraft/config"
+	"github.com/linkraft/linkraft/linkstore"
 )
 
 func TestMain(m *testing.M) {
@@ -32,6 +33,8 @@ type call struct {
 	shard  string
 	secret string
 	body   []byte
+	// code is the code of a binary resolve request, as sent.
+	code string
 }
 
 // fakeNode is a storage node that speaks the wire contract with answers
@@ -108,6 +111,17 @@ func (fc *fakeCluster) handler(fn *fakeNode) fasthttp.RequestHandler {
 			secret: string(ctx.Request.Header.Peek(HeaderSecret)),
 			body:   append([]byte(nil), ctx.PostBody()...),
 		}
+		binary := string(ctx.Path()) == PathResolveBinary
+		if binary {
+			// Recorded as the JSON request it stands for, so that the
+			// tests check both wires the same way.
+			code, lin, err := DecodeResolveRequest(c.body)
+			if err != nil {
+				fc.t.Errorf("%s: binary resolve request %x: %v", fn.id, c.body, err)
+			}
+			c.op, c.code = "resolve", string(code)
+			c.body, _ = json.Marshal(ResolveRequest{Code: string(code), Linearizable: lin})
+		}
 		if !ctx.IsPost() {
 			fc.t.Errorf("%s: method %s", fn.id, ctx.Method())
 		}
@@ -116,6 +130,16 @@ func (fc *fakeCluster) handler(fn *fakeNode) fasthttp.RequestHandler {
 		handle := fn.handle
 		fc.mu.Unlock()
 		status, v := handle(c)
+		if l, ok := v.(Link); ok && binary && status == fasthttp.StatusOK {
+			// The node answers the stored record bytes.
+			rec := linkstore.AppendRecord(AppendResolveResponseHeader(nil), linkstore.Record{
+				Code: l.Code, URL: l.URL, CreatedAtMs: l.CreatedAtMs, Alias: l.Alias, ExpiresAtMs: l.ExpiresAtMs, MaxClicks: l.MaxClicks,
+			})
+			ctx.SetStatusCode(status)
+			ctx.SetContentType(ContentTypeResolve)
+			ctx.SetBody(rec)
+			return
+		}
 		raw, err := json.Marshal(v)
 		if err != nil {
 			fc.t.Errorf("encode: %v", err)
@@ -441,12 +465,14 @@ func resolveOps(t *testing.T, calls []call) []string {
 	return out
 }
 
-func TestResolveLocalHit(t *testing.T) {
+func TestResolveLocalHit(t *testing.T) { forEachResolveWire(t, testResolveLocalHit) }
+
+func testResolveLocalHit(t *testing.T, jsonWire bool) {
 	fc := newFakeCluster(t, 3)
 	links := map[string]string{"abc1234": "https://example.com/"}
 	fc.set("n1", resolver(false, "n2", links))
 	fc.set("n2", resolver(true, "n2", links))
-	c := fc.client(ClientOptions{})
+	c := fc.client(ClientOptions{ResolveJSON: jsonWire})
 	link, err := c.Resolve(ctxTimeout(t, 5*time.Second), 7, "abc1234")
 	if err != nil || link.URL != "https://example.com/" {
 		t.Fatalf("resolve: %+v, %v", link, err)
@@ -457,12 +483,16 @@ func TestResolveLocalHit(t *testing.T) {
 }
 
 func TestResolveMaybeStaleEscalatesToLeader(t *testing.T) {
+	forEachResolveWire(t, testResolveMaybeStaleEscalatesToLeader)
+}
+
+func testResolveMaybeStaleEscalatesToLeader(t *testing.T, jsonWire bool) {
 	fc := newFakeCluster(t, 3)
 	// n1 lags: it does not have the link yet; n3 leads and has it.
 	fc.set("n1", resolver(false, "n3", map[string]string{}))
 	fc.set("n2", resolver(false, "n3", map[string]string{}))
 	fc.set("n3", resolver(true, "n3", map[string]string{"fresh-alias": "https://example.com/new"}))
-	c := fc.client(ClientOptions{})
+	c := fc.client(ClientOptions{ResolveJSON: jsonWire})
 	link, err := c.Resolve(ctxTimeout(t, 5*time.Second), 7, "fresh-alias")
 	if err != nil || link.URL != "https://example.com/new" {
 		t.Fatalf("resolve: %+v, %v", link, err)
@@ -488,11 +518,15 @@ func TestResolveMaybeStaleEscalatesToLeader(t *testing.T) {
 }
 
 func TestResolveNeverNotFoundWithoutLeader(t *testing.T) {
+	forEachResolveWire(t, testResolveNeverNotFoundWithoutLeader)
+}
+
+func testResolveNeverNotFoundWithoutLeader(t *testing.T, jsonWire bool) {
 	fc := newFakeCluster(t, 3, "n3")
 	// No leader reachable: the followers only know they do not have it.
 	fc.set("n1", resolver(false, "n3", map[string]string{}))
 	fc.set("n2", resolver(false, "n3", map[string]string{}))
-	c := fc.client(ClientOptions{BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond})
+	c := fc.client(ClientOptions{BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond, ResolveJSON: jsonWire})
 	_, err := c.Resolve(ctxTimeout(t, 300*time.Millisecond), 7, "abc1234")
 	if errors.Is(err, ErrNotFound) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("resolve: %v, want ErrUnavailable and not ErrNotFound", err)
@@ -500,17 +534,23 @@ func TestResolveNeverNotFoundWithoutLeader(t *testing.T) {
 }
 
 func TestResolveSkipsDownReplicaForLocalRead(t *testing.T) {
+	forEachResolveWire(t, testResolveSkipsDownReplicaForLocalRead)
+}
+
+func testResolveSkipsDownReplicaForLocalRead(t *testing.T, jsonWire bool) {
 	fc := newFakeCluster(t, 3, "n1")
 	links := map[string]string{"abc1234": "https://example.com/"}
 	fc.set("n2", resolver(false, "n1", links))
-	c := fc.client(ClientOptions{})
+	c := fc.client(ClientOptions{ResolveJSON: jsonWire})
 	link, err := c.Resolve(ctxTimeout(t, 5*time.Second), 7, "abc1234")
 	if err != nil || link.URL != "https://example.com/" {
 		t.Fatalf("resolve: %+v, %v", link, err)
 	}
 }
 
-func TestResolveEscapesCode(t *testing.T) {
+func TestResolveEscapesCode(t *testing.T) { forEachResolveWire(t, testResolveEscapesCode) }
+
+func testResolveEscapesCode(t *testing.T, jsonWire bool) {
 	fc := newFakeCluster(t, 1)
 	odd := "a\"b\\c<\x01é\xff"
 	var got string
@@ -520,13 +560,20 @@ func TestResolveEscapesCode(t *testing.T) {
 			return 400, ErrorBody{Code: ErrCodeBadRequest, Message: err.Error()}
 		}
 		got = req.Code
+		if !jsonWire {
+			got = c.code
+		}
 		return 200, Link{Code: req.Code, URL: "https://example.com/"}
 	})
-	c := fc.client(ClientOptions{})
+	c := fc.client(ClientOptions{ResolveJSON: jsonWire})
 	if _, err := c.Resolve(ctxTimeout(t, 5*time.Second), 7, odd); err != nil {
 		t.Fatal(err)
 	}
-	if want := jsonRoundTrip(t, odd); got != want {
+	want := odd // the binary request carries the code's bytes as they are
+	if jsonWire {
+		want = jsonRoundTrip(t, odd)
+	}
+	if got != want {
 		t.Fatalf("node got code %q, want %q", got, want)
 	}
 }
@@ -663,4 +710,11 @@ func TestCanceledContext(t *testing.T) {
 	if _, err := c.Status(ctx, 7); !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "%!") {
 		t.Fatalf("status with a canceled context: %v", err)
 	}
+}
+
+// forEachResolveWire runs a resolve test over the binary resolve RPC and
+// over the JSON one (ClientOptions.ResolveJSON).
+func forEachResolveWire(t *testing.T, test func(t *testing.T, jsonWire bool)) {
+	t.Run("binary", func(t *testing.T) { test(t, false) })
+	t.Run("json", func(t *testing.T) { test(t, true) })
 }

@@ -1,0 +1,63 @@
+package raftstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// maxPointKey bounds the application keys ReadValue builds on the stack;
+// a longer key is still read, through a heap buffer.
+const maxPointKey = 128
+
+// ReadValue calls fn with the value stored at key in the group's
+// application state, read as mode requires (see Read), or returns
+// ErrNotFound. It is the point read of the hot paths: one Pebble Get on the
+// DB itself, without a snapshot (a single key is consistent by itself) and
+// without copying the value or allocating. value is valid only during the
+// call; fn must not retain it. fn runs with the store's read lock held, so
+// it must not block.
+func (g *Group) ReadValue(ctx context.Context, mode ReadMode, key []byte, fn func(value []byte)) error {
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch mode {
+	case ReadLocal:
+	case ReadLinearizable:
+		if err := g.confirmLeader(ctx); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("raftstore: group %d: unknown read mode %d", g.id, mode)
+	}
+	var kb [groupPrefixLen + 1 + maxPointKey]byte
+	full := append(kb[:0], keyspaceGroups)
+	full = binary.BigEndian.AppendUint64(full, g.id)
+	full = append(full, kindData)
+	full = append(full, key...)
+
+	s := g.store
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.dbClosed || g.closed.Load() {
+		return ErrClosed
+	}
+	v, closer, err := s.db.Get(full)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("raftstore: group %d: get %q: %w", g.id, key, err)
+	}
+	fn(v)
+	if err := closer.Close(); err != nil {
+		return fmt.Errorf("raftstore: group %d: get %q: %w", g.id, key, err)
+	}
+	return nil
+}
