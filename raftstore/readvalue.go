@@ -5,13 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// maxPointKey bounds the application keys ReadValue builds on the stack;
-// a longer key is still read, through a heap buffer.
-const maxPointKey = 128
+// pointKeys holds the buffers ReadValue builds full keys in.
+var pointKeys = sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}
 
 // ReadValue calls fn with the value stored at key in the group's
 // application state, read as mode requires (see Read), or returns
@@ -36,11 +36,15 @@ func (g *Group) ReadValue(ctx context.Context, mode ReadMode, key []byte, fn fun
 	default:
 		return fmt.Errorf("raftstore: group %d: unknown read mode %d", g.id, mode)
 	}
-	var kb [groupPrefixLen + 1 + maxPointKey]byte
-	full := append(kb[:0], keyspaceGroups)
+	// Pebble keeps the key it is given beyond the stack frame, so the full
+	// key is built in a pooled buffer.
+	kb := pointKeys.Get().(*[]byte)
+	defer pointKeys.Put(kb)
+	full := append((*kb)[:0], keyspaceGroups)
 	full = binary.BigEndian.AppendUint64(full, g.id)
 	full = append(full, kindData)
 	full = append(full, key...)
+	*kb = full
 
 	s := g.store
 	s.dbMu.RLock()
@@ -53,11 +57,11 @@ func (g *Group) ReadValue(ctx context.Context, mode ReadMode, key []byte, fn fun
 		return ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("raftstore: group %d: get %q: %w", g.id, key, err)
+		return fmt.Errorf("raftstore: group %d: get %q: %w", g.id, string(key), err)
 	}
 	fn(v)
 	if err := closer.Close(); err != nil {
-		return fmt.Errorf("raftstore: group %d: get %q: %w", g.id, key, err)
+		return fmt.Errorf("raftstore: group %d: get %q: %w", g.id, string(key), err)
 	}
 	return nil
 }
