@@ -64,6 +64,10 @@ type ClientOptions struct {
 	// instead of the binary one (PathResolveBinary): for nodes built before
 	// the binary RPC, during an upgrade, and for comparing the two.
 	ResolveJSON bool
+	// ResolveConns, when > 0, sends the binary resolves to each node over
+	// that many pipelined connections (fasthttp.PipelineClient) instead of
+	// the keep-alive pool of the other calls.
+	ResolveConns int
 }
 
 func (o *ClientOptions) fill() {
@@ -169,7 +173,7 @@ func NewClient(cfg *config.Config, opts ClientOptions) *Client {
 				return d.Dial("tcp", addr)
 			},
 		}
-		nc.resolver = nc.hc
+		nc.resolver = c.newResolver(nc)
 		c.nodes = append(c.nodes, nc)
 		c.byID[n.ID] = nc
 		c.byRPC[n.RPCAddr] = nc
@@ -266,7 +270,7 @@ func (c *Client) Resolve(ctx context.Context, shard uint64, code string) (Link, 
 	deadline := c.deadline(ctx)
 	c.prepareResolve(req, s)
 	var buf [3 + maxWireCode]byte
-	req.SetBody(AppendResolveRequest(buf[:0], code, false))
+	body := AppendResolveRequest(buf[:0], code, false)
 
 	var link Link
 	start := max(s.leaderIndex(), 0)
@@ -275,7 +279,7 @@ func (c *Client) Resolve(ctx context.Context, shard uint64, code string) (Link, 
 			break
 		}
 		idx := (start + i) % len(s.replicas)
-		err := c.attemptResolve(deadline, s.replicas[idx], req, resp, &link)
+		err := c.attemptResolve(deadline, s.replicas[idx], false, req, body, resp, &link)
 		if err == nil {
 			return link, nil
 		}
@@ -289,9 +293,9 @@ func (c *Client) Resolve(ctx context.Context, shard uint64, code string) (Link, 
 			s.forgetLeader(idx)
 		}
 	}
-	req.SetBody(AppendResolveRequest(buf[:0], code, true))
+	body = AppendResolveRequest(buf[:0], code, true)
 	err = c.leaderLoop(ctx, s, func(deadline time.Time, n *nodeConn) error {
-		return c.attemptResolve(deadline, n, req, resp, &link)
+		return c.attemptResolve(deadline, n, true, req, body, resp, &link)
 	})
 	if err != nil {
 		return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, shard, err)
