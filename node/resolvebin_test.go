@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/linkraft/linkraft/linkstore"
@@ -28,7 +29,8 @@ func binResolve(code string, linearizable bool) []byte {
 	return shardrpc.AppendResolveRequest(nil, code, linearizable)
 }
 
-// TestResolveBinary: the binary resolve RPC answers the stored record at
+// TestResolveBinary: the binary resolve RPC answers the stored record
+// (every field, the owner's, title, tags and redirect status included) at
 // the leader and (once applied) at a follower, keeps the JSON resolve's
 // error model (not_leader with the leader, maybe_stale locally and
 // not_found only when linearizable, gone after a delete, wrong_shard) and
@@ -43,11 +45,15 @@ func TestResolveBinary(t *testing.T) {
 	faddr := c.RPCAddr(follower(t, c, shard, leader))
 
 	alias, ap := aliasOf(t, r, shard, "bin")
-	created := cl.createAtLeader(c, shard, shardrpc.CreateRequest{Partition: ap, URL: "https://example.com/binary?q=1", Alias: alias, ExpiresAtMs: 4102444800000, RequestID: "bin-1"})
+	created := cl.createAtLeader(c, shard, shardrpc.CreateRequest{Partition: ap, URL: "https://example.com/binary?q=1", Alias: alias, ExpiresAtMs: 4102444800000, RequestID: "bin-1",
+		Owner: "key1", Title: "binary", Tags: []string{"go", "news"}, RedirectStatus: 307})
 	if created.status != fasthttp.StatusOK {
 		t.Fatalf("create: %s", created)
 	}
 	want := created.link(t)
+	if want.Title != "binary" || len(want.Tags) != 2 || want.RedirectStatus != 307 || want.Owner != "key1" {
+		t.Fatalf("created %+v without its fields", want)
+	}
 	gen := cl.createAtLeader(c, shard, shardrpc.CreateRequest{Partition: partitionOf(t, r, shard, 1), URL: "https://example.com/gen", RequestID: "bin-2"})
 	if gen.status != fasthttp.StatusOK {
 		t.Fatalf("create: %s", gen)
@@ -60,7 +66,7 @@ func TestResolveBinary(t *testing.T) {
 		}
 		got := shardrpc.LinkFromRecord(a.binRecord(t))
 		l.Created = false
-		if got != l {
+		if !reflect.DeepEqual(got, l) {
 			t.Fatalf("binary resolve: %+v, want %+v", got, l)
 		}
 		c.Eventually("the follower to apply "+l.Code, func() error {
@@ -68,7 +74,7 @@ func TestResolveBinary(t *testing.T) {
 			if a.status != fasthttp.StatusOK {
 				return fmt.Errorf("local binary resolve at the follower: %s", a)
 			}
-			if got := shardrpc.LinkFromRecord(a.binRecord(t)); got != l {
+			if got := shardrpc.LinkFromRecord(a.binRecord(t)); !reflect.DeepEqual(got, l) {
 				return fmt.Errorf("local binary resolve: %+v, want %+v", got, l)
 			}
 			return nil

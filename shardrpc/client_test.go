@@ -134,6 +134,7 @@ func (fc *fakeCluster) handler(fn *fakeNode) fasthttp.RequestHandler {
 			// The node answers the stored record bytes.
 			rec := linkstore.AppendRecord(AppendResolveResponseHeader(nil), linkstore.Record{
 				Code: l.Code, URL: l.URL, CreatedAtMs: l.CreatedAtMs, Alias: l.Alias, ExpiresAtMs: l.ExpiresAtMs, MaxClicks: l.MaxClicks,
+				Owner: l.Owner, Title: l.Title, Tags: l.Tags, RedirectStatus: uint16(l.RedirectStatus), UpdatedAtMs: l.UpdatedAtMs,
 			})
 			ctx.SetStatusCode(status)
 			ctx.SetContentType(ContentTypeResolve)

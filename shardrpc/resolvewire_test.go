@@ -3,6 +3,7 @@ package shardrpc
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -51,14 +52,15 @@ func TestDecodeResolveRequestRefuses(t *testing.T) {
 }
 
 func TestResolveResponseRoundTrip(t *testing.T) {
-	rec := linkstore.Record{Code: "abcdefg", URL: "https://example.com/x", CreatedAtMs: 1700000000000, ExpiresAtMs: 1800000000000, MaxClicks: 5}
+	rec := linkstore.Record{Code: "abcdefg", URL: "https://example.com/x", CreatedAtMs: 1700000000000, ExpiresAtMs: 1800000000000, MaxClicks: 5,
+		Owner: "k1", Title: "a title", Tags: []string{"go", "news"}, RedirectStatus: 307, UpdatedAtMs: 1700000000500}
 	b := linkstore.AppendRecord(AppendResolveResponseHeader(nil), rec)
 	raw, err := DecodeResolveResponse(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := linkstore.DecodeRecord(raw)
-	if err != nil || got != rec {
+	if err != nil || !reflect.DeepEqual(got, rec) {
 		t.Fatalf("decoded %+v %v, want %+v", got, err, rec)
 	}
 	for name, b := range map[string][]byte{
@@ -133,7 +135,7 @@ func FuzzDecodeResolveResponse(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec2, err := linkstore.DecodeRecord(again); err != nil || rec2 != rec {
+		if rec2, err := linkstore.DecodeRecord(again); err != nil || !reflect.DeepEqual(rec2, rec) {
 			t.Fatalf("%x decodes to %+v, which re-encoded decodes to %+v, %v", b, rec, rec2, err)
 		}
 	})
