@@ -97,5 +97,5 @@ func pipelined(wire string) int {
 	if wire == "binary-pipelined" {
 		return 2
 	}
-	return 0
+	return -1
 }

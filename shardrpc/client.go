@@ -28,6 +28,7 @@ const (
 	DefaultIdleConnTimeout = 10 * time.Second
 	DefaultBackoffBase     = 5 * time.Millisecond
 	DefaultBackoffMax      = 100 * time.Millisecond
+	DefaultResolveConns    = 2
 
 	// maxImmediateHops is how many not_leader redirects in a row are
 	// followed without a pause; beyond that the replicas disagree (an
@@ -64,9 +65,13 @@ type ClientOptions struct {
 	// instead of the binary one (PathResolveBinary): for nodes built before
 	// the binary RPC, during an upgrade, and for comparing the two.
 	ResolveJSON bool
-	// ResolveConns, when > 0, sends the binary resolves to each node over
-	// that many pipelined connections (fasthttp.PipelineClient) instead of
-	// the keep-alive pool of the other calls.
+	// ResolveConns is how many pipelined connections (a
+	// fasthttp.PipelineClient) carry the local binary resolves to each node
+	// (default 2): the concurrent resolves share them, many requests per
+	// write and many answers per read. A negative value sends them through
+	// the keep-alive pool of the other calls instead. Linearizable resolves
+	// always use the pool (see Resolve). Like the pool's, the pipelined
+	// connections' goroutines end IdleConnTimeout after their last use.
 	ResolveConns int
 }
 
@@ -88,6 +93,9 @@ func (o *ClientOptions) fill() {
 	}
 	if o.BackoffBase <= 0 {
 		o.BackoffBase = DefaultBackoffBase
+	}
+	if o.ResolveConns == 0 {
+		o.ResolveConns = DefaultResolveConns
 	}
 	if o.BackoffMax < o.BackoffBase {
 		o.BackoffMax = max(DefaultBackoffMax, o.BackoffBase)

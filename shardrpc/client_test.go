@@ -468,12 +468,12 @@ func resolveOps(t *testing.T, calls []call) []string {
 
 func TestResolveLocalHit(t *testing.T) { forEachResolveWire(t, testResolveLocalHit) }
 
-func testResolveLocalHit(t *testing.T, jsonWire bool) {
+func testResolveLocalHit(t *testing.T, wire resolveWire) {
 	fc := newFakeCluster(t, 3)
 	links := map[string]string{"abc1234": "https://example.com/"}
 	fc.set("n1", resolver(false, "n2", links))
 	fc.set("n2", resolver(true, "n2", links))
-	c := fc.client(ClientOptions{ResolveJSON: jsonWire})
+	c := fc.client(ClientOptions{ResolveJSON: wire.json, ResolveConns: wire.conns})
 	link, err := c.Resolve(ctxTimeout(t, 5*time.Second), 7, "abc1234")
 	if err != nil || link.URL != "https://example.com/" {
 		t.Fatalf("resolve: %+v, %v", link, err)
@@ -487,13 +487,13 @@ func TestResolveMaybeStaleEscalatesToLeader(t *testing.T) {
 	forEachResolveWire(t, testResolveMaybeStaleEscalatesToLeader)
 }
 
-func testResolveMaybeStaleEscalatesToLeader(t *testing.T, jsonWire bool) {
+func testResolveMaybeStaleEscalatesToLeader(t *testing.T, wire resolveWire) {
 	fc := newFakeCluster(t, 3)
 	// n1 lags: it does not have the link yet; n3 leads and has it.
 	fc.set("n1", resolver(false, "n3", map[string]string{}))
 	fc.set("n2", resolver(false, "n3", map[string]string{}))
 	fc.set("n3", resolver(true, "n3", map[string]string{"fresh-alias": "https://example.com/new"}))
-	c := fc.client(ClientOptions{ResolveJSON: jsonWire})
+	c := fc.client(ClientOptions{ResolveJSON: wire.json, ResolveConns: wire.conns})
 	link, err := c.Resolve(ctxTimeout(t, 5*time.Second), 7, "fresh-alias")
 	if err != nil || link.URL != "https://example.com/new" {
 		t.Fatalf("resolve: %+v, %v", link, err)
@@ -522,12 +522,12 @@ func TestResolveNeverNotFoundWithoutLeader(t *testing.T) {
 	forEachResolveWire(t, testResolveNeverNotFoundWithoutLeader)
 }
 
-func testResolveNeverNotFoundWithoutLeader(t *testing.T, jsonWire bool) {
+func testResolveNeverNotFoundWithoutLeader(t *testing.T, wire resolveWire) {
 	fc := newFakeCluster(t, 3, "n3")
 	// No leader reachable: the followers only know they do not have it.
 	fc.set("n1", resolver(false, "n3", map[string]string{}))
 	fc.set("n2", resolver(false, "n3", map[string]string{}))
-	c := fc.client(ClientOptions{BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond, ResolveJSON: jsonWire})
+	c := fc.client(ClientOptions{BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond, ResolveJSON: wire.json, ResolveConns: wire.conns})
 	_, err := c.Resolve(ctxTimeout(t, 300*time.Millisecond), 7, "abc1234")
 	if errors.Is(err, ErrNotFound) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("resolve: %v, want ErrUnavailable and not ErrNotFound", err)
@@ -538,11 +538,11 @@ func TestResolveSkipsDownReplicaForLocalRead(t *testing.T) {
 	forEachResolveWire(t, testResolveSkipsDownReplicaForLocalRead)
 }
 
-func testResolveSkipsDownReplicaForLocalRead(t *testing.T, jsonWire bool) {
+func testResolveSkipsDownReplicaForLocalRead(t *testing.T, wire resolveWire) {
 	fc := newFakeCluster(t, 3, "n1")
 	links := map[string]string{"abc1234": "https://example.com/"}
 	fc.set("n2", resolver(false, "n1", links))
-	c := fc.client(ClientOptions{ResolveJSON: jsonWire})
+	c := fc.client(ClientOptions{ResolveJSON: wire.json, ResolveConns: wire.conns})
 	link, err := c.Resolve(ctxTimeout(t, 5*time.Second), 7, "abc1234")
 	if err != nil || link.URL != "https://example.com/" {
 		t.Fatalf("resolve: %+v, %v", link, err)
@@ -551,7 +551,7 @@ func testResolveSkipsDownReplicaForLocalRead(t *testing.T, jsonWire bool) {
 
 func TestResolveEscapesCode(t *testing.T) { forEachResolveWire(t, testResolveEscapesCode) }
 
-func testResolveEscapesCode(t *testing.T, jsonWire bool) {
+func testResolveEscapesCode(t *testing.T, wire resolveWire) {
 	fc := newFakeCluster(t, 1)
 	odd := "a\"b\\c<\x01é\xff"
 	var got string
@@ -561,17 +561,17 @@ func testResolveEscapesCode(t *testing.T, jsonWire bool) {
 			return 400, ErrorBody{Code: ErrCodeBadRequest, Message: err.Error()}
 		}
 		got = req.Code
-		if !jsonWire {
+		if !wire.json {
 			got = c.code
 		}
 		return 200, Link{Code: req.Code, URL: "https://example.com/"}
 	})
-	c := fc.client(ClientOptions{ResolveJSON: jsonWire})
+	c := fc.client(ClientOptions{ResolveJSON: wire.json, ResolveConns: wire.conns})
 	if _, err := c.Resolve(ctxTimeout(t, 5*time.Second), 7, odd); err != nil {
 		t.Fatal(err)
 	}
 	want := odd // the binary request carries the code's bytes as they are
-	if jsonWire {
+	if wire.json {
 		want = jsonRoundTrip(t, odd)
 	}
 	if got != want {
@@ -713,9 +713,69 @@ func TestCanceledContext(t *testing.T) {
 	}
 }
 
-// forEachResolveWire runs a resolve test over the binary resolve RPC and
-// over the JSON one (ClientOptions.ResolveJSON).
-func forEachResolveWire(t *testing.T, test func(t *testing.T, jsonWire bool)) {
-	t.Run("binary", func(t *testing.T) { test(t, false) })
-	t.Run("json", func(t *testing.T) { test(t, true) })
+// resolveWire is one way of sending resolves.
+type resolveWire struct {
+	json  bool // ClientOptions.ResolveJSON
+	conns int  // ClientOptions.ResolveConns
+}
+
+// forEachResolveWire runs a resolve test over the binary resolve RPC on
+// pipelined connections (the default) and on the keep-alive pool, and over
+// the JSON RPC (ClientOptions.ResolveJSON).
+func forEachResolveWire(t *testing.T, test func(t *testing.T, wire resolveWire)) {
+	t.Run("binary", func(t *testing.T) { test(t, resolveWire{}) })
+	t.Run("binary-pool", func(t *testing.T) { test(t, resolveWire{conns: -1}) })
+	t.Run("json", func(t *testing.T) { test(t, resolveWire{json: true}) })
+}
+
+// TestLinearizableResolveDoesNotHoldUpLocalReads: a linearizable resolve
+// (a leader waiting for its quorum) goes through the keep-alive pool, not
+// the pipelined connections, so local resolves sent meanwhile are answered
+// while it waits. The fake node holds the linearizable call until the
+// local one has returned; if both shared a connection the local one would
+// wait behind it and fail.
+func TestLinearizableResolveDoesNotHoldUpLocalReads(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	held := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	fc.set("n1", func(c call) (int, any) {
+		var req ResolveRequest
+		if err := json.Unmarshal(c.body, &req); err != nil {
+			return 400, ErrorBody{Code: ErrCodeBadRequest, Message: err.Error()}
+		}
+		switch {
+		case req.Code == "fast123" && !req.Linearizable:
+			return 200, Link{Code: req.Code, URL: "https://example.com/fast"}
+		case req.Code == "fast123":
+			// Only reached when the local read failed (it waited behind
+			// the held call): fail the test's resolve.
+			return 404, ErrorBody{Code: ErrCodeNotFound, Message: "the local read did not get through"}
+		case req.Linearizable:
+			once.Do(func() { close(held) })
+			<-release
+			return 200, Link{Code: req.Code, URL: "https://example.com/slow"}
+		default:
+			return 404, ErrorBody{Code: ErrCodeMaybeStale, Message: "not here yet"}
+		}
+	})
+	c := fc.client(ClientOptions{ResolveConns: 1, AttemptTimeout: 3 * time.Second})
+	slow := make(chan error, 1)
+	go func() {
+		_, err := c.Resolve(ctxTimeout(t, 10*time.Second), 7, "slow123")
+		slow <- err
+	}()
+	select {
+	case <-held:
+	case err := <-slow:
+		t.Fatalf("the slow resolve returned before the node held it: %v", err)
+	}
+	link, err := c.Resolve(ctxTimeout(t, 10*time.Second), 7, "fast123")
+	close(release)
+	if err != nil || link.URL != "https://example.com/fast" {
+		t.Fatalf("local resolve while a linearizable one waits: %+v, %v", link, err)
+	}
+	if err := <-slow; err != nil {
+		t.Fatalf("linearizable resolve: %v", err)
+	}
 }
