@@ -191,10 +191,17 @@ func (r *Router) statusOf(status uint16) int {
 }
 
 func (r *Router) resolve(code string) (shardrpc.Link, error) {
-	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
-	defer cancel()
 	shard := r.ring.ShardOf(r.ring.PartitionOfCode(code))
-	link, err := r.shards.Resolve(cctx, shard, code)
+	var link shardrpc.Link
+	var err error
+	if dr, ok := r.shards.(deadlineResolver); ok {
+		// No context, hence no timer, per cache miss.
+		link, err = dr.ResolveDeadline(time.Now().Add(r.opts.RPCTimeout), shard, code)
+	} else {
+		cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
+		link, err = r.shards.Resolve(cctx, shard, code)
+		cancel()
+	}
 	if err != nil {
 		return shardrpc.Link{}, err
 	}
@@ -202,6 +209,12 @@ func (r *Router) resolve(code string) (shardrpc.Link, error) {
 		return shardrpc.Link{}, fmt.Errorf("%w: shard %d returned a link without URL for %q", shardrpc.ErrProtocol, shard, code)
 	}
 	return link, nil
+}
+
+// deadlineResolver is a ShardClient that can resolve bounded by a deadline
+// instead of a context (*shardrpc.Client can).
+type deadlineResolver interface {
+	ResolveDeadline(deadline time.Time, shard uint64, code string) (shardrpc.Link, error)
 }
 
 // notFound answers 404: a small HTML page for a browser asking for a
