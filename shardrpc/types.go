@@ -3,7 +3,8 @@
 // leader of a shard.
 //
 // Wire format: HTTP/1.1 (fasthttp on both ends) with keep-alive connections.
-// Every call is `POST /rpc/v1/<op>` with a JSON body and the header
+// Every call but the binary resolve (PathResolveBinary, see resolvewire.go)
+// is `POST /rpc/v1/<op>` with a JSON body and the header
 // `X-Linkraft-Shard: <shard id>`; when the cluster has an RPC secret the
 // header `X-Linkraft-Secret` carries it. A success is 200 with the JSON
 // result; a failure is a non-200 status with an ErrorBody (see Code).
