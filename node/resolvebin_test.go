@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"testing"
@@ -192,4 +193,61 @@ func TestResolveBinaryDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(200, serve); n != 0 {
 		t.Fatalf("a local binary resolve allocates %.1f times, want 0", n)
 	}
+}
+
+// FuzzResolveBinaryRPC feeds arbitrary bodies and shard headers to a live
+// node's binary resolve: it never panics; a 200 carries a record that
+// decodes, anything else is an ErrorBody whose code matches its status.
+func FuzzResolveBinaryRPC(f *testing.F) {
+	f.Add("1", []byte("\x01\x00\x07abcdefg"))
+	f.Add("1", []byte("\x01\x01\x07abcdefg"))
+	f.Add("1", []byte("\x01\x00\x40"))
+	f.Add("1", []byte("\x01\x00\x00"))
+	f.Add("0", []byte("\x01\x00\x01a"))
+	f.Add("18446744073709551616", []byte("\x01\x00\x01a"))
+	f.Add("1", []byte(`{"code":"abcdefg"}`))
+	c := nodetest.Start(f, nodetest.Options{Nodes: 1, Shards: 1, Partitions: 8})
+	c.WaitLeader(1)
+	r, err := c.Config().Ring()
+	if err != nil {
+		f.Fatal(err)
+	}
+	addr := c.RPCAddr("n1")
+	if ans, err := (rpc{}).do(addr, fasthttp.MethodPost, shardrpc.PathCreate, 1, shardrpc.CreateRequest{Partition: r.PartitionsOf(1)[0], URL: "https://example.com/fuzz", RequestID: "fz"}); err != nil || ans.status != fasthttp.StatusOK {
+		f.Fatalf("create: %v %v", ans, err)
+	} else {
+		var l shardrpc.Link
+		if err := json.Unmarshal(ans.body, &l); err != nil {
+			f.Fatal(err)
+		}
+		f.Add("1", binResolve(l.Code, false))
+		f.Add("1", binResolve(l.Code, true))
+	}
+	h := c.Node("n1").Handler()
+	f.Fuzz(func(t *testing.T, shard string, body []byte) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+		ctx.Request.SetRequestURI(shardrpc.PathResolveBinary)
+		ctx.Request.Header.Set(shardrpc.HeaderShard, shard)
+		ctx.Request.SetBody(body)
+		h(&ctx)
+		status, raw := ctx.Response.StatusCode(), ctx.Response.Body()
+		if status == fasthttp.StatusOK {
+			rec, err := shardrpc.DecodeResolveResponse(raw)
+			if err == nil {
+				_, err = linkstore.DecodeRecord(rec)
+			}
+			if err != nil {
+				t.Fatalf("200 with %q: %v", raw, err)
+			}
+			return
+		}
+		var e shardrpc.ErrorBody
+		if err := json.Unmarshal(raw, &e); err != nil || e.Message == "" {
+			t.Fatalf("%d with a body that is not an ErrorBody: %q", status, raw)
+		}
+		if e.Code.HTTPStatus() != status {
+			t.Fatalf("%d with code %s (%d)", status, e.Code, e.Code.HTTPStatus())
+		}
+	})
 }
