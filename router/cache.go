@@ -40,7 +40,10 @@ type targetCache struct {
 	seed  maphash.Seed
 	mask  uint64
 	ttlMs int64
-	parts []cachePart
+	// refreshAheadMs: Get reports cacheHitRefresh this long before an
+	// entry's freshness ends (ttlMs/refreshAheadDiv).
+	refreshAheadMs int64
+	parts          []cachePart
 }
 
 // cacheState is the outcome of a Get.
@@ -51,6 +54,10 @@ const (
 	cacheMiss cacheState = iota
 	// cacheHit: a fresh entry; the target is valid.
 	cacheHit
+	// cacheHitRefresh: a fresh entry (the target is valid) in the last
+	// part of its TTL (refreshAheadMs): the router revalidates it in the
+	// background, so a code in use never misses.
+	cacheHitRefresh
 	// cacheExpired: the link expired (its expiry is at or before now);
 	// the entry stays, so repeated requests answer 410 without a shard call.
 	cacheExpired
@@ -105,6 +112,7 @@ func newTargetCache(size int, ttl time.Duration) *targetCache {
 		n /= 2 // small caches: fewer, fuller parts, so eviction stays fair
 	}
 	c := &targetCache{seed: maphash.MakeSeed(), mask: uint64(n - 1), ttlMs: max(ttl.Milliseconds(), 1), parts: make([]cachePart, n)}
+	c.refreshAheadMs = c.ttlMs / refreshAheadDiv
 	per := (size + n - 1) / n
 	slots := 1
 	for slots < 2*per {
@@ -198,7 +206,8 @@ func (c *targetCache) hashString(code string) (*cachePart, uint32) {
 }
 
 // Get returns the target of code at time now (Unix ms): cacheHit with the
-// target and the link's redirect status (0: the cluster's default),
+// target and the link's redirect status (0: the cluster's default;
+// cacheHitRefresh instead when the entry is due for revalidation soon),
 // cacheExpired when the link's expiry has passed, or cacheMiss (no entry,
 // or one not revalidated within the TTL). It allocates nothing.
 func (c *targetCache) Get(code []byte, now int64) (string, uint16, cacheState) {
@@ -225,8 +234,12 @@ func (c *targetCache) Get(code []byte, now int64) (string, uint16, cacheState) {
 		e.ref.Store(true)
 	}
 	target, status := e.target(), e.status
+	st := cacheHit
+	if now >= e.freshUntil-c.refreshAheadMs {
+		st = cacheHitRefresh
+	}
 	p.mu.RUnlock()
-	return target, status, cacheHit
+	return target, status, st
 }
 
 // Put stores code -> target for a link with redirect status status (0:

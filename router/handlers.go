@@ -147,6 +147,11 @@ func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
 		writeRedirect(ctx, r.statusOf(status), target)
 		r.countClick(ctx, code)
 		return
+	case cacheHitRefresh:
+		writeRedirect(ctx, r.statusOf(status), target)
+		r.countClick(ctx, code)
+		r.refreshAhead(code)
+		return
 	case cacheExpired:
 		r.gone(ctx, true)
 		return

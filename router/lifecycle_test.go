@@ -93,8 +93,13 @@ func TestCacheTTLAndInvalidate(t *testing.T) {
 	c.Put("a", "ta", 0, 0, now)
 	c.Put("b", "tb", 0, now+500, now)
 	c.Put("c", "tc", 0, 0, now)
-	if v, _, st := c.Get([]byte("a"), now+999); st != cacheHit || v != "ta" {
+	if v, _, st := c.Get([]byte("a"), now+899); st != cacheHit || v != "ta" {
 		t.Fatalf("fresh entry: %q %v", v, st)
+	}
+	// In the last tenth of the TTL the entry is still served, flagged for
+	// a refresh ahead (refresh.go).
+	if v, _, st := c.Get([]byte("a"), now+999); st != cacheHitRefresh || v != "ta" {
+		t.Fatalf("fresh entry in its refresh window: %q %v", v, st)
 	}
 	if _, _, st := c.Get([]byte("a"), now+1000); st != cacheMiss {
 		t.Fatalf("entry past its TTL: %v, want a miss", st)

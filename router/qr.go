@@ -182,7 +182,7 @@ func (r *Router) qr(ctx *fasthttp.RequestCtx, code []byte) {
 func (r *Router) qrLinkLive(ctx *fasthttp.RequestCtx, code string) bool {
 	now := time.Now().UnixMilli()
 	switch _, _, st := r.cache.Get([]byte(code), now); st {
-	case cacheHit:
+	case cacheHit, cacheHitRefresh:
 		return true
 	case cacheExpired:
 		r.gone(ctx, false)

@@ -170,6 +170,7 @@ type Router struct {
 	opts           Options
 	srv            *fasthttp.Server
 	clicks         *clickState // nil: counting off
+	refresh        refresher   // background revalidation of cached entries
 	keys           *apiKeys    // nil: no API keys, the API is open
 	codeSecret     string      // keys the list cursors' MAC
 
@@ -326,6 +327,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	for _, ln := range lns {
 		_ = ln.Close()
 	}
+	r.closeRefresh()
 	cerr := r.closeClicks(ctx)
 	if err != nil {
 		return fmt.Errorf("router: shutdown: %w", errors.Join(err, cerr))
