@@ -18,9 +18,15 @@
 #      open loop: mixed at $BENCH_RATE requests/s (1,900 shortens/s + 19,000
 #      redirects/s at the default 20,900), and at half that rate, with
 #      -c $BENCH_OPEN_C connections.
-#   4. Everything started here is stopped on exit (trap), the temp dir removed.
+#   4. Same window: $BENCH_ROUNDS rounds of nginx then linkraft's cached
+#      redirect (r1, the codes of step 3), back to back, with the cluster up
+#      in both; a second table gives each round's ratio and the medians. On a
+#      shared machine this pairing, not step 2's single baseline, is the
+#      comparison to read: the CPU left to the two servers changes from one
+#      minute to the next.
+#   5. Everything started here is stopped on exit (trap), the temp dir removed.
 #
-# Knobs (environment): BENCH_DURATION (8s), BENCH_WARMUP (2s), BENCH_C (64),
+# Knobs (environment): BENCH_DURATION (8s), BENCH_WARMUP (2s), BENCH_C (64), BENCH_ROUNDS (3),
 # BENCH_LINKS (100000), BENCH_RATE (20900), BENCH_OPEN_C (256), BENCH_OUT (a directory to keep the
 # JSON results and the per-run tables in), BENCH_BASELINE_ONLY=1 (nginx only),
 # LINKRAFT_BIN (a linkraft binary to use instead of building bin/linkraft), GO (go).
@@ -39,6 +45,7 @@ RATE=${BENCH_RATE:-20900}
 # Raft commit, and with few connections the redirects behind it would wait
 # for a free one, which independent clients never do.
 OPEN_CONC=${BENCH_OPEN_C:-256}
+ROUNDS=${BENCH_ROUNDS:-3}
 BIN=${LINKRAFT_BIN:-$ROOT/bin/linkraft}
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkraft-bench.XXXXXX")
@@ -212,8 +219,7 @@ NGINX_PID=$!
 wait_status "127.0.0.1:$NGINX_PORT" /x 301 20 nginx
 run_bench 01-nginx -label nginx -target "http://127.0.0.1:$NGINX_PORT" -workload redirect \
 	-c "$CONC" -codes-from none -links "$LINKS"
-stop_pid "$NGINX_PID" nginx
-NGINX_PID=
+# nginx keeps running: step 4 measures it again next to the cluster.
 
 # ---- 3. the cluster --------------------------------------------------------
 if [[ -n ${BENCH_BASELINE_ONLY:-} ]]; then
@@ -265,7 +271,22 @@ run_bench 06-mixed-open -label "linkraft open loop" -target "http://$R1" -worklo
 run_bench 07-mixed-open-half -label "linkraft open loop" -target "http://$R1" -workload mixed -c "$OPEN_CONC" \
 	-rate "$((RATE / 2))" -codes-file "$CODES"
 
-# ---- 5. one table ----------------------------------------------------------
+# ---- 4b. same window: nginx and the cached redirect, alternately ----------
+# ops_per_s of a result file: the first one is the run's total.
+ops_of() { grep -m1 '"ops_per_s"' "$1" | sed 's/.*: *//; s/,.*//'; }
+p99_of() { grep -m1 '"p99"' "$1" | sed 's/.*: *//; s/,.*//'; }
+median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+ALT=$RESULTS/same-window
+mkdir -p "$ALT"
+for i in $(seq 1 "$ROUNDS"); do
+	log "same window, round $i of $ROUNDS: nginx, then linkraft's cached redirect"
+	"$BIN" bench -duration "$DURATION" -warmup "$WARMUP" -out "$ALT/nginx-$i.json" -label "nginx $i" \
+		-target "http://127.0.0.1:$NGINX_PORT" -workload redirect -c "$CONC" -codes-from none -links "$LINKS" >/dev/null
+	"$BIN" bench -duration "$DURATION" -warmup "$WARMUP" -out "$ALT/linkraft-$i.json" -label "linkraft $i" \
+		-target "http://$R1" -workload redirect -c "$CONC" -codes-file "$CODES" >/dev/null
+done
+
+# ---- 5. the tables ---------------------------------------------------------
 echo
 echo "## linkraft bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo
@@ -279,4 +300,22 @@ echo
 "$BIN" bench -combine "$RESULTS/*.json" -baseline nginx | tail -n +3
 setup=$(grep -o '"per_s": [0-9.]*' "$RESULTS/03-redirect.json" | head -1 | sed 's/.*: //')
 [[ -n $setup ]] && echo && echo "The redirect run created its $LINKS links at ${setup%.*} creates/s (-setup-c 128)."
+
+echo
+echo "### Cached redirect vs nginx in the same window ($ROUNDS rounds, nginx then linkraft r1, -c $CONC)"
+echo
+echo "| round | nginx ops/s | nginx p99 | linkraft ops/s | linkraft p99 | ratio |"
+echo "|--:|--:|--:|--:|--:|--:|"
+ratios=() nops=() lops=() lp99=()
+for i in $(seq 1 "$ROUNDS"); do
+	n=$(ops_of "$ALT/nginx-$i.json") l=$(ops_of "$ALT/linkraft-$i.json")
+	np=$(p99_of "$ALT/nginx-$i.json") lp=$(p99_of "$ALT/linkraft-$i.json")
+	r=$(awk -v l="$l" -v n="$n" 'BEGIN {printf "%.2f", (n > 0 ? l / n : 0)}')
+	ratios+=("$r") nops+=("$n") lops+=("$l") lp99+=("$lp")
+	printf '| %d | %.0f | %.2fms | %.0f | %.2fms | %s× |\n' "$i" "$n" "$(awk -v v="$np" 'BEGIN {print v/1000}')" \
+		"$l" "$(awk -v v="$lp" 'BEGIN {print v/1000}')" "$r"
+done
+printf '| median | %.0f | | %.0f | %.2fms | %s× |\n' "$(printf '%s\n' "${nops[@]}" | median)" \
+	"$(printf '%s\n' "${lops[@]}" | median)" "$(awk -v v="$(printf '%s\n' "${lp99[@]}" | median)" 'BEGIN {print v/1000}')" \
+	"$(printf '%s\n' "${ratios[@]}" | median)"
 exit 0
