@@ -179,6 +179,10 @@ func Open(opts Options) (*Store, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
+	diskLog := opts.Logger.Named("disk")
+	fs = reportWriteErrors(fs, func(op, path string, err error, unlogged int) {
+		diskLog.Error("disk write failed (Pebble stops the node after a failed WAL write)", "op", op, "path", path, "err", err, "failures_not_logged", unlogged)
+	})
 	po := DefaultPebbleOptions()
 	po.FS = fs
 	po.Logger = pebbleLogger{l: opts.Logger.Named("pebble"), fatal: opts.Fatal}
