@@ -81,7 +81,11 @@
 // treats it as fatal and so does the store: [Options.Fatal] runs (by default
 // the process exits), and a restart recovers from what was synced. The FSM
 // likewise panics if it cannot commit an apply batch, since raft has no way
-// to retry an apply and a replica that skipped one would diverge.
+// to retry an apply and a replica that skipped one would diverge. Some
+// failures end the process inside Pebble without printing the error (a
+// failed close of the old WAL during a rotation), so the store logs every
+// failed disk write itself, with its path and error, before Pebble sees it
+// (rate-limited).
 //
 // # Snapshots
 //
