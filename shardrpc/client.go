@@ -276,7 +276,7 @@ func (c *Client) resolve(ctx context.Context, deadline time.Time, shard uint64, 
 		return Link{}, err
 	}
 	if c.opts.ResolveJSON {
-		return c.resolveJSON(ctx, s, code)
+		return c.resolveJSON(ctx, deadline, s, code)
 	}
 	if code == "" || len(code) > maxWireCode {
 		return Link{}, fmt.Errorf("shardrpc: resolve a code of %d bytes (1 to %d): %w", len(code), maxWireCode, ErrBadRequest)
@@ -322,13 +322,12 @@ func (c *Client) resolve(ctx context.Context, deadline time.Time, shard uint64, 
 }
 
 // resolveJSON is Resolve over the JSON resolve RPC (ClientOptions.ResolveJSON).
-func (c *Client) resolveJSON(ctx context.Context, s *shardState, code string) (Link, error) {
+func (c *Client) resolveJSON(ctx context.Context, deadline time.Time, s *shardState, code string) (Link, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
 
-	deadline := c.deadline(ctx)
 	c.prepare(req, s, PathResolve)
 	var buf [128]byte
 	req.SetBody(appendResolveBody(buf[:0], code, false))
@@ -355,7 +354,10 @@ func (c *Client) resolveJSON(ctx context.Context, s *shardState, code string) (L
 		}
 	}
 	req.SetBody(appendResolveBody(buf[:0], code, true))
-	if err := c.leaderCall(ctx, s, PathResolve, nil, &link, req); err != nil {
+	err := c.leaderLoopUntil(ctx, deadline, s, func(deadline time.Time, n *nodeConn) error {
+		return c.attempt(deadline, n, req, resp, &link)
+	})
+	if err != nil {
 		return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, s.id, err)
 	}
 	return link, nil

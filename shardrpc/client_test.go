@@ -779,3 +779,30 @@ func TestLinearizableResolveDoesNotHoldUpLocalReads(t *testing.T) {
 		t.Fatalf("linearizable resolve: %v", err)
 	}
 }
+
+// TestResolveDeadlineBoundsTheCall: ResolveDeadline stops retrying at its
+// deadline, on every wire, although the client's own Timeout is far
+// longer.
+func TestResolveDeadlineBoundsTheCall(t *testing.T) {
+	forEachResolveWire(t, testResolveDeadlineBoundsTheCall)
+}
+
+func testResolveDeadlineBoundsTheCall(t *testing.T, wire resolveWire) {
+	fc := newFakeCluster(t, 3)
+	for _, id := range []string{"n1", "n2", "n3"} {
+		fc.set(id, func(call) (int, any) {
+			return 503, ErrorBody{Code: ErrCodeUnavailable, Message: "no quorum"}
+		})
+	}
+	c := fc.client(ClientOptions{Timeout: time.Minute, BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		ResolveJSON: wire.json, ResolveConns: wire.conns})
+	start := time.Now()
+	_, err := c.ResolveDeadline(start.Add(200*time.Millisecond), 7, "abc1234")
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("resolve: %v, want ErrUnavailable", err)
+	}
+	// Far below the client's one-minute Timeout: the deadline stopped it.
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("resolve returned after %s, want about its 200 ms deadline", d)
+	}
+}
