@@ -112,6 +112,12 @@ func TestAuthOwnerOnly(t *testing.T) {
 	if l := decode[linkResponse](t, tr.do(t, http.MethodGet, "/api/v1/links/"+code, "", "", bearer(keyAdmin)...)); l.Owner != "alice" || l.Title != "mine" {
 		t.Errorf("admin's view: %+v", l)
 	}
+	// Stats without a key: 401 before anything else, even a bad range.
+	for _, q := range []string{"", "?from=bad"} {
+		if a := tr.do(t, http.MethodGet, "/api/v1/links/"+code+"/stats"+q, "", ""); a.status != http.StatusUnauthorized {
+			t.Errorf("stats%s without a key: %d %s", q, a.status, a.body)
+		}
+	}
 	// Public: the redirect and the QR code.
 	if a := tr.do(t, http.MethodGet, "/"+code, "", ""); a.status != http.StatusMovedPermanently {
 		t.Errorf("redirect without a key: %d", a.status)

@@ -23,6 +23,11 @@ const pathStatsSuffix = "/stats"
 
 // stats answers GET /api/v1/links/{code}/stats?from=YYYY-MM-DD&to=YYYY-MM-DD.
 func (r *Router) stats(ctx *fasthttp.RequestCtx, code []byte) {
+	// With API keys, a request without a valid key learns nothing, not
+	// even whether its range is valid (lookupForAPI checks the owner).
+	if _, ok := r.authenticate(ctx); !ok {
+		return
+	}
 	if r.clicks == nil {
 		writeError(ctx, fasthttp.StatusNotFound, codeNotFound, "click statistics are not enabled on this router")
 		return
