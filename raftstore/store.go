@@ -97,21 +97,22 @@ func DefaultRaftConfig() *raft.Config {
 
 // DefaultPebbleOptions returns the Pebble options of a Store before
 // Options.Pebble: the newest on-disk format (snapshot restore needs
-// IngestAndExcise), a 64 MiB block cache, 16 MiB memtables, a 10-bit bloom
+// IngestAndExcise), a 64 MiB block cache, 8 MiB memtables, a 10-bit bloom
 // filter on every level (point reads: raft log entries, link lookups), up
 // to 2 concurrent compactions, and Pebble's "balanced" compression (a fast
 // codec on the upper levels, zstd on the two lowest, where nearly all the
 // data of a node lives). Everything else is Pebble's default.
 //
-// Memtables are 16 MiB rather than 32: Pebble keeps up to
-// MemTableStopWritesThreshold+1 (3) used WAL files for recycling beside the
-// live one, so the WAL's disk share is about four memtables (95 bytes per
-// link per replica at 1,000,000 links with 32 MiB; docs/BENCHMARKS.md), and a
-// smaller skiplist is also shallower for the point reads of every create.
+// Memtables are 8 MiB (Pebble's default is 4, this package used 32):
+// Pebble keeps up to MemTableStopWritesThreshold+1 (3) used WAL files for
+// recycling beside the live one, so the WAL's share of the disk is about
+// four memtables, a fixed 128 MiB per node with 32 MiB (95 bytes per link
+// per replica at 1,000,000 links; docs/BENCHMARKS.md); and a smaller
+// skiplist is shallower for the point reads of every create.
 func DefaultPebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       16 << 20,
+		MemTableSize:       8 << 20,
 		CompactionConcurrencyRange: func() (int, int) {
 			return 1, 2
 		},
