@@ -2,11 +2,13 @@ package proctest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -234,6 +236,13 @@ func (c *Cluster) newProxy(target string) *faultproxy.Proxy {
 // may hand the same port out twice, or to a listener opened meanwhile
 // (a proxy's): two parts of the cluster would then fight for it. Open the
 // test's own listeners first, then release, then start the processes.
+//
+// The ports are chosen below the kernel's ephemeral range (listenPorts),
+// where Linux never puts the local end of an outgoing connection nor a
+// listener on port 0: between release and a process's bind (for a router
+// started late, seconds), the many connections of the tests and
+// benchmarks sharing the machine could otherwise take the port, and the
+// process would exit with "address already in use".
 func freeAddrs(t testing.TB, n int) (addrs []string, release func()) {
 	t.Helper()
 	var held []net.Listener
@@ -243,8 +252,19 @@ func freeAddrs(t testing.TB, n int) (addrs []string, release func()) {
 		}
 		held = nil
 	}
+	lo, hi := listenPorts()
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		var ln net.Listener
+		var err error
+		for try := 0; ; try++ {
+			addr := "127.0.0.1:0"
+			if hi > lo && try < 1000 {
+				addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
+			}
+			if ln, err = net.Listen("tcp", addr); err == nil || addr == "127.0.0.1:0" {
+				break
+			}
+		}
 		if err != nil {
 			release()
 			t.Fatalf("proctest: listen: %v", err)
@@ -253,6 +273,27 @@ func freeAddrs(t testing.TB, n int) (addrs []string, release func()) {
 		addrs = append(addrs, ln.Addr().String())
 	}
 	return addrs, release
+}
+
+// listenPorts is the range [lo, hi) freeAddrs picks ports from: from
+// 10000 up to the start of the kernel's ephemeral port range
+// (/proc/sys/net/ipv4/ip_local_port_range), or lo == hi when that range
+// is unknown or leaves fewer than 1000 ports below it (then port 0).
+func listenPorts() (lo, hi int) {
+	const floor = 10000
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	start, err := strconv.Atoi(f[0])
+	if err != nil || start-floor < 1000 {
+		return 0, 0
+	}
+	return floor, start
 }
 
 // Dir is the cluster's directory: the cluster files, and data/<id> for

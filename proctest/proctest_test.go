@@ -2,7 +2,9 @@ package proctest
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +174,41 @@ func TestIsVoterLostDisk(t *testing.T) {
 	c.Heal()
 	took := c.WaitVoter(follower, time.Minute)
 	t.Logf("%s was a non-voter while cut off; a voter %s after the heal", follower, took.Round(time.Millisecond))
+}
+
+// TestFreeAddrsBelowEphemeralRange: the addresses are distinct, held until
+// release (a second listen fails), free after it, and, where the kernel
+// says where its ephemeral ports start, below them.
+func TestFreeAddrsBelowEphemeralRange(t *testing.T) {
+	addrs, release := freeAddrs(t, 20)
+	lo, hi := listenPorts()
+	seen := make(map[string]bool)
+	for _, a := range addrs {
+		if seen[a] {
+			t.Fatalf("%s handed out twice: %v", a, addrs)
+		}
+		seen[a] = true
+		_, p, err := net.SplitHostPort(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port, _ := strconv.Atoi(p)
+		if hi > lo && (port < lo || port >= hi) {
+			t.Errorf("port %d outside [%d, %d): the kernel may hand it to an outgoing connection", port, lo, hi)
+		}
+		if ln, err := net.Listen("tcp", a); err == nil {
+			_ = ln.Close()
+			t.Errorf("%s is not held before release", a)
+		}
+	}
+	release()
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Errorf("%s not free after release: %v", a, err)
+			continue
+		}
+		_ = ln.Close()
+	}
+	t.Logf("ports from [%d, %d): %v", lo, hi, addrs[:3])
 }
