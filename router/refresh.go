@@ -1,7 +1,9 @@
 package router
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -94,11 +96,21 @@ func (r *Router) refreshCode(code string) {
 }
 
 // closeRefresh stops new refreshes and waits for those running (each ends
-// within the RPC timeout).
-func (r *Router) closeRefresh() {
+// within the RPC timeout), or until ctx ends.
+func (r *Router) closeRefresh(ctx context.Context) error {
 	f := &r.refresh
 	f.mu.Lock()
 	f.closed = true
 	f.mu.Unlock()
-	f.wg.Wait()
+	done := make(chan struct{})
+	go func() { // ends with the last refresh, within the RPC timeout
+		f.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("router: refreshes of cached links still running: %w", ctx.Err())
+	}
 }

@@ -1,6 +1,8 @@
 package router
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -47,7 +49,11 @@ func refreshRouter(t *testing.T) (*Router, *fakeShards, string) {
 	t.Helper()
 	r, fake, code := newHandlerRouter(t) // Options.CacheTTL unset: the config's
 	r.cache = newTargetCache(1000, time.Hour)
-	t.Cleanup(r.closeRefresh)
+	t.Cleanup(func() {
+		if err := r.closeRefresh(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
 	putInWindow(r, fake, code)
 	return r, fake, code
 }
@@ -192,11 +198,31 @@ func TestRefreshAheadFailure(t *testing.T) {
 // refresh.
 func TestRefreshAheadAfterClose(t *testing.T) {
 	r, fake, code := refreshRouter(t)
-	r.closeRefresh()
+	if err := r.closeRefresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if ctx := getCode(r, code); ctx.Response.StatusCode() != 301 {
 		t.Fatalf("redirect after close: %d", ctx.Response.StatusCode())
 	}
 	if _, resolves := fake.counts(); resolves != 0 {
 		t.Fatalf("%d resolves after close, want 0", resolves)
+	}
+}
+
+// TestRefreshCloseHonoursContext: closing waits for a running refresh only
+// as long as its context allows.
+func TestRefreshCloseHonoursContext(t *testing.T) {
+	r, fake, code := refreshRouter(t)
+	fake.mu.Lock() // the refresh blocks in Resolve
+	getCode(r, code)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := r.closeRefresh(ctx)
+	fake.mu.Unlock()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("close with a refresh blocked: %v, want the context's deadline", err)
+	}
+	if err := r.closeRefresh(context.Background()); err != nil {
+		t.Fatalf("close once the refresh ended: %v", err)
 	}
 }

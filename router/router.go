@@ -327,8 +327,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	for _, ln := range lns {
 		_ = ln.Close()
 	}
-	r.closeRefresh()
-	cerr := r.closeClicks(ctx)
+	cerr := errors.Join(r.closeRefresh(ctx), r.closeClicks(ctx))
 	if err != nil {
 		return fmt.Errorf("router: shutdown: %w", errors.Join(err, cerr))
 	}
