@@ -50,8 +50,12 @@ func TestDiskFailure(t *testing.T) {
 		if code == 0 {
 			t.Errorf("%s exited with status 0 after a disk failure; want a failure status", victim)
 		}
-		if out := c.Output(victim); !strings.Contains(out, "diskfault: injected I/O error") {
-			t.Errorf("%s exited without reporting the injected I/O error:\n%s", victim, out[max(0, len(out)-4000):])
+		// The store logs the failed write itself, whichever way Pebble
+		// then stops the process (its fatal commit error, or a panic in
+		// its WAL rotation that does not print the error: see
+		// docs/ROBUSTNESS.md, Findings).
+		if out := c.Output(victim); !strings.Contains(out, "disk write failed") || !strings.Contains(out, "diskfault: injected I/O error") {
+			t.Errorf("%s exited without logging the failed disk write and the injected I/O error:\n%s", victim, out[max(0, len(out)-4000):])
 		}
 		// The other two go on: every shard has a leader among them.
 		for _, s := range c.Shards() {
