@@ -1,9 +1,11 @@
 package clickstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/linkraft/linkraft/clicks"
@@ -85,8 +87,9 @@ func Apply(tx raftstore.Txn, partitionOf func(code string) uint32, batch clicks.
 	case !errors.Is(err, raftstore.ErrNotFound):
 		return 0, &StorageError{Op: "read flush mark", Err: err}
 	}
-	for i := range batch.Deltas {
-		if err := applyDelta(tx, partitionOf, &batch.Deltas[i], sketches[i]); err != nil {
+	a := applier{tx: tx, partitionOf: partitionOf}
+	for _, i := range a.order(batch.Deltas) {
+		if err := a.applyDelta(&batch.Deltas[i], sketches[i]); err != nil {
 			return 0, err
 		}
 	}
@@ -131,12 +134,52 @@ func validate(b clicks.Batch) ([]*hyperloglog.Sketch, error) {
 	return sketches, nil
 }
 
-func applyDelta(tx raftstore.Txn, partitionOf func(string) uint32, d *clicks.Delta, sk *hyperloglog.Sketch) error {
-	if d.Clicks == 0 && d.Bots == 0 {
-		return nil
+// applier applies one batch's deltas, reusing its buffers from one delta
+// to the next (Pebble's batch copies what Set is given).
+type applier struct {
+	tx          raftstore.Txn
+	partitionOf func(string) uint32
+	keys        []deltaKey
+	idx         []int
+	tallies     [4][]clicks.Count
+	key, val    []byte
+}
+
+// deltaKey is a delta's day key and its index in the batch.
+type deltaKey struct {
+	key []byte
+	i   int
+}
+
+// order returns the indices of deltas in the order of their day keys, with
+// deltas of the same key in batch order, so the reads and writes of a
+// batch walk the store's keys in order (neighbouring codes share blocks in
+// the block cache and the batch's skiplist). Deltas of different keys
+// touch different records (and add to totals, which commute), and those
+// of one key keep their order, so the result is the one batch order gives.
+func (a *applier) order(deltas []clicks.Delta) []int {
+	var buf []byte
+	for i := range deltas {
+		d := &deltas[i]
+		if d.Clicks == 0 && d.Bots == 0 {
+			continue
+		}
+		start := len(buf)
+		buf = appendDayKey(buf, a.partitionOf(d.Code), d.Code, uint32(d.Day))
+		a.keys = append(a.keys, deltaKey{key: buf[start:len(buf):len(buf)], i: i})
 	}
-	p := partitionOf(d.Code)
-	dayKey := DayKey(p, d.Code, uint32(d.Day))
+	slices.SortStableFunc(a.keys, func(x, y deltaKey) int { return bytes.Compare(x.key, y.key) })
+	for _, k := range a.keys {
+		a.idx = append(a.idx, k.i)
+	}
+	return a.idx
+}
+
+func (a *applier) applyDelta(d *clicks.Delta, sk *hyperloglog.Sketch) error {
+	tx := a.tx
+	p := a.partitionOf(d.Code)
+	a.key = appendDayKey(a.key[:0], p, d.Code, uint32(d.Day))
+	dayKey := a.key
 	rec := &dayRecord{}
 	switch v, err := tx.Get(dayKey); {
 	case err == nil:
@@ -158,18 +201,21 @@ func applyDelta(tx raftstore.Txn, partitionOf func(string) uint32, d *clicks.Del
 	}
 	for i, t := range [...][]clicks.Count{d.Referrers, d.Browsers, d.OSes, d.Devices} {
 		if len(t) > 0 {
-			rec.tallies[i] = clicks.TopCounts(append(append([]clicks.Count(nil), rec.tallies[i]...), t...), clicks.MaxTallyKeys)
+			a.tallies[i] = append(append(a.tallies[i][:0], rec.tallies[i]...), t...)
+			rec.tallies[i] = clicks.TopCounts(a.tallies[i], clicks.MaxTallyKeys)
 		}
 	}
-	v, err := appendDayRecord(nil, rec)
+	v, err := appendDayRecord(a.val[:0], rec)
 	if err != nil {
 		return &StorageError{Op: "encode day record", Err: err}
 	}
+	a.val = v
 	if err := tx.Set(dayKey, v); err != nil {
 		return &StorageError{Op: "store day record", Err: err}
 	}
 
-	totalKey := TotalKey(p, d.Code)
+	a.key = appendTotalKey(a.key[:0], p, d.Code)
+	totalKey := a.key
 	var tot totals
 	switch v, err := tx.Get(totalKey); {
 	case err == nil:
@@ -181,7 +227,8 @@ func applyDelta(tx raftstore.Txn, partitionOf func(string) uint32, d *clicks.Del
 	}
 	tot.clicks = addSat(tot.clicks, d.Clicks)
 	tot.bots = addSat(tot.bots, d.Bots)
-	if err := tx.Set(totalKey, appendTotals(nil, tot)); err != nil {
+	a.val = appendTotals(a.val[:0], tot)
+	if err := tx.Set(totalKey, a.val); err != nil {
 		return &StorageError{Op: "store totals", Err: err}
 	}
 	return nil

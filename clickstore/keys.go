@@ -32,10 +32,13 @@ func appendDayKey(dst []byte, p uint32, code string, day uint32) []byte {
 
 // TotalKey returns the key of code's totals in partition p.
 func TotalKey(p uint32, code string) []byte {
-	k := make([]byte, 0, 5+len(code))
-	k = binary.BigEndian.AppendUint32(k, p)
-	k = append(k, kindTotal)
-	return append(k, code...)
+	return appendTotalKey(make([]byte, 0, 5+len(code)), p, code)
+}
+
+func appendTotalKey(dst []byte, p uint32, code string) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, p)
+	dst = append(dst, kindTotal)
+	return append(dst, code...)
 }
 
 // MarkKey returns the key of router's last applied flush sequence.

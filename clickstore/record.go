@@ -65,40 +65,49 @@ func decodeDayRecord(b []byte) (*dayRecord, error) {
 		}
 	}
 	b = b[n:]
+	// One string for all the tallies' keys: each key is a substring of it,
+	// so decoding allocates once, not once a key.
+	str := string(b)
+	off := 0
 	for i := range r.tallies {
-		// Each tally is self-delimiting; decode by re-reading its count.
-		end, err := tallyEnd(b)
-		if err != nil {
+		if r.tallies[i], off, err = decodeTallyAt(b, str, off); err != nil {
 			return nil, err
 		}
-		if r.tallies[i], err = clicks.DecodeTally(b[:end]); err != nil {
-			return nil, fmt.Errorf("%w: day record tally: %w", ErrMalformed, err)
-		}
-		b = b[end:]
 	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: day record: %d trailing bytes", ErrMalformed, len(b))
+	if off != len(b) {
+		return nil, fmt.Errorf("%w: day record: %d trailing bytes", ErrMalformed, len(b)-off)
 	}
 	return r, nil
 }
 
-// tallyEnd returns the length of the tally encoding at the start of b.
-func tallyEnd(b []byte) (int, error) {
-	n, rest, err := uvarint(b)
-	if err != nil || n > clicks.MaxTallyKeys {
-		return 0, fmt.Errorf("%w: tally count", ErrMalformed)
+// decodeTallyAt decodes the clicks.AppendTally encoding at b[off:], with
+// the same limits as clicks.DecodeTally (at most clicks.MaxTallyKeys keys
+// of at most clicks.MaxKeyLen bytes); str holds the same bytes as b and the
+// keys are its substrings. It returns the offset after the tally.
+func decodeTallyAt(b []byte, str string, off int) ([]clicks.Count, int, error) {
+	n, m := binary.Uvarint(b[off:])
+	if m <= 0 || n > clicks.MaxTallyKeys {
+		return nil, 0, fmt.Errorf("%w: tally count", ErrMalformed)
 	}
-	for range n {
-		var l uint64
-		if l, rest, err = uvarint(rest); err != nil || l > uint64(len(rest)) {
-			return 0, fmt.Errorf("%w: tally key", ErrMalformed)
-		}
-		rest = rest[l:]
-		if _, rest, err = uvarint(rest); err != nil {
-			return 0, err
-		}
+	off += m
+	if n == 0 {
+		return nil, off, nil
 	}
-	return len(b) - len(rest), nil
+	t := make([]clicks.Count, n)
+	for i := range t {
+		l, m := binary.Uvarint(b[off:])
+		if m <= 0 || l > clicks.MaxKeyLen || l > uint64(len(b)-off-m) {
+			return nil, 0, fmt.Errorf("%w: tally key", ErrMalformed)
+		}
+		off += m
+		t[i].Key = str[off : off+int(l)]
+		off += int(l)
+		if t[i].N, m = binary.Uvarint(b[off:]); m <= 0 {
+			return nil, 0, fmt.Errorf("%w: tally key count", ErrMalformed)
+		}
+		off += m
+	}
+	return t, off, nil
 }
 
 func uvarint(b []byte) (uint64, []byte, error) {
