@@ -144,6 +144,9 @@ type Options struct {
 	// after, such as a failed WAL write; it must not return. Nil exits the
 	// process. See raftstore.Options.Fatal.
 	Fatal func(msg string)
+	// DiskHealth configures the disk-stall detector (diskhealth.go): a
+	// node whose synced writes stall gives up the leadership of its shards.
+	DiskHealth DiskHealth
 }
 
 func (o *Options) fill() {
@@ -191,6 +194,9 @@ type Node struct {
 	// joinWG counts the goroutines that join groups and promote this
 	// node's replicas (join.go); they stop when ctx is cancelled.
 	joinWG sync.WaitGroup
+	// disk is the disk-stall detector and the fence on the node's Raft
+	// traffic (diskhealth.go, fence.go).
+	disk nodeDisk
 
 	server    *fasthttp.Server
 	rpcAddr   net.Addr
@@ -260,11 +266,12 @@ func (n *Node) start() error {
 		return err
 	}
 	n.mux = mux
+	n.disk.fence = newFence(mux)
 
 	store, err := raftstore.Open(raftstore.Options{
 		NodeID:  n.self.ID,
 		Dir:     n.self.DataDir,
-		Network: mux,
+		Network: n.disk.fence,
 		Logger:  hl,
 		Raft:    n.opts.Raft,
 		FS:      n.opts.FS,
@@ -303,6 +310,7 @@ func (n *Node) start() error {
 		}
 		n.serve(sh.ID, g)
 	}
+	n.startDiskWatch()
 
 	ln, err := net.Listen("tcp", n.self.RPCAddr)
 	if err != nil {
@@ -502,12 +510,14 @@ func hasOtherVoter(g *raftstore.Group) bool {
 // either may be nil after a failed start. It is safe to call twice.
 func (n *Node) stopStorage() error {
 	n.stopBatchers()
+	n.stopDiskWatch()
 	var errs []error
 	if n.store != nil {
 		if err := n.store.Close(); err != nil && !errors.Is(err, raftstore.ErrClosed) {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
 	}
+	n.waitDiskTransfers()
 	if n.mux != nil {
 		if err := n.mux.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close raft mux: %w", err))

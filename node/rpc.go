@@ -71,6 +71,10 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("node %s's replica of shard %d is joining its group and serves nothing until it caught up; ask another replica", n.self.ID, shard)})
 		return
 	}
+	if leaderOnly(ctx.Path()) && n.diskStalled() {
+		n.refuseStalled(ctx, shard)
+		return
+	}
 	op(ctx, shard, g)
 }
 
@@ -229,6 +233,10 @@ func (n *Node) resolve(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Grou
 	}
 	mode := raftstore.ReadLocal
 	if req.Linearizable {
+		if n.diskStalled() {
+			n.refuseStalled(ctx, shard)
+			return
+		}
 		mode = raftstore.ReadLinearizable
 	}
 	var rec linkstore.Record
@@ -257,10 +265,19 @@ func (n *Node) resolve(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Grou
 func (n *Node) status(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) {
 	st := g.Stats()
 	id, rpc := n.leaderRPC(st.LeaderID, st.LeaderAddr)
+	state := st.State
+	if n.diskStalled() {
+		// Raft may still see itself as the leader (it cannot step down
+		// before its disk returns), but it serves nothing as one.
+		state = shardrpc.StateDiskStalled
+		if id == n.self.ID {
+			id, rpc = "", ""
+		}
+	}
 	writeJSON(ctx, fasthttp.StatusOK, shardrpc.Status{
 		Shard:        shard,
 		NodeID:       n.self.ID,
-		State:        st.State,
+		State:        state,
 		LeaderID:     id,
 		LeaderRPC:    rpc,
 		AppliedIndex: st.AppliedIndex,

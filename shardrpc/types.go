@@ -99,13 +99,18 @@ type StatusRequest struct{}
 type Status struct {
 	Shard        uint64 `json:"shard"`
 	NodeID       string `json:"node_id"`
-	State        string `json:"state"` // Leader, Follower, Candidate, Shutdown
+	State        string `json:"state"` // Leader, Follower, Candidate, Shutdown, or StateDiskStalled
 	LeaderID     string `json:"leader_id"`
 	LeaderRPC    string `json:"leader_rpc"`
 	AppliedIndex uint64 `json:"applied_index"`
 	LastIndex    uint64 `json:"last_index"`
 	Term         uint64 `json:"term"`
 }
+
+// StateDiskStalled is the Status.State of a replica whose node's disk is
+// stalled: whatever Raft's state, it serves no leader operation and names
+// no leader of its own until the disk answers again.
+const StateDiskStalled = "DiskStalled"
 
 // Code is a machine-readable error code carried in ErrorBody.
 type Code string
