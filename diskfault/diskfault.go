@@ -55,9 +55,12 @@
 // to EventListener.DiskSlow after 5s; it does not fail it. A Raft leader
 // whose disk stalls keeps sending heartbeats (hashicorp/raft sends them from
 // per-follower goroutines that need no disk) while its own log appends wait,
-// so the shard can stop committing without an election: the
-// scenario checks that the writes blocked meanwhile either complete after
-// Resume or come back with an unknown outcome, never as a lost ack.
+// so without help the shard stops committing without an election. The
+// storage node detects the stall itself and gives up its leaderships (package
+// node, diskhealth.go); the scenario checks that the leadership moves, that
+// the shard commits during the stall, and that the writes blocked meanwhile
+// either complete after Resume or come back with an unknown outcome, never
+// as a lost ack.
 package diskfault
 
 import (
