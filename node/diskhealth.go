@@ -372,11 +372,13 @@ func (n *Node) diskFatal(msg string) {
 }
 
 // leaderOnly reports whether the RPC at path needs the shard's leader and
-// its disk (a proposal or a leader's linearizable read).
+// its disk (a proposal, a membership change or a leader's linearizable
+// read; a resolve is one only when it asks to be linearizable, which
+// resolve checks itself). A new leader RPC belongs here.
 func leaderOnly(path []byte) bool {
 	switch string(path) {
 	case shardrpc.PathCreate, shardrpc.PathDelete, shardrpc.PathClicks, shardrpc.PathStats,
-		shardrpc.PathGroupJoin, shardrpc.PathGroupPromote:
+		shardrpc.PathList, shardrpc.PathGroupJoin, shardrpc.PathGroupPromote:
 		return true
 	}
 	return false

@@ -53,9 +53,11 @@ func TestDiskStallMovesLeadership(t *testing.T) {
 			led = append(led, s)
 		}
 	}
-	if a := cl.createAtLeader(c, shard, shardrpc.CreateRequest{Partition: partitionOf(t, r, shard, 0), URL: "https://before.example/", RequestID: "before"}); a.status != fasthttp.StatusOK {
-		t.Fatalf("create before the stall: %s", a)
+	first := cl.createAtLeader(c, shard, shardrpc.CreateRequest{Partition: partitionOf(t, r, shard, 0), URL: "https://before.example/", RequestID: "before"})
+	if first.status != fasthttp.StatusOK {
+		t.Fatalf("create before the stall: %s", first)
 	}
+	firstCode := first.link(t).Code
 
 	mu.Lock()
 	fs := disks[victim]
@@ -102,6 +104,24 @@ func TestDiskStallMovesLeadership(t *testing.T) {
 	a := cl.call(c.RPCAddr(victim), shardrpc.PathCreate, shard, shardrpc.CreateRequest{Partition: partitionOf(t, r, shard, 2), URL: "https://refused.example/", RequestID: "refused"})
 	if a.status != fasthttp.StatusMisdirectedRequest || a.errorBody(t).Code != shardrpc.ErrCodeNotLeader || a.errorBody(t).LeaderID != "" {
 		t.Fatalf("create at the stalled node: %s, want 421 not_leader naming no leader", a)
+	}
+	for _, call := range []struct {
+		path string
+		body any
+	}{
+		{shardrpc.PathDelete, shardrpc.DeleteRequest{Code: firstCode}},
+		{shardrpc.PathClicks, []byte("x")},
+		{shardrpc.PathStats, struct{}{}},
+		{shardrpc.PathList, struct{}{}},
+		{shardrpc.PathResolve, shardrpc.ResolveRequest{Code: firstCode, Linearizable: true}},
+	} {
+		if a := cl.call(c.RPCAddr(victim), call.path, shard, call.body); a.status != fasthttp.StatusMisdirectedRequest || a.errorBody(t).Code != shardrpc.ErrCodeNotLeader {
+			t.Errorf("%s at the stalled node: %s, want 421 not_leader", call.path, a)
+		}
+	}
+	// A local read is still served: reads need no disk write.
+	if a := cl.call(c.RPCAddr(victim), shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: firstCode}); a.status != fasthttp.StatusOK {
+		t.Errorf("local resolve at the stalled node: %s, want 200", a)
 	}
 	var st shardrpc.Status
 	if a := cl.call(c.RPCAddr(victim), shardrpc.PathStatus, shard, struct{}{}); a.status != fasthttp.StatusOK {
