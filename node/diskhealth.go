@@ -54,7 +54,10 @@ import (
 // which changes no key and goes through the same WAL and group commit as
 // every Raft log append and FSM batch. The watchdog reads the age of the
 // probe in flight every watchTick, so a probe that never returns is seen
-// as well as one that is only slow.
+// as well as one that is only slow. A tick that comes much later than the
+// previous one means the process itself was not running (SIGSTOP, a VM
+// pause): that time is not charged to the disk, or every node resumed
+// after a pause would take its disk for stalled.
 
 // Defaults of DiskHealth.
 const (
@@ -129,7 +132,13 @@ type diskWatch struct {
 	logger *slog.Logger
 	hooks  diskHooks
 
+	// maxGap: a watchdog tick later than this after the previous one
+	// means the process itself did not run (SIGSTOP, a VM pause, CPU
+	// starvation); that time is not charged to the disk. 0: no allowance.
+	maxGap time.Duration
+
 	mu           sync.Mutex
+	lastCheck    time.Time // the previous check; zero before the first
 	probeStart   time.Time // start of the probe in flight; zero if none
 	stalledSince time.Time // when the stall was detected; zero while healthy
 	fenced       bool
@@ -149,6 +158,7 @@ func newDiskWatch(cfg DiskHealth, probe func() error, logger *slog.Logger, hooks
 		interval:  cfg.ProbeInterval,
 		tick:      watchTick,
 		grace:     fenceGrace,
+		maxGap:    4 * watchTick,
 		probe:     probe,
 		now:       time.Now,
 		logger:    logger,
@@ -228,6 +238,12 @@ func (w *diskWatch) check(now time.Time) {
 	var acts []func()
 	w.mu.Lock()
 	inFlight := !w.probeStart.IsZero()
+	if gap := now.Sub(w.lastCheck); inFlight && w.maxGap > 0 && !w.lastCheck.IsZero() && gap > w.maxGap {
+		// The watchdog did not run for gap: neither did the prober, so
+		// the probe's wait is not the disk's. Count one tick of it.
+		w.probeStart = w.probeStart.Add(gap - w.tick)
+	}
+	w.lastCheck = now
 	age := now.Sub(w.probeStart)
 	switch {
 	case w.stalledSince.IsZero():

@@ -54,6 +54,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 func TestDiskWatchTransitions(t *testing.T) {
 	var rec recorder
 	w := newDiskWatch(DiskHealth{Threshold: time.Second, FailStop: 10 * time.Second, ProbeInterval: time.Millisecond}, nil, quietLogger(), rec.hooks())
+	w.maxGap = 0 // this test jumps the clock; TestDiskWatchProcessPause covers the allowance
 	t0 := time.Unix(1_700_000_000, 0)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	expect := func(when string, want ...string) {
@@ -121,6 +122,7 @@ func TestDiskWatchTransitions(t *testing.T) {
 func TestDiskWatchFailStopOff(t *testing.T) {
 	var rec recorder
 	w := newDiskWatch(DiskHealth{Threshold: time.Second, FailStop: -1, ProbeInterval: time.Millisecond}, nil, quietLogger(), rec.hooks())
+	w.maxGap = 0
 	t0 := time.Unix(1_700_000_000, 0)
 	w.begin(t0)
 	for d := time.Duration(0); d < time.Hour; d += time.Minute {
@@ -128,6 +130,42 @@ func TestDiskWatchFailStopOff(t *testing.T) {
 	}
 	if got := rec.take(); !slices.Equal(got, []string{"stalled", "fence"}) {
 		t.Fatalf("hooks %q, want stalled and fence only", got)
+	}
+}
+
+// TestDiskWatchProcessPause: time during which the watchdog itself did
+// not run (the process was stopped: SIGSTOP, a VM pause) is not charged
+// to the probe in flight, so a node resumed after a long pause does not
+// take its disk for stalled; a probe that really waits is still caught
+// once the watchdog runs steadily again.
+func TestDiskWatchProcessPause(t *testing.T) {
+	var rec recorder
+	w := newDiskWatch(DiskHealth{Threshold: time.Second, FailStop: 10 * time.Second, ProbeInterval: time.Millisecond}, nil, quietLogger(), rec.hooks())
+	t0 := time.Unix(1_700_000_000, 0)
+	now := t0
+	tick := func(d time.Duration) {
+		now = now.Add(d)
+		w.check(now)
+	}
+	tick(0)
+	w.begin(now)
+	tick(watchTick)
+	tick(30 * time.Second) // the process was stopped for 30 s
+	if got := rec.take(); len(got) != 0 {
+		t.Fatalf("hooks %q after a process pause with a probe in flight; want none", got)
+	}
+	// The probe still does not return: steady ticks reach the threshold.
+	for i := 0; i < int(time.Second/watchTick)-3; i++ {
+		tick(watchTick)
+	}
+	if got := rec.take(); len(got) != 0 {
+		t.Fatalf("hooks %q before a second of steady waiting", got)
+	}
+	for i := 0; i < 4; i++ {
+		tick(watchTick)
+	}
+	if got := rec.take(); !slices.Equal(got, []string{"stalled"}) {
+		t.Fatalf("hooks %q after a second of steady waiting; want stalled", got)
 	}
 }
 
