@@ -114,6 +114,7 @@ func TestDiskStallMovesLeadership(t *testing.T) {
 		{shardrpc.PathStats, struct{}{}},
 		{shardrpc.PathList, struct{}{}},
 		{shardrpc.PathResolve, shardrpc.ResolveRequest{Code: firstCode, Linearizable: true}},
+		{shardrpc.PathResolveBinary, shardrpc.AppendResolveRequest(nil, firstCode, true)},
 	} {
 		if a := cl.call(c.RPCAddr(victim), call.path, shard, call.body); a.status != fasthttp.StatusMisdirectedRequest || a.errorBody(t).Code != shardrpc.ErrCodeNotLeader {
 			t.Errorf("%s at the stalled node: %s, want 421 not_leader", call.path, a)
@@ -122,6 +123,9 @@ func TestDiskStallMovesLeadership(t *testing.T) {
 	// A local read is still served: reads need no disk write.
 	if a := cl.call(c.RPCAddr(victim), shardrpc.PathResolve, shard, shardrpc.ResolveRequest{Code: firstCode}); a.status != fasthttp.StatusOK {
 		t.Errorf("local resolve at the stalled node: %s, want 200", a)
+	}
+	if a := cl.call(c.RPCAddr(victim), shardrpc.PathResolveBinary, shard, shardrpc.AppendResolveRequest(nil, firstCode, false)); a.status != fasthttp.StatusOK {
+		t.Errorf("local binary resolve at the stalled node: %s, want 200", a)
 	}
 	var st shardrpc.Status
 	if a := cl.call(c.RPCAddr(victim), shardrpc.PathStatus, shard, struct{}{}); a.status != fasthttp.StatusOK {

@@ -63,6 +63,10 @@ func (n *Node) resolveBinary(ctx *fasthttp.RequestCtx, shard uint64, g *raftstor
 		resp.AppendBody(v)
 	}
 	if linearizable {
+		if n.diskStalled() {
+			n.refuseStalled(ctx, shard)
+			return
+		}
 		rctx, cancel := n.requestContext()
 		err = g.ReadValue(rctx, raftstore.ReadLinearizable, key, read)
 		cancel()
