@@ -630,7 +630,12 @@ func (r *Router) shardError(ctx *fasthttp.RequestCtx, op string, err error) {
 
 // handleParseError answers requests fasthttp could not read: a body over
 // the server's limit, headers too large, a read timeout, garbage.
+//
+// The server closes the connection after this answer, possibly with the
+// client still sending; the connection lingers so that the client reads
+// the answer instead of a reset (see lingerListener).
 func (r *Router) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	markLinger(ctx.Conn())
 	var small *fasthttp.ErrSmallBuffer
 	var timeout interface{ Timeout() bool }
 	switch {

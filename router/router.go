@@ -174,6 +174,8 @@ type Router struct {
 	keys           *apiKeys    // nil: no API keys, the API is open
 	codeSecret     string      // keys the list cursors' MAC
 
+	lingering *lingerSet // the connections closing lingering after an error answer
+
 	mu     sync.Mutex
 	lns    []net.Listener
 	closed atomic.Bool
@@ -232,6 +234,7 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 		codeSecret:     cfg.Cluster.CodeSecret,
 		log:            opts.Logger,
 		opts:           opts,
+		lingering:      newLingerSet(),
 	}
 	if opts.Listen != "" {
 		r.listen = opts.Listen
@@ -291,7 +294,7 @@ func (r *Router) Serve(ln net.Listener) error {
 	r.lns = append(r.lns, ln)
 	r.mu.Unlock()
 	r.startClicks()
-	err := r.srv.Serve(ln)
+	err := r.srv.Serve(lingerListener{Listener: ln, set: r.lingering})
 	if r.closed.Load() {
 		return ErrServerClosed
 	}
@@ -327,6 +330,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	for _, ln := range lns {
 		_ = ln.Close()
 	}
+	r.lingering.close()
 	cerr := errors.Join(r.closeRefresh(ctx), r.closeClicks(ctx))
 	if err != nil {
 		return fmt.Errorf("router: shutdown: %w", errors.Join(err, cerr))

@@ -1,0 +1,63 @@
+package router
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A client still sending a body far over the server's limit gets the JSON
+// 413, not a connection reset: the server lingers after answering and
+// reads what is still coming before it closes. Without that the close of
+// a socket with unread data sends a RST, and the client's kernel discards
+// the answer it had not read yet.
+func TestOversizedBodyGets413NotReset(t *testing.T) {
+	tr := startRouter(t, testConfig(t, 1000))
+	body := `{"url": "https://example.com/", "alias": "` + strings.Repeat("x", 4<<20) + `"}`
+	for i := range 20 {
+		a := tr.do(t, http.MethodPost, "/api/v1/links", "application/json", body)
+		if a.status != http.StatusRequestEntityTooLarge || errorCode(t, a) != codeBodyTooLarge {
+			t.Fatalf("request %d: %d %s", i, a.status, a.body)
+		}
+	}
+	if creates, _ := tr.fake.counts(); creates != 0 {
+		t.Fatalf("%d creates from oversized bodies", creates)
+	}
+}
+
+// The same at the socket: the client writes the whole oversized body
+// before it reads anything, as a simple client does, and then reads the
+// 413; the server must not have reset the connection meanwhile.
+func TestOversizedBodyRawClientReads413(t *testing.T) {
+	tr := startRouter(t, testConfig(t, 1000))
+	addr := strings.TrimPrefix(tr.base, "http://")
+	for i := range 10 {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		const size = 2 << 20
+		if _, err := fmt.Fprintf(c, "POST /api/v1/links HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", size); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte(strings.Repeat("x", size))); err != nil {
+			t.Fatalf("connection %d: writing the body: %v", i, err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("connection %d: reading the answer: %v", i, err)
+		}
+		_ = resp.Body.Close()
+		_ = c.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("connection %d: status %d", i, resp.StatusCode)
+		}
+	}
+}
