@@ -143,6 +143,42 @@ func (r rpc) atLeader(c *nodetest.Cluster, shard uint64, path string, body any) 
 	}
 }
 
+// doAtLeader sends method path with the shard header sh at whoever leads
+// shard, following leader changes and retrying unavailable answers and
+// transport errors until 20s passed. Unlike atLeader it retries a 421 only
+// when it says not_leader: a wrong_shard 421 is an answer.
+func (r rpc) doAtLeader(c *nodetest.Cluster, shard uint64, method, path string, sh uint64, body any) (answer, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var a answer
+		var err error
+		if leader := c.Leader(shard); leader == "" {
+			err = fmt.Errorf("no leader of shard %d", shard)
+		} else if a, err = r.do(c.RPCAddr(leader), method, path, sh, body); err == nil && !leaderMoved(a) {
+			return a, nil
+		} else if err == nil {
+			err = fmt.Errorf("answer %s", a)
+		}
+		if time.Now().After(deadline) {
+			return a, fmt.Errorf("%s %s at the leader of shard %d: %w", method, path, shard, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// leaderMoved reports whether a is a not_leader or unavailable answer:
+// the node asked no longer leads, or the shard has no leader right now.
+func leaderMoved(a answer) bool {
+	var e shardrpc.ErrorBody
+	switch a.status {
+	case fasthttp.StatusServiceUnavailable:
+		return true
+	case fasthttp.StatusMisdirectedRequest:
+		return json.Unmarshal(a.body, &e) == nil && e.Code == shardrpc.ErrCodeNotLeader
+	}
+	return false
+}
+
 // createAtLeader creates a link at whoever leads shard, following
 // not_leader answers and retrying unavailable ones with the same request
 // ID, until it gets a final answer.
