@@ -41,13 +41,15 @@ func (l lingerListener) Accept() (net.Conn, error) {
 // lingerSet tracks the connections lingering now, so that Shutdown can
 // end them at once instead of waiting out their lingerTimeout.
 type lingerSet struct {
+	timeout time.Duration // lingerTimeout; tests lengthen it
+
 	mu     sync.Mutex
 	conns  map[*lingerConn]struct{}
 	closed bool
 }
 
 func newLingerSet() *lingerSet {
-	return &lingerSet{conns: make(map[*lingerConn]struct{})}
+	return &lingerSet{timeout: lingerTimeout, conns: make(map[*lingerConn]struct{})}
 }
 
 // add registers c as lingering; false once the set was closed.
@@ -101,7 +103,7 @@ func (c *lingerConn) Close() error {
 	if c.linger.CompareAndSwap(true, false) && c.set.add(c) {
 		defer c.set.remove(c)
 		if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-			if c.Conn.SetReadDeadline(time.Now().Add(lingerTimeout)) == nil {
+			if c.Conn.SetReadDeadline(time.Now().Add(c.set.timeout)) == nil {
 				_, _ = io.Copy(io.Discard, c.Conn)
 			}
 		}

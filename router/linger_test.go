@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -59,5 +60,72 @@ func TestOversizedBodyRawClientReads413(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Fatalf("connection %d: status %d", i, resp.StatusCode)
 		}
+	}
+}
+
+// Shutdown ends a connection lingering for a client that keeps sending,
+// instead of leaving it to its timeout.
+func TestShutdownEndsLingering(t *testing.T) {
+	tr := startRouter(t, testConfig(t, 1000))
+	tr.lingering.timeout = time.Hour // only Shutdown can end it within the test
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(tr.base, "http://"), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(60 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(c, "POST /api/v1/links HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// The server half-closed and lingers, reading: writes still succeed.
+	waitLingering(t, tr.Router, 1)
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	if _, err := c.Write(chunk); err != nil {
+		t.Fatalf("write while the server lingers: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	waitLingering(t, tr.Router, 0)
+	// The connection is closed for good: the client's writes fail (the
+	// kernel answers them with a RST) long before the hour.
+	for {
+		_, err := c.Write(chunk)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("the server still reads the connection after Shutdown: %v", err)
+		}
+		if err != nil {
+			break
+		}
+	}
+}
+
+// waitLingering waits up to 30s until r has n lingering connections.
+func waitLingering(t *testing.T, r *Router, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r.lingering.mu.Lock()
+		got := len(r.lingering.conns)
+		r.lingering.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lingering connections, want %d", got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
