@@ -36,6 +36,18 @@
 // ResultNotFound (nothing stored at the code) or ResultGone (a tombstone
 // already). Deleting never frees a code: see Allocation.
 //
+// Purge (type 0x05), proposed by the leader's background sweep (package
+// node):
+//
+//	cutoff_ms zigzag varint | count uvarint (1..256) |
+//	{ partition u32 | code length u8 | code }*
+//
+// Each listed link whose stored expiry is at or before cutoff_ms (chosen
+// by the proposer; Apply reads no clock) is removed as a Delete would
+// remove it, with its expiry as the tombstone's time; other items are
+// skipped. The result is version 0x01 | 0x0b | purged count uvarint
+// (DecodePurgeResult). A purge with a bad item is refused whole.
+//
 // Create batch (type 0x10):
 //
 //	count uvarint (1..256) | { len uvarint | request id (<= 128 bytes) |

@@ -84,6 +84,8 @@ func (m *Machine) apply(tx raftstore.Txn, c Command) []byte {
 		return AppendResult(nil, m.applyDelete(tx, c))
 	case CreateBatch:
 		return m.applyBatch(tx, c)
+	case Purge:
+		return m.applyPurge(tx, c)
 	default:
 		return badRequest(fmt.Sprintf("command type %#x is not applied by this version", byte(c.Type())))
 	}

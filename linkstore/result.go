@@ -59,6 +59,8 @@ func (s Status) String() string {
 		return "not_found"
 	case ResultGone:
 		return "gone"
+	case ResultPurged:
+		return "purged"
 	}
 	return fmt.Sprintf("status(%#x)", byte(s))
 }

@@ -147,6 +147,15 @@ type Options struct {
 	// DiskHealth configures the disk-stall detector (diskhealth.go): a
 	// node whose synced writes stall gives up the leadership of its shards.
 	DiskHealth DiskHealth
+	// PurgeInterval is how often each shard leader sweeps for expired
+	// links to purge (purge.go); default DefaultPurgeInterval, negative
+	// turns the sweep off. PurgeGrace is how long after its expiry a link
+	// is purged (default DefaultPurgeGrace; negative means at once), and
+	// PurgeScanLimit bounds the records a shard's sweep looks at per
+	// interval (default DefaultPurgeScanLimit).
+	PurgeInterval  time.Duration
+	PurgeGrace     time.Duration
+	PurgeScanLimit int
 }
 
 func (o *Options) fill() {
@@ -161,6 +170,18 @@ func (o *Options) fill() {
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = DefaultMaxConns
+	}
+	if o.PurgeInterval == 0 {
+		o.PurgeInterval = DefaultPurgeInterval
+	}
+	switch {
+	case o.PurgeGrace == 0:
+		o.PurgeGrace = DefaultPurgeGrace
+	case o.PurgeGrace < 0:
+		o.PurgeGrace = 0
+	}
+	if o.PurgeScanLimit <= 0 {
+		o.PurgeScanLimit = DefaultPurgeScanLimit
 	}
 }
 
@@ -197,6 +218,8 @@ type Node struct {
 	// disk is the disk-stall detector and the fence on the node's Raft
 	// traffic (diskhealth.go, fence.go).
 	disk nodeDisk
+	// sweeper purges expired links (purge.go); nil with the sweep off.
+	sweeper *sweeper
 
 	server    *fasthttp.Server
 	rpcAddr   net.Addr
@@ -311,6 +334,7 @@ func (n *Node) start() error {
 		n.serve(sh.ID, g)
 	}
 	n.startDiskWatch()
+	n.startSweeper()
 
 	ln, err := net.Listen("tcp", n.self.RPCAddr)
 	if err != nil {
@@ -509,6 +533,7 @@ func hasOtherVoter(g *raftstore.Group) bool {
 // stopStorage closes the store (every group, then Pebble) and then the mux;
 // either may be nil after a failed start. It is safe to call twice.
 func (n *Node) stopStorage() error {
+	n.stopSweeper()
 	n.stopBatchers()
 	n.stopDiskWatch()
 	var errs []error
