@@ -23,8 +23,11 @@ const ResultBatch Status = 0x10
 
 // Limits of a CreateBatch. Apply refuses a batch beyond them.
 const (
-	// MaxBatchItems bounds the creates of one batch.
-	MaxBatchItems = 256
+	// MaxBatchItems bounds the creates of one batch: a bulk create of the
+	// API (at most 1,000 links) is one batch per shard. (It was 256 before
+	// bulk creates; a replica of that version refuses a larger batch, so
+	// upgrade every node before the routers.)
+	MaxBatchItems = 1000
 	// MaxRequestID bounds an item's request ID in bytes.
 	MaxRequestID = 128
 )

@@ -50,7 +50,7 @@
 //
 // Create batch (type 0x10):
 //
-//	count uvarint (1..256) | { len uvarint | request id (<= 128 bytes) |
+//	count uvarint (1..1000) | { len uvarint | request id (<= 128 bytes) |
 //	                           len uvarint | create command (0x01 0x01 ...) }*
 //
 // A leader puts the creates that arrive while its previous proposal is in

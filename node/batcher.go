@@ -22,8 +22,10 @@ import (
 // retried create (same request ID, in any later batch or in the same one)
 // is answered with its first result and never creates a second link.
 const (
-	// maxBatchItems bounds the creates of one entry.
-	maxBatchItems = linkstore.MaxBatchItems
+	// maxBatchItems bounds the creates of one entry the batcher makes
+	// (linkstore.MaxBatchItems is the bound of the format, which bulk
+	// creates use).
+	maxBatchItems = 256
 	// maxBatchBytes bounds the encoded size of one entry's batch. A single
 	// create (at most an 8 KiB URL, an alias and a request ID) always fits.
 	maxBatchBytes = 256 << 10

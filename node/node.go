@@ -111,9 +111,11 @@ const (
 
 // Limits of the RPC server.
 const (
-	// maxBodySize bounds an RPC body: a create carries at most a
-	// linkstore.MaxURLLength URL, an alias and a request ID.
-	maxBodySize = 64 << 10
+	// maxBodySize bounds an RPC body: a bulk create (bulk.go) carries up
+	// to 1,000 creates, each at most a linkstore.MaxURLLength URL (the
+	// routers send at most 2 KiB ones, JSON-escaped), an alias and a
+	// request ID.
+	maxBodySize = 8 << 20
 	// maxRequestID bounds CreateRequest.RequestID, the idempotency key.
 	maxRequestID = 128
 )

@@ -51,6 +51,8 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		op = n.groupPromote
 	case shardrpc.PathList:
 		op = n.list
+	case shardrpc.PathBulkCreate:
+		op = n.bulkCreate
 	default:
 		writeJSON(ctx, fasthttp.StatusNotFound, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: fmt.Sprintf("no RPC at %q", ctx.Path())})
 		return

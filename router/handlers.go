@@ -91,6 +91,12 @@ func (r *Router) handle(ctx *fasthttp.RequestCtx) {
 		default:
 			methodNotAllowed(ctx, allowLinks)
 		}
+	case string(path) == pathBulk:
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, allowPost)
+			return
+		}
+		r.bulkCreate(ctx)
 	case bytes.HasPrefix(path, []byte(pathLinksPrefix)):
 		if ctx.IsDelete() {
 			r.deleteLink(ctx, path[len(pathLinksPrefix):])
@@ -640,8 +646,12 @@ func (r *Router) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	var timeout interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		limit := MaxBodySize
+		if string(ctx.Path()) == pathBulk {
+			limit = MaxBulkBodySize
+		}
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge,
-			fmt.Sprintf("request body must be at most %d bytes", MaxBodySize))
+			fmt.Sprintf("request body must be at most %d bytes", limit))
 	case errors.As(err, &small):
 		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, codeHeaderTooLarge, "request headers are too large")
 	case errors.As(err, &timeout) && timeout.Timeout():

@@ -10,6 +10,9 @@
 //	                          (200 with the existing link when reuse found one)
 //	GET|HEAD /api/v1/links?q=&tag=&limit=&cursor=&owner=
 //	                          the caller's links newest first, {"links", "next_cursor"?} (list.go)
+//	POST /api/v1/links/bulk   {"links": [create, ...]} (1..1000) -> 200 {"succeeded",
+//	                          "failed","results":[{"status","link"|"error"}]}, one result per
+//	                          item in order; one Raft entry per shard (bulk.go)
 //	GET|HEAD /{code}          the link's redirect_status, else the cluster's (301 by default), with Location
 //	GET|HEAD /api/v1/links/{code}  the link record, with "clicks": its all-time human clicks
 //	DELETE /api/v1/links/{code}    204; 404 unknown; 410 deleted before. The code
@@ -251,10 +254,11 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 		Handler:      r.handle,
 		ErrorHandler: r.handleParseError,
 		Name:         "linkraft",
-		// Above MaxBodySize, so that a body a little too large is read
-		// and answered with a JSON 413 by the handler; larger ones get the
-		// same answer from handleParseError.
-		MaxRequestBodySize:           8 * MaxBodySize,
+		// Above MaxBulkBodySize (the largest body a route takes), so
+		// that a body a little too large is read and answered with a
+		// JSON 413 by the handler; larger ones get the same answer from
+		// handleParseError.
+		MaxRequestBodySize:           2 * MaxBulkBodySize,
 		ReadTimeout:                  10 * time.Second,
 		WriteTimeout:                 10 * time.Second,
 		IdleTimeout:                  60 * time.Second,

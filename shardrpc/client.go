@@ -34,8 +34,9 @@ const (
 	// followed without a pause; beyond that the replicas disagree (an
 	// election is running) and the client backs off between tries.
 	maxImmediateHops = 3
-	// maxResponseBody bounds what the client reads from a node.
-	maxResponseBody = 1 << 20
+	// maxResponseBody bounds what the client reads from a node: a bulk
+	// create's answer holds up to 1,000 links.
+	maxResponseBody = 8 << 20
 )
 
 // ClientOptions tunes a Client. The zero value is a production default.

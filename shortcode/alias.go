@@ -27,7 +27,7 @@ var (
 // reserved are the words no alias may be, compared case-insensitively: the
 // paths the router serves itself and names a browser or crawler asks for.
 var reserved = []string{
-	"admin", "api", "assets", "debug", "docs", "favicon", "health", "healthz",
+	"admin", "api", "assets", "bulk", "debug", "docs", "favicon", "health", "healthz",
 	"internal", "links", "livez", "login", "logout", "metrics", "openapi",
 	"qr", "readyz", "robots", "rpc", "sitemap", "static", "stats", "status",
 	"well-known",

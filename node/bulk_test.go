@@ -1,0 +1,125 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/linkraft/linkraft/node/nodetest"
+	"github.com/linkraft/linkraft/shardrpc"
+)
+
+// lastIndex returns the last Raft log index of shard's leader.
+func lastIndex(t *testing.T, cl *shardrpc.Client, shard uint64) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := cl.Status(ctx, shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.LastIndex
+}
+
+// TestBulkCreateOnCluster sends bulk creates to a real cluster: good,
+// bad and duplicate-alias items are answered item by item in order, the
+// whole bulk is one Raft entry, a retry with the same request IDs stores
+// nothing twice, and requests that concern the whole bulk are refused
+// whole without an entry.
+func TestBulkCreateOnCluster(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	r := mustRing(t, c.Config())
+	c.WaitLeaders()
+	cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
+	t.Cleanup(cl.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	alias, ap := aliasOf(t, r, 1, "bulk-alias")
+	var items []shardrpc.CreateRequest
+	for i := 0; i < 300; i++ { // more than the batcher's 256
+		items = append(items, shardrpc.CreateRequest{Partition: partitionOf(t, r, 1, i), URL: fmt.Sprintf("https://example.com/bulk/%d", i), RequestID: fmt.Sprintf("bulk-%d", i)})
+	}
+	items = append(items,
+		shardrpc.CreateRequest{Partition: ap, URL: "https://example.com/alias", Alias: alias, RequestID: "bulk-alias-1"},
+		shardrpc.CreateRequest{Partition: ap, URL: "https://example.com/alias2", Alias: alias, RequestID: "bulk-alias-2"}, // taken by the item before
+		shardrpc.CreateRequest{Partition: ap, URL: "", RequestID: "bulk-empty"},                                            // refused by the machine
+		shardrpc.CreateRequest{Partition: partitionOf(t, r, 1, 0), URL: "https://example.com/neg", ExpiresAtMs: -5, RequestID: "bulk-neg"},
+	)
+	before := lastIndex(t, cl, 1)
+	res, err := cl.BulkCreate(ctx, 1, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := lastIndex(t, cl, 1); after != before+1 {
+		t.Fatalf("a bulk create of %d items took %d Raft entries, want 1", len(items), after-before)
+	}
+	codes := map[string]bool{}
+	for i := 0; i < 301; i++ {
+		if res[i].Link == nil || !res[i].Link.Created || res[i].Link.URL != items[i].URL {
+			t.Fatalf("item %d: %+v %+v", i, res[i].Link, res[i].Error)
+		}
+		if codes[res[i].Link.Code] {
+			t.Fatalf("code %s given twice", res[i].Link.Code)
+		}
+		codes[res[i].Link.Code] = true
+	}
+	if res[300].Link.Code != alias {
+		t.Fatalf("alias item: %+v", res[300].Link)
+	}
+	for i, want := range map[int]shardrpc.Code{301: shardrpc.ErrCodeAliasTaken, 302: shardrpc.ErrCodeBadRequest, 303: shardrpc.ErrCodeBadRequest} {
+		if res[i].Error == nil || res[i].Error.Code != want {
+			t.Fatalf("item %d: %+v %+v, want %s", i, res[i].Link, res[i].Error, want)
+		}
+	}
+	if got, err := cl.Resolve(ctx, 1, alias); err != nil || got.URL != "https://example.com/alias" {
+		t.Fatalf("the taken alias changed: %+v, %v", got, err)
+	}
+	// A retry (same request IDs) gets the same answers and makes no link.
+	again, err := cl.BulkCreate(ctx, 1, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range again {
+		if (again[i].Link == nil) != (res[i].Link == nil) || again[i].Link != nil && again[i].Link.Code != res[i].Link.Code {
+			t.Fatalf("retried item %d: %+v, first %+v", i, again[i].Link, res[i].Link)
+		}
+	}
+	fresh, err := cl.Create(ctx, 1, shardrpc.CreateRequest{Partition: partitionOf(t, r, 1, 0), URL: "https://example.com/after"})
+	if err != nil || codes[fresh.Code] {
+		t.Fatalf("create after the retry: %+v, %v", fresh, err)
+	}
+
+	// Refused whole, without an entry.
+	leader := c.WaitLeader(1)
+	before = lastIndex(t, cl, 1)
+	other := shardrpc.CreateRequest{Partition: partitionOf(t, r, 2, 0), URL: "https://example.com/other"}
+	tooMany := make([]shardrpc.CreateRequest, shardrpc.MaxBulkItems+1)
+	for i := range tooMany {
+		tooMany[i] = items[0]
+	}
+	for name, tc := range map[string]struct {
+		body   any
+		status int
+	}{
+		"empty":        {shardrpc.BulkCreateRequest{}, 400},
+		"too many":     {shardrpc.BulkCreateRequest{Items: tooMany}, 400},
+		"wrong shard":  {shardrpc.BulkCreateRequest{Items: []shardrpc.CreateRequest{items[0], other}}, 421},
+		"partition":    {shardrpc.BulkCreateRequest{Items: []shardrpc.CreateRequest{{Partition: 1 << 20, URL: "https://x/"}}}, 400},
+		"request id":   {shardrpc.BulkCreateRequest{Items: []shardrpc.CreateRequest{{Partition: items[0].Partition, URL: "https://x/", RequestID: string(make([]byte, 129))}}}, 400},
+		"not json":     {"[", 400},
+		"items object": {map[string]any{"items": map[string]any{}}, 400},
+	} {
+		if a := (rpc{t: t}).call(c.RPCAddr(leader), shardrpc.PathBulkCreate, 1, tc.body); a.status != tc.status {
+			t.Errorf("%s: %s, want %d", name, a, tc.status)
+		}
+	}
+	if after := lastIndex(t, cl, 1); after != before {
+		t.Fatalf("refused bulk creates appended %d entries", after-before)
+	}
+	if _, err := cl.BulkCreate(ctx, 1, nil); !errors.Is(err, shardrpc.ErrBadRequest) {
+		t.Fatalf("client bulk create of nothing: %v", err)
+	}
+}
