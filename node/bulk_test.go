@@ -45,7 +45,7 @@ func TestBulkCreateOnCluster(t *testing.T) {
 	items = append(items,
 		shardrpc.CreateRequest{Partition: ap, URL: "https://example.com/alias", Alias: alias, RequestID: "bulk-alias-1"},
 		shardrpc.CreateRequest{Partition: ap, URL: "https://example.com/alias2", Alias: alias, RequestID: "bulk-alias-2"}, // taken by the item before
-		shardrpc.CreateRequest{Partition: ap, URL: "", RequestID: "bulk-empty"},                                            // refused by the machine
+		shardrpc.CreateRequest{Partition: ap, URL: "", RequestID: "bulk-empty"},                                           // refused by the machine
 		shardrpc.CreateRequest{Partition: partitionOf(t, r, 1, 0), URL: "https://example.com/neg", ExpiresAtMs: -5, RequestID: "bulk-neg"},
 	)
 	before := lastIndex(t, cl, 1)
