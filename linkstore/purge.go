@@ -150,7 +150,7 @@ func (m *Machine) dropReuse(tx raftstore.Txn, p uint32, rec Record) {
 	if rec.Alias {
 		return
 	}
-	reuseKey := ReuseKey(p, rec.URL)
+	reuseKey := ReuseKey(p, rec.Owner, rec.URL)
 	code, err := tx.Get(reuseKey)
 	switch {
 	case err == nil && bytes.Equal(code, []byte(rec.Code)):

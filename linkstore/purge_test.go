@@ -55,7 +55,7 @@ func TestPurgeRemovesOnlyLinksExpiredAtTheCutoff(t *testing.T) {
 		}
 	}
 	for _, rec := range []Record{late, never, clicksOnly} {
-		if got, err := Get(rep.reader(), p, rec.Code); err != nil || got != rec {
+		if got, err := Get(rep.reader(), p, rec.Code); err != nil || !got.Equal(rec) {
 			t.Fatalf("Get of kept %s = %+v, %v", rec.Code, got, err)
 		}
 	}
@@ -110,7 +110,7 @@ func TestPurgeRemovesTheReuseIndexEntry(t *testing.T) {
 	if n, err := rep.purge(Purge{CutoffMs: 10, Items: []PurgeItem{{p, plain.Code}}}); err != nil || n != 1 {
 		t.Fatalf("purge = %d, %v", n, err)
 	}
-	if _, err := FindURL(rep.reader(), p, plain.URL); !errors.Is(err, ErrNotFound) {
+	if _, err := FindURL(rep.reader(), p, "", plain.URL); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("FindURL after purge: %v, want ErrNotFound", err)
 	}
 	if res := rep.create(Create{Partition: p, URL: plain.URL, Reuse: true}); res.Status != ResultCreated || res.Record.Code == plain.Code {

@@ -31,7 +31,7 @@ func (n *Node) bulkCreate(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.G
 	now := time.Now().UnixMilli()
 	size := 16
 	for _, it := range req.Items {
-		size += 2*10 + len(it.RequestID) + 3 + 4 + 3*10 + len(it.Alias) + len(it.URL)
+		size += 2*10 + len(it.RequestID) + 3 + 4 + 5*10 + len(it.Alias) + len(it.URL) + len(it.Owner) + len(it.Title) + 33*len(it.Tags)
 	}
 	cmd := linkstore.AppendBatchHeader(make([]byte, 0, size), len(req.Items))
 	var create []byte
@@ -48,6 +48,11 @@ func (n *Node) bulkCreate(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.G
 			badRequest(ctx, fmt.Sprintf("item %d: request_id of %d bytes is longer than %d", i, len(it.RequestID), maxRequestID))
 			return
 		}
+		if !linkstore.ValidRedirectStatus(it.RedirectStatus) {
+			// Checked here: the command carries it as a u16.
+			badRequest(ctx, fmt.Sprintf("item %d: redirect_status %d is not 0, 301, 302, 307 or 308", i, it.RedirectStatus))
+			return
+		}
 		create = linkstore.AppendCreate(create[:0], linkstore.Create{
 			Partition:   it.Partition,
 			URL:         it.URL,
@@ -56,6 +61,11 @@ func (n *Node) bulkCreate(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.G
 			CreatedAtMs: now,
 			ExpiresAtMs: it.ExpiresAtMs,
 			MaxClicks:   it.MaxClicks,
+
+			Owner:          it.Owner,
+			Title:          it.Title,
+			Tags:           it.Tags,
+			RedirectStatus: uint16(it.RedirectStatus),
 		})
 		cmd = linkstore.AppendBatchItem(cmd, it.RequestID, create)
 	}

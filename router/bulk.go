@@ -271,6 +271,9 @@ func (r *Router) checkBulkItem(raw []byte, now time.Time) (shardrpc.CreateReques
 	if msg != "" {
 		return shardrpc.CreateRequest{}, bad, codeInvalidLimits, msg
 	}
+	if code, msg := createFields(req); msg != "" {
+		return shardrpc.CreateRequest{}, bad, code, msg
+	}
 	var partition uint32
 	if req.Alias != "" {
 		if err := shortcode.ValidateAlias(req.Alias); err != nil {
@@ -287,6 +290,10 @@ func (r *Router) checkBulkItem(raw []byte, now time.Time) (shardrpc.CreateReques
 		Reuse:       req.Reuse,
 		ExpiresAtMs: expiresAt,
 		MaxClicks:   req.MaxClicks,
+
+		Title:          req.Title,
+		Tags:           req.Tags,
+		RedirectStatus: req.RedirectStatus,
 	}, 0, "", ""
 }
 

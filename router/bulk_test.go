@@ -56,6 +56,8 @@ func TestBulkCreateItems(t *testing.T) {
 		`{"url": "https://example.com/b/9", "ttl": "72h", "max_clicks": 5}`,
 		`{}`,
 		`{"url": "https://short.test/self"}`,
+		`{"url": "https://example.com/b/12", "title": "Bulk twelve", "tags": ["t1", "t2"], "redirect_status": 302}`,
+		`{"url": "https://example.com/b/13", "redirect_status": 303}`,
 	}
 	a := tr.bulk(t, bulkBody(items...))
 	if a.status != http.StatusOK {
@@ -68,9 +70,9 @@ func TestBulkCreateItems(t *testing.T) {
 	}{
 		{201, ""}, {400, codeInvalidURL}, {201, ""}, {400, codeInvalidAlias}, {400, codeInvalidAlias},
 		{400, codeInvalidLimits}, {400, codeUnknownField}, {400, codeInvalidJSON}, {409, codeAliasTaken},
-		{201, ""}, {400, codeInvalidURL}, {400, codeInvalidURL},
+		{201, ""}, {400, codeInvalidURL}, {400, codeInvalidURL}, {201, ""}, {400, codeInvalidRedirectStatus},
 	}
-	if len(got.Results) != len(want) || got.Succeeded != 3 || got.Failed != 9 {
+	if len(got.Results) != len(want) || got.Succeeded != 4 || got.Failed != 10 {
 		t.Fatalf("answer %s", a.body)
 	}
 	sent := 0
@@ -90,6 +92,13 @@ func TestBulkCreateItems(t *testing.T) {
 			sent++
 		}
 	}
+	tr.fake.mu.Lock()
+	for _, call := range tr.fake.creates {
+		if call.req.URL == "https://example.com/b/12" && (call.req.Title != "Bulk twelve" || len(call.req.Tags) != 2 || call.req.RedirectStatus != 302) {
+			t.Errorf("the fields of an item did not reach its shard: %+v", call.req)
+		}
+	}
+	tr.fake.mu.Unlock()
 	if got.Results[2].Link.Code != "bulk-two" {
 		t.Errorf("alias item: %+v", got.Results[2].Link)
 	}
