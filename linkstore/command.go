@@ -158,6 +158,8 @@ func DecodeCommand(b []byte) (Command, error) {
 		return decodeDelete(b[2:])
 	case TypeCreateBatch:
 		return decodeCreateBatch(b[2:])
+	case TypeEdit:
+		return decodeEdit(b[2:])
 	case TypePurge:
 		return decodePurge(b[2:])
 	default:

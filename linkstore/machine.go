@@ -84,6 +84,8 @@ func (m *Machine) apply(tx raftstore.Txn, c Command) []byte {
 		return AppendResult(nil, m.applyDelete(tx, c))
 	case CreateBatch:
 		return m.applyBatch(tx, c)
+	case Edit:
+		return AppendResult(nil, m.applyEdit(tx, c))
 	case Purge:
 		return m.applyPurge(tx, c)
 	default:

@@ -146,8 +146,8 @@ func TestPurgeRefusalsChangeNothing(t *testing.T) {
 	}
 }
 
-// TestPurgeReplicasEndIdentical applies creates with expiries, deletes and
-// purges to two replicas, cut into Pebble batches differently, and requires
+// TestPurgeReplicasEndIdentical applies creates with expiries, deletes,
+// edits and purges to two replicas, cut into Pebble batches differently, and requires
 // byte-identical results and state.
 func TestPurgeReplicasEndIdentical(t *testing.T) {
 	rg := testRing(t, 7, 8)
@@ -172,6 +172,10 @@ func TestPurgeReplicasEndIdentical(t *testing.T) {
 		case k < 7 && len(codes) > 0:
 			it := codes[rnd.IntN(len(codes))]
 			cmds = append(cmds, AppendDelete(nil, Delete{Partition: it.Partition, Code: it.Code, DeletedAtMs: int64(i)}))
+		case k < 8 && len(codes) > 0:
+			it := codes[rnd.IntN(len(codes))]
+			cmds = append(cmds, AppendEdit(nil, Edit{Partition: it.Partition, Code: it.Code, UpdatedAtMs: int64(i),
+				Fields: EditExpiry | EditURL, ExpiresAtMs: int64(rnd.IntN(1500)), URL: fmt.Sprintf("https://edited.example/%d", i)}))
 		case len(codes) > 0:
 			items := make([]PurgeItem, 1+rnd.IntN(20))
 			for j := range items {

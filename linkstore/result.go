@@ -61,6 +61,8 @@ func (s Status) String() string {
 		return "gone"
 	case ResultPurged:
 		return "purged"
+	case ResultEdited:
+		return "edited"
 	}
 	return fmt.Sprintf("status(%#x)", byte(s))
 }
@@ -84,7 +86,7 @@ func (r Result) Equal(o Result) bool {
 func AppendResult(dst []byte, r Result) []byte {
 	dst = append(dst, resultVersion, byte(r.Status))
 	switch r.Status {
-	case ResultCreated, ResultExisting:
+	case ResultCreated, ResultExisting, ResultEdited:
 		dst = AppendRecord(dst, r.Record)
 	case ResultBadRequest:
 		reason := r.Reason
@@ -111,7 +113,7 @@ func DecodeResult(b []byte) (Result, error) {
 	r := Result{Status: Status(b[1])}
 	payload := b[2:]
 	switch r.Status {
-	case ResultCreated, ResultExisting:
+	case ResultCreated, ResultExisting, ResultEdited:
 		rec, err := DecodeRecord(payload)
 		if err != nil {
 			return Result{}, fmt.Errorf("result record: %w", err)
