@@ -53,6 +53,8 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		op = n.list
 	case shardrpc.PathBulkCreate:
 		op = n.bulkCreate
+	case shardrpc.PathEdit:
+		op = n.edit
 	default:
 		writeJSON(ctx, fasthttp.StatusNotFound, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: fmt.Sprintf("no RPC at %q", ctx.Path())})
 		return
