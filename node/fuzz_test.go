@@ -34,13 +34,17 @@ func FuzzRPC(f *testing.F) {
 	f.Add(byte(9), "2", []byte(`{"node_id":"n1","applied_index":18446744073709551615}`))
 	f.Add(byte(10), "1", []byte(`{"all":true,"limit":5,"q":"x","after":{"created_at_ms":5,"code":"abc"}}`))
 	f.Add(byte(10), "1", []byte(`{"owner":"alice","limit":0}`))
+	f.Add(byte(11), "1", []byte(`{"items":[{"partition":3,"url":"https://x.example/","request_id":"b1"},{"partition":3,"url":""}]}`))
+	f.Add(byte(11), "1", []byte(`{"items":[]}`))
+	f.Add(byte(12), "1", []byte(`{"code":"abcdefg","title":"t","tags":["a"],"redirect_status":302,"expires_at_ms":0}`))
+	f.Add(byte(12), "1", []byte(`{"code":"abcdefg","redirect_status":65837}`))
 	c := nodetest.Start(f, nodetest.Options{Nodes: 1, Shards: 1, Partitions: 8})
 	c.WaitLeader(1)
 	h := c.Node("n1").Handler()
 	const unknownPath = "/rpc/v1/other"
 	paths := []string{shardrpc.PathCreate, shardrpc.PathResolve, shardrpc.PathStatus, shardrpc.PathClicks, shardrpc.PathStats, unknownPath, shardrpc.PathDelete,
 		shardrpc.PathGroupState, shardrpc.PathGroupJoin, shardrpc.PathGroupPromote,
-		shardrpc.PathList}
+		shardrpc.PathList, shardrpc.PathBulkCreate, shardrpc.PathEdit}
 	f.Fuzz(func(t *testing.T, op byte, shard string, body []byte) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.SetMethod(fasthttp.MethodPost)

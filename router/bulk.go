@@ -36,6 +36,9 @@ const (
 	maxIdempotencyKey = 128
 )
 
+// allowBulk is the Allow header of the bulk route.
+var allowBulk = "POST"
+
 // codeTooManyLinks: a bulk create with more than MaxBulkLinks links (413).
 const codeTooManyLinks = "too_many_links"
 

@@ -12,13 +12,13 @@ import (
 const cacheShards = 64
 
 // targetCache is a bounded map code -> target URL with CLOCK eviction.
-// Links never change their target, but they can be deleted or expire, so
-// an entry is served only while it is fresh: for ttl after it was stored
+// Links can be edited (target, status, expiry), deleted or expire, so an
+// entry is served only while it is fresh: for ttl after it was stored
 // (after that Get reports a miss and the router asks the shard again,
 // which refreshes or replaces the entry), and never at or after the link's
-// own expiry (Get reports cacheExpired). Invalidate drops an entry at once
-// (the router that served a DELETE). Both checks are one integer compare
-// each on a hit.
+// own expiry (Get reports cacheExpired while the entry is fresh).
+// Invalidate drops an entry at once (the router that served a DELETE or a
+// PATCH). Both checks are one integer compare each on a hit.
 //
 // It is split into cacheShards parts, each behind an RWMutex. A hit takes
 // only the read lock and sets the entry's reference bit with an atomic
@@ -222,13 +222,15 @@ func (c *targetCache) Get(code []byte, now int64) (string, uint16, cacheState) {
 		return "", 0, cacheMiss
 	}
 	e := &p.entries[i]
+	if now >= e.freshUntil {
+		// Revalidate, an expired entry too: an edit may have moved the
+		// link's expiry later.
+		p.mu.RUnlock()
+		return "", 0, cacheMiss
+	}
 	if e.expiresAt != 0 && now >= e.expiresAt {
 		p.mu.RUnlock()
 		return "", 0, cacheExpired
-	}
-	if now >= e.freshUntil {
-		p.mu.RUnlock()
-		return "", 0, cacheMiss
 	}
 	if !e.ref.Load() {
 		e.ref.Store(true)
@@ -257,15 +259,16 @@ func (c *targetCache) Put(code, target string, status uint16, expiresAt, now int
 	defer p.mu.Unlock()
 	i, s := p.findString(code, h)
 	if i >= 0 {
-		// A code's target never changes (a deleted code is never issued
-		// again) and an expiry never moves later: only the freshness is
-		// renewed, and an earlier expiry (a link found used up) kept.
+		// An edit can change a link's target, status and expiry (later
+		// too): the shard's answer replaces the entry. (A link used up by
+		// its click limit comes with its expiry set to the check's time:
+		// see admit.)
 		e := &p.entries[i]
 		e.freshUntil = fresh
-		e.status = status
-		if expiresAt != 0 && (e.expiresAt == 0 || expiresAt < e.expiresAt) {
-			e.expiresAt = expiresAt
+		if e.target() != target {
+			e.kv = code + target
 		}
+		e.status, e.expiresAt = status, expiresAt
 		return
 	}
 	kv := code + target

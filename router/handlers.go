@@ -93,13 +93,17 @@ func (r *Router) handle(ctx *fasthttp.RequestCtx) {
 		}
 	case string(path) == pathBulk:
 		if !ctx.IsPost() {
-			methodNotAllowed(ctx, allowPost)
+			methodNotAllowed(ctx, allowBulk)
 			return
 		}
 		r.bulkCreate(ctx)
 	case bytes.HasPrefix(path, []byte(pathLinksPrefix)):
 		if ctx.IsDelete() {
 			r.deleteLink(ctx, path[len(pathLinksPrefix):])
+			return
+		}
+		if ctx.IsPatch() {
+			r.editLink(ctx, path[len(pathLinksPrefix):])
 			return
 		}
 		if !ctx.IsGet() && !ctx.IsHead() {

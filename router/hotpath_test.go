@@ -188,9 +188,9 @@ func TestCacheClockKeepsReferenced(t *testing.T) {
 			t.Errorf("unreferenced k%d kept", i)
 		}
 	}
-	// A second Put of a present code keeps its first target.
+	// A second Put of a present code replaces its target (an edit).
 	c.put("k0", "other")
-	if v, _ := c.get([]byte("k0")); v != "v" {
+	if v, _ := c.get([]byte("k0")); v != "other" {
 		t.Errorf("k0 -> %q", v)
 	}
 }

@@ -33,7 +33,7 @@ const (
 	codeInvalidLimits = "invalid_limits"
 )
 
-var allowLink = "GET, HEAD, DELETE"
+var allowLink = "GET, HEAD, PATCH, DELETE"
 
 // createLimits checks the limits of a create and returns the link's
 // expiry in Unix ms (0 for none), or why the request is bad.

@@ -27,7 +27,7 @@ type apiRoute struct {
 // path syntax.
 var apiRoutes = []apiRoute{
 	{pathLinks, allowLinks},
-	{pathBulk, allowPost},
+	{pathBulk, allowBulk},
 	{pathLinksPrefix + "{code}", allowLink},
 	{pathLinksPrefix + "{code}" + pathStatsSuffix, allowGetHead},
 	{pathLinksPrefix + "{code}" + pathQRSuffix, allowGetHead},

@@ -53,13 +53,13 @@
 //
 // # Redirects and the cache
 //
-// Links never change their target, so the router caches code -> target in a
-// bounded CLOCK cache (cluster.yaml's cache_size per router; 0 disables it).
-// A cache hit answers at once and allocates nothing. Links can be deleted,
-// so an entry is served for at most the cache TTL (cluster.yaml's
-// cache_ttl, default 5 s; Options.CacheTTL overrides it) after
-// the shard last confirmed it; then the next request asks the shard again.
-// The router that serves a DELETE drops the entry at once. An entry also
+// The router caches code -> target in a bounded CLOCK cache (cluster.yaml's
+// cache_size per router; 0 disables it). A cache hit answers at once and
+// allocates nothing. Links can be edited or deleted, so an entry is served
+// for at most the cache TTL (cluster.yaml's cache_ttl, default 5 s;
+// Options.CacheTTL overrides it) after the shard last confirmed it; then
+// the next request asks the shard again. The router that serves a DELETE
+// or PATCH drops the entry at once. An entry also
 // keeps the link's expiry: a hit at or after it answers 410 (one more
 // integer compare, no allocation). max_clicks is checked against the
 // shard's click total whenever a redirect (re)validates the link. A miss asks the owning
