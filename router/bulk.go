@@ -91,6 +91,9 @@ type bulkItem struct {
 // is bad as a whole (not JSON, no links, too many) is a 4xx and nothing is
 // stored.
 //
+// With API keys the request needs one (401 otherwise), as a create does,
+// and every link records the key's ID as its owner.
+//
 // Every item carries a request ID, so the shard applies it at most once
 // however often the RPC is retried. With an Idempotency-Key header the IDs
 // derive from the key, the item's position and its bytes, so a client
@@ -98,6 +101,10 @@ type bulkItem struct {
 // request's links back (within linkstore.RequestWindow later creates of
 // the shard) instead of new ones.
 func (r *Router) bulkCreate(ctx *fasthttp.RequestCtx) {
+	who, ok := r.authenticate(ctx)
+	if !ok {
+		return
+	}
 	if !isJSON(ctx.Request.Header.ContentType()) {
 		writeError(ctx, fasthttp.StatusUnsupportedMediaType, codeUnsupportedMedia, "Content-Type must be application/json")
 		return
@@ -130,8 +137,9 @@ func (r *Router) bulkCreate(ctx *fasthttp.RequestCtx) {
 			out.Results[i] = bulkResult{Status: st, Error: &apiError{Code: c, Message: m}}
 			continue
 		}
+		req.Owner = who.owner
 		if len(key) > 0 {
-			req.RequestID = bulkRequestID(key, i, raw)
+			req.RequestID = bulkRequestID(who.owner, key, i, raw)
 		} else {
 			req.RequestID = shardrpc.NewRequestID()
 		}
@@ -346,12 +354,15 @@ func decodeBulk(body []byte) (links []json.RawMessage, status int, code, msg str
 	return links, 0, "", ""
 }
 
-// bulkRequestID derives an item's request ID from the request's
-// Idempotency-Key, the item's position and its bytes: the same key and
-// the same item give the same ID, another item (or another key) another.
-func bulkRequestID(key []byte, index int, item []byte) string {
+// bulkRequestID derives an item's request ID from the caller (its API
+// key's ID), the request's Idempotency-Key, the item's position and its
+// bytes: the same caller, key and item give the same ID; another caller,
+// key or item another, so callers never see each other's results.
+func bulkRequestID(owner string, key []byte, index int, item []byte) string {
 	h := sha256.New()
 	h.Write([]byte("linkraft bulk\x00"))
+	h.Write([]byte(owner))
+	h.Write([]byte{0})
 	h.Write(key)
 	h.Write([]byte{0})
 	h.Write(strconv.AppendInt(nil, int64(index), 10))

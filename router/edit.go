@@ -40,12 +40,17 @@ const editFieldList = "url, title, tags, expires_at, ttl, max_clicks, redirect_s
 // checked as a create checks it (400, nothing changed); 404 for an unknown
 // code, 410 for a deleted or purged link. An expired link can be edited:
 // a later expiry (or none) makes it redirect again. The answer is the
-// edited link. This router drops the code from its cache at once; every
-// other router serves the new fields within its CacheTTL, as for a
-// delete.
+// edited link. With API keys, only the link's owner or an admin key may
+// edit it (401 without a valid key; another key's link is a 404). This
+// router drops the code from its cache at once; every other router serves
+// the new fields within its CacheTTL, as for a delete.
 func (r *Router) editLink(ctx *fasthttp.RequestCtx, code []byte) {
 	if isSubresource(code) {
 		methodNotAllowed(ctx, allowGetHead)
+		return
+	}
+	who, ok := r.authenticate(ctx)
+	if !ok {
 		return
 	}
 	c, ok := r.apiCode(ctx, code)
@@ -73,6 +78,11 @@ func (r *Router) editLink(ctx *fasthttp.RequestCtx, code []byte) {
 		return
 	}
 	req.Code = c
+	if !who.open && !who.admin {
+		// The shard checks the owner in the same apply as the edit: a
+		// link of another key is a 404, as if it did not exist.
+		req.Owner = who.owner
+	}
 	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
 	defer cancel()
 	link, err := ec.Edit(cctx, r.ring.ShardOf(r.ring.PartitionOfCode(c)), req)

@@ -21,7 +21,7 @@ func (f *fakeShards) Edit(_ context.Context, shard uint64, req shardrpc.EditRequ
 		return shardrpc.Link{}, fmt.Errorf("code %q: %w", req.Code, shardrpc.ErrGone)
 	}
 	l, ok := f.links[req.Code]
-	if !ok || f.shardOf[req.Code] != shard {
+	if !ok || f.shardOf[req.Code] != shard || req.Owner != "" && l.Owner != req.Owner {
 		return shardrpc.Link{}, fmt.Errorf("code %q: %w", req.Code, shardrpc.ErrNotFound)
 	}
 	if req.URL != nil {
@@ -272,5 +272,59 @@ func TestEditOnRealCluster(t *testing.T) {
 	resp.Body.Close()
 	if rec["url"] != "https://example.com/edit/after" || rec["updated_at"] == nil {
 		t.Fatalf("record after the edit: %v", rec)
+	}
+}
+
+// TestAuthEditAndBulk: with API keys, PATCH and bulk creates need a valid
+// key (401, nothing changed or stored); a bulk create records the key as
+// every link's owner; a PATCH of another key's link is the 404 of a
+// missing code and changes nothing, while the owner and an admin may edit.
+func TestAuthEditAndBulk(t *testing.T) {
+	tr := startRouter(t, keysConfig(t))
+	body := bulkBody(`{"url": "https://example.com/auth-bulk/1"}`, `{"url": "https://example.com/auth-bulk/2"}`)
+	for _, h := range [][]string{nil, bearer("wrong")} {
+		if a := tr.bulk(t, body, h...); a.status != 401 || errorCode(t, a) != codeUnauthorized || a.header.Get("WWW-Authenticate") == "" {
+			t.Fatalf("bulk without a valid key: %d %s", a.status, a.body)
+		}
+	}
+	if creates, _ := tr.fake.counts(); creates != 0 {
+		t.Fatalf("%d creates without a key", creates)
+	}
+	a := tr.bulk(t, body, bearer(keyAlice)...)
+	got := decode[bulkAnswer](t, a)
+	if a.status != 200 || got.Succeeded != 2 {
+		t.Fatalf("bulk with a key: %d %s", a.status, a.body)
+	}
+	code := got.Results[0].Link.Code
+	tr.fake.mu.Lock()
+	owner := tr.fake.links[code].Owner
+	tr.fake.mu.Unlock()
+	if owner != "alice" {
+		t.Fatalf("bulk-created link owned by %q, want alice", owner)
+	}
+
+	patch := func(key, body string) answer {
+		t.Helper()
+		var h []string
+		if key != "" {
+			h = bearer(key)
+		}
+		return tr.do(t, http.MethodPatch, "/api/v1/links/"+code, "application/json", body, h...)
+	}
+	if a := patch("", `{"title": "x"}`); a.status != 401 || errorCode(t, a) != codeUnauthorized {
+		t.Fatalf("patch without a key: %d %s", a.status, a.body)
+	}
+	if a := patch(keyBob, `{"title": "bob's"}`); a.status != 404 || errorCode(t, a) != codeNotFound {
+		t.Fatalf("patch of another key's link: %d %s", a.status, a.body)
+	}
+	if a := patch(keyAlice, `{"title": "alice's"}`); a.status != 200 || decode[edited](t, a).Title != "alice's" {
+		t.Fatalf("patch by the owner: %d %s", a.status, a.body)
+	}
+	if a := patch(keyAdmin, `{"title": "admin's"}`); a.status != 200 || decode[edited](t, a).Title != "admin's" {
+		t.Fatalf("patch by an admin: %d %s", a.status, a.body)
+	}
+	// The same Idempotency-Key from two callers names different creates.
+	if bulkRequestID("alice", []byte("k"), 0, []byte(`{}`)) == bulkRequestID("bob", []byte("k"), 0, []byte(`{}`)) {
+		t.Fatal("two callers' items share a request ID")
 	}
 }
