@@ -36,6 +36,19 @@
 // ResultNotFound (nothing stored at the code) or ResultGone (a tombstone
 // already). Deleting never frees a code: see Allocation.
 //
+// Edit (type 0x04):
+//
+//	fields u8 | partition u32 | updated_at_ms zigzag varint |
+//	code length u8 | code | owner length u8 | owner | the fields' values
+//
+// sets the fields named by the bits of fields (url, expiry, click limit,
+// title, tags, redirect status; see AppendEdit) and stores updated_at_ms;
+// the others keep their values. Every value is checked as a create's (a
+// bad one refuses the whole edit). The result is ResultEdited with the
+// record, ResultNotFound (nothing stored, or another owner's link when
+// owner is set) or ResultGone (a tombstone). A new URL or new limits take
+// the link out of the reuse index.
+//
 // Purge (type 0x05), proposed by the leader's background sweep (package
 // node):
 //
