@@ -32,7 +32,8 @@ type PurgeItem struct {
 // CutoffMs, exactly as a Delete would (the record is replaced by a
 // tombstone, whose time is the link's expiry, and a reuse index entry
 // pointing at the code is removed), so that a purged code is never issued
-// again and answers "gone" like a deleted one. Each item's expiry is
+// again and answers "gone" like a deleted one (and leaves the list
+// indexes). Each item's expiry is
 // checked again in Apply against CutoffMs, which the proposing leader
 // chose (its clock minus a grace period): Apply reads no clock, so every
 // replica decides alike, and a link whose expiry was moved past the cutoff
@@ -138,6 +139,7 @@ func (m *Machine) applyPurge(tx raftstore.Txn, p Purge) []byte {
 			continue
 		}
 		m.dropReuse(tx, it.Partition, rec)
+		unindexLink(tx, it.Partition, rec)
 		must("store tombstone", tx.Set(key, appendTombstone(nil, rec.ExpiresAtMs)))
 		purged++
 	}

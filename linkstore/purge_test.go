@@ -62,6 +62,18 @@ func TestPurgeRemovesOnlyLinksExpiredAtTheCutoff(t *testing.T) {
 	if _, err := Get(rep.reader(), p, unknown); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a purge stored something at an unknown code: %v", err)
 	}
+	// Purged links leave the list index; the others stay listed.
+	page, err := List(rep.reader(), ListQuery{Partitions: []uint32{p}, All: true, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, l := range page.Records {
+		listed[l.Code] = true
+	}
+	if listed[early.Code] || listed[aliased.Code] || !listed[late.Code] || !listed[never.Code] || len(page.Records) != 3 {
+		t.Fatalf("listed after the purge: %v", listed)
+	}
 	// A second purge with the same cutoff changes nothing.
 	before := rep.dump()
 	if n, err := rep.purge(Purge{CutoffMs: 150, Items: items}); err != nil || n != 0 {
