@@ -33,18 +33,11 @@ OUT=${WRITES_OUT:-$TMP/out}
 mkdir -p "$OUT"
 UP_PID=
 
-log() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 stop_up() {
-	[[ -n $UP_PID ]] && kill -0 "$UP_PID" 2>/dev/null || return 0
-	log "stopping the cluster (pid $UP_PID)"
-	kill -TERM "$UP_PID" 2>/dev/null || true
-	for _ in $(seq 1 300); do
-		kill -0 "$UP_PID" 2>/dev/null || { wait "$UP_PID" 2>/dev/null || true; UP_PID=; return 0; }
-		sleep 0.1
-	done
-	kill -KILL -- "-$UP_PID" 2>/dev/null || true
-	wait "$UP_PID" 2>/dev/null || true
+	stop_pid "$UP_PID" "the cluster" 30
 	UP_PID=
 }
 
@@ -60,30 +53,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# free_port: as in scripts/bench.sh.
-USED_PORTS=" "
-PORT=
-EPHEMERAL_LO=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((EPHEMERAL_LO > 12000)) || EPHEMERAL_LO=32768
-free_port() {
-	local port hex
-	for _ in $(seq 1 500); do
-		port=$((10000 + RANDOM % (EPHEMERAL_LO - 10000)))
-		[[ $USED_PORTS == *" $port "* ]] && continue
-		printf -v hex ':%04X ' "$port"
-		if grep -q "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-			continue
-		fi
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			USED_PORTS+="$port "
-			PORT=$port
-			return 0
-		fi
-	done
-	echo "no free port found" >&2
-	return 1
-}
 
 wait_ready() {
 	local hp=$1

@@ -54,22 +54,8 @@ mkdir -p "$RESULTS"
 NGINX_PID=
 UP_PID=
 
-log() { printf '==> %s\n' "$*" >&2; }
-
-# stop_pid PID NAME: SIGTERM, wait up to 20s, then SIGKILL the process group.
-stop_pid() {
-	local pid=$1 name=$2
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-	log "stopping $name (pid $pid)"
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 200); do
-		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-		sleep 0.1
-	done
-	log "$name did not stop within 20s: killing its process group"
-	kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
@@ -91,34 +77,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# free_port sets PORT to a TCP port on 127.0.0.1 that no socket uses and
-# that this script has not handed out yet. Ports come from below the kernel's
-# ephemeral range, so an outgoing connection (the harness makes many) cannot
-# take one between the check and the bind. (It sets a variable rather than
-# printing, so that it does not run in a subshell that would forget USED_PORTS.)
-USED_PORTS=" "
-PORT=
-EPHEMERAL_LO=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((EPHEMERAL_LO > 12000)) || EPHEMERAL_LO=32768
-free_port() {
-	local port hex
-	for _ in $(seq 1 500); do
-		port=$((10000 + RANDOM % (EPHEMERAL_LO - 10000)))
-		[[ $USED_PORTS == *" $port "* ]] && continue
-		printf -v hex ':%04X ' "$port"
-		if grep -q "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-			continue
-		fi
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			USED_PORTS+="$port "
-			PORT=$port
-			return 0
-		fi
-	done
-	echo "no free port found" >&2
-	return 1
-}
 
 # http_status HOST:PORT PATH prints the status code of a GET, or 000.
 http_status() {
