@@ -146,17 +146,10 @@ func (g *Group) Propose(ctx context.Context, cmd, idemKey []byte) ([]byte, error
 	}
 }
 
-// Read runs fn against the group's application state, as mode requires.
-// fn sees one consistent view of the state (a Pebble snapshot), and must not
-// retain the Reader after returning. One exception, on followers only: a
-// ReadLocal that overlaps the install of a snapshot sent by the leader may
-// see some keys already replaced by the newer state.
-//
-// ReadLinearizable fails with a *NotLeaderError on a follower. On the leader
-// it waits, once per term, for a Barrier (every entry of earlier terms is
-// applied), then confirms leadership with a quorum (VerifyLeader) for each
-// read. ctx bounds the whole call.
-func (g *Group) Read(ctx context.Context, mode ReadMode, fn func(Reader) error) error {
+// readGate is what every read does before it touches the state: fail on a
+// closed group or a done ctx, and for ReadLinearizable confirm leadership
+// (see Read). An unknown mode is an error.
+func (g *Group) readGate(ctx context.Context, mode ReadMode) error {
 	if g.closed.Load() {
 		return ErrClosed
 	}
@@ -171,6 +164,23 @@ func (g *Group) Read(ctx context.Context, mode ReadMode, fn func(Reader) error) 
 		}
 	default:
 		return fmt.Errorf("raftstore: group %d: unknown read mode %d", g.id, mode)
+	}
+	return nil
+}
+
+// Read runs fn against the group's application state, as mode requires.
+// fn sees one consistent view of the state (a Pebble snapshot), and must not
+// retain the Reader after returning. One exception, on followers only: a
+// ReadLocal that overlaps the install of a snapshot sent by the leader may
+// see some keys already replaced by the newer state.
+//
+// ReadLinearizable fails with a *NotLeaderError on a follower. On the leader
+// it waits, once per term, for a Barrier (every entry of earlier terms is
+// applied), then confirms leadership with a quorum (VerifyLeader) for each
+// read. ctx bounds the whole call.
+func (g *Group) Read(ctx context.Context, mode ReadMode, fn func(Reader) error) error {
+	if err := g.readGate(ctx, mode); err != nil {
+		return err
 	}
 	s := g.store
 	s.dbMu.RLock()

@@ -21,20 +21,8 @@ var pointKeys = sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b 
 // call; fn must not retain it. fn runs with the store's read lock held, so
 // it must not block.
 func (g *Group) ReadValue(ctx context.Context, mode ReadMode, key []byte, fn func(value []byte)) error {
-	if g.closed.Load() {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
+	if err := g.readGate(ctx, mode); err != nil {
 		return err
-	}
-	switch mode {
-	case ReadLocal:
-	case ReadLinearizable:
-		if err := g.confirmLeader(ctx); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("raftstore: group %d: unknown read mode %d", g.id, mode)
 	}
 	// Pebble keeps the key it is given beyond the stack frame, so the full
 	// key is built in a pooled buffer.
