@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkraft/linkraft/internal/testutil"
 	"github.com/linkraft/linkraft/shardrpc"
 )
 
@@ -16,17 +17,7 @@ import (
 // test with cond's last error if timeout passes first.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, timeout, what, cond)
 }
 
 // WaitReady waits up to 30 s until router id's /readyz answers 200: every

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/linkraft/linkraft/config"
+	"github.com/linkraft/linkraft/internal/testutil"
 	"github.com/linkraft/linkraft/node/nodetest"
 	"github.com/linkraft/linkraft/shardrpc"
 )
@@ -63,21 +64,6 @@ func startRealRouter(t *testing.T, cfg *config.Config, id string) string {
 	return base
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func get(base, path string) (int, string, error) {
 	resp, err := httpClient.Get(base + path)
 	if err != nil {
@@ -107,7 +93,7 @@ func TestRouterOnRealCluster(t *testing.T) {
 	a := startRealRouter(t, &cfg, "r1")
 	b := startRealRouter(t, &cfg, "r2")
 	for _, base := range []string{a, b} {
-		eventually(t, 30*time.Second, base+"/readyz", func() error {
+		testutil.EventuallyEvery(t, 20*time.Millisecond, 30*time.Second, base+"/readyz", func() error {
 			if st, _, err := get(base, "/readyz"); err != nil || st != 200 {
 				return fmt.Errorf("status %d, %v", st, err)
 			}
@@ -179,7 +165,7 @@ func TestRouterOnRealCluster(t *testing.T) {
 	// The leader of shard 1 stops: reads and writes move to the new one.
 	old := leaders[1]
 	c.StopNode(old)
-	eventually(t, 30*time.Second, "a new leader of shard 1", func() error {
+	testutil.EventuallyEvery(t, 20*time.Millisecond, 30*time.Second, "a new leader of shard 1", func() error {
 		if l := c.Leader(1); l == "" || l == old {
 			return fmt.Errorf("leader %q", l)
 		}
@@ -224,7 +210,7 @@ func decodeBody(resp *http.Response, v any) error {
 // the nodes' RPC servers use the default), so goleak would report them as
 // leaked although they do end.
 func waitWorkerCleaners(t *testing.T) {
-	eventually(t, 15*time.Second, "fasthttp worker-pool cleaners to exit", func() error {
+	testutil.EventuallyEvery(t, 20*time.Millisecond, 15*time.Second, "fasthttp worker-pool cleaners to exit", func() error {
 		buf := make([]byte, 1<<20)
 		stacks := string(buf[:runtime.Stack(buf, true)])
 		if n := strings.Count(stacks, "fasthttp.(*workerPool).Start.func2"); n > 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkraft/linkraft/internal/testutil"
 	"github.com/linkraft/linkraft/node/nodetest"
 	"github.com/linkraft/linkraft/shardrpc"
 )
@@ -173,7 +174,7 @@ func TestEditOnRealCluster(t *testing.T) {
 	_, a, _ := startClusterRouter(t, c.Config(), "r1", Options{CacheTTL: ttl, DisableClicks: true})
 	_, b, _ := startClusterRouter(t, c.Config(), "r2", Options{CacheTTL: ttl, DisableClicks: true})
 	for _, base := range []string{a, b} {
-		eventually(t, 30*time.Second, base+"/readyz", func() error {
+		testutil.EventuallyEvery(t, 20*time.Millisecond, 30*time.Second, base+"/readyz", func() error {
 			if st, _, err := get(base, "/readyz"); err != nil || st != 200 {
 				return fmt.Errorf("status %d, %v", st, err)
 			}
@@ -229,7 +230,7 @@ func TestEditOnRealCluster(t *testing.T) {
 	if st, loc := location(a, code); st != 302 || loc != "https://example.com/edit/after" {
 		t.Fatalf("redirect at the editing router: %d %q", st, loc)
 	}
-	eventually(t, ttl+5*time.Second, "r2 to serve the edit", func() error {
+	testutil.EventuallyEvery(t, 20*time.Millisecond, ttl+5*time.Second, "r2 to serve the edit", func() error {
 		if st, loc := location(b, code); st != 302 || loc != "https://example.com/edit/after" {
 			return fmt.Errorf("%d %q", st, loc)
 		}
@@ -244,7 +245,7 @@ func TestEditOnRealCluster(t *testing.T) {
 	// Revive an expired link: both routers cached it as expired.
 	short := create(`{"url": "https://example.com/edit/short", "ttl": "1s"}`)
 	for _, base := range []string{a, b} {
-		eventually(t, 10*time.Second, "expiry at "+base, func() error {
+		testutil.EventuallyEvery(t, 20*time.Millisecond, 10*time.Second, "expiry at "+base, func() error {
 			if st, _ := location(base, short); st != http.StatusGone {
 				return fmt.Errorf("status %d", st)
 			}
@@ -253,7 +254,7 @@ func TestEditOnRealCluster(t *testing.T) {
 	}
 	patch(b, short, `{"ttl": "1h"}`)
 	for _, base := range []string{a, b} {
-		eventually(t, ttl+5*time.Second, "revived at "+base, func() error {
+		testutil.EventuallyEvery(t, 20*time.Millisecond, ttl+5*time.Second, "revived at "+base, func() error {
 			if st, loc := location(base, short); st != 301 || loc != "https://example.com/edit/short" {
 				return fmt.Errorf("%d %q", st, loc)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkraft/linkraft/internal/testutil"
 	"github.com/linkraft/linkraft/node/nodetest"
 	"github.com/linkraft/linkraft/shardrpc"
 )
@@ -167,7 +168,7 @@ func TestDeleteOnRealCluster(t *testing.T) {
 	_, a, _ := startClusterRouter(t, c.Config(), "r1", Options{CacheTTL: ttl})
 	_, b, _ := startClusterRouter(t, c.Config(), "r2", Options{CacheTTL: ttl})
 	for _, base := range []string{a, b} {
-		eventually(t, 30*time.Second, base+"/readyz", func() error {
+		testutil.EventuallyEvery(t, 20*time.Millisecond, 30*time.Second, base+"/readyz", func() error {
 			if st, _, err := get(base, "/readyz"); err != nil || st != 200 {
 				return fmt.Errorf("status %d, %v", st, err)
 			}
@@ -200,7 +201,7 @@ func TestDeleteOnRealCluster(t *testing.T) {
 		if st, _, err := get(a, "/"+code); err != nil || st != http.StatusGone {
 			t.Fatalf("redirect of %s at the deleting router: %d %v", code, st, err)
 		}
-		eventually(t, ttl+5*time.Second, "r2 to stop redirecting "+code, func() error {
+		testutil.EventuallyEvery(t, 20*time.Millisecond, ttl+5*time.Second, "r2 to stop redirecting "+code, func() error {
 			if st, _, err := get(b, "/"+code); err != nil || st != http.StatusGone {
 				return fmt.Errorf("status %d, %v", st, err)
 			}
@@ -239,7 +240,7 @@ func TestDeleteOnRealCluster(t *testing.T) {
 		}
 	}
 	for _, base := range []string{a, b} {
-		eventually(t, 10*time.Second, "expiry at "+base, func() error {
+		testutil.EventuallyEvery(t, 20*time.Millisecond, 10*time.Second, "expiry at "+base, func() error {
 			if st, _, err := get(base, "/"+lr.Code); err != nil || st != http.StatusGone {
 				return fmt.Errorf("status %d, %v", st, err)
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/linkraft/linkraft/config"
+	"github.com/linkraft/linkraft/internal/testutil"
 	"github.com/linkraft/linkraft/node/nodetest"
 )
 
@@ -53,7 +54,7 @@ func startKeysCluster(t *testing.T) (string, *config.Config) {
 		t.Fatal(err)
 	}
 	base := startRealRouter(t, &cfg, cfg.Routers[0].ID)
-	eventually(t, 30*time.Second, base+"/readyz", func() error {
+	testutil.EventuallyEvery(t, 20*time.Millisecond, 30*time.Second, base+"/readyz", func() error {
 		if st, _, err := get(base, "/readyz"); err != nil || st != 200 {
 			return fmt.Errorf("status %d, %v", st, err)
 		}

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/linkraft/linkraft/internal/testutil"
 )
 
 const image = "linkraft:e2e"
@@ -144,21 +146,6 @@ var httpClient = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func ready(base string) error {
 	resp, err := httpClient.Get(base + "/readyz")
 	if err != nil {
@@ -192,7 +179,7 @@ func create(base, url string) (string, error) {
 func checkRedirects(t *testing.T, base string, links map[string]string) {
 	t.Helper()
 	for code, url := range links {
-		eventually(t, 10*time.Second, "redirect of "+code, func() error {
+		testutil.EventuallyEvery(t, 100*time.Millisecond, 10*time.Second, "redirect of "+code, func() error {
 			resp, err := httpClient.Get(base + "/" + code)
 			if err != nil {
 				return err
@@ -212,15 +199,15 @@ func checkRedirects(t *testing.T, base string, links map[string]string) {
 func TestPartitionKillPause(t *testing.T) {
 	c := startCluster(t)
 	r1, r2 := c.routerURL("r1"), c.routerURL("r2")
-	eventually(t, 60*time.Second, "r1 ready", func() error { return ready(r1) })
-	eventually(t, 30*time.Second, "r2 ready", func() error { return ready(r2) })
+	testutil.EventuallyEvery(t, 100*time.Millisecond, 60*time.Second, "r1 ready", func() error { return ready(r1) })
+	testutil.EventuallyEvery(t, 100*time.Millisecond, 30*time.Second, "r2 ready", func() error { return ready(r2) })
 
 	links := make(map[string]string)
 	add := func(n int, tag string) {
 		for i := 0; i < n; i++ {
 			url := fmt.Sprintf("https://example.com/%s/%d", tag, i)
 			var code string
-			eventually(t, 15*time.Second, "create "+url, func() error {
+			testutil.EventuallyEvery(t, 100*time.Millisecond, 15*time.Second, "create "+url, func() error {
 				var err error
 				code, err = create(r1, url)
 				return err
@@ -242,7 +229,7 @@ func TestPartitionKillPause(t *testing.T) {
 	}
 	for _, f := range faults {
 		var leader string
-		eventually(t, 20*time.Second, "leader of shard 1", func() error {
+		testutil.EventuallyEvery(t, 100*time.Millisecond, 20*time.Second, "leader of shard 1", func() error {
 			var err error
 			leader, err = c.leaderOf(1, "n1")
 			if err != nil {
@@ -257,7 +244,7 @@ func TestPartitionKillPause(t *testing.T) {
 		t.Logf("%s: 50 creates done %s after the fault", f.name, time.Since(start).Round(time.Millisecond))
 		checkRedirects(t, r2, links)
 		f.heal(leader)
-		eventually(t, 60*time.Second, "r1 ready after heal", func() error { return ready(r1) })
+		testutil.EventuallyEvery(t, 100*time.Millisecond, 60*time.Second, "r1 ready after heal", func() error { return ready(r1) })
 		add(20, f.name+"-after")
 	}
 	checkRedirects(t, r1, links)
