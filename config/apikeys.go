@@ -95,17 +95,5 @@ func (c *Config) validateAPIKeys(ps *problems) {
 
 // checkKeyID returns what is wrong with an API key ID, or "".
 func checkKeyID(id string) string {
-	if id == "" {
-		return "is required"
-	}
-	if len(id) > MaxKeyIDLength {
-		return fmt.Sprintf("longer than %d characters", MaxKeyIDLength)
-	}
-	for i := 0; i < len(id); i++ {
-		b := id[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-' || b == '.') {
-			return fmt.Sprintf("%q: only letters, digits, '_', '-' and '.' are allowed", id)
-		}
-	}
-	return ""
+	return checkName(id, MaxKeyIDLength, ".", "letters, digits, '_', '-' and '.'")
 }

@@ -266,16 +266,23 @@ func (c *Config) validateListeners(ps *problems) {
 
 // checkID returns what is wrong with a node or router ID, or "".
 func checkID(id string) string {
+	return checkName(id, MaxIDLength, "", "letters, digits, '_' and '-'")
+}
+
+// checkName returns what is wrong with an identifier, or "": it is required,
+// at most maxLen bytes, and made of ASCII letters, digits, '_', '-' and the
+// bytes of extra only (allowed says which, in the message).
+func checkName(id string, maxLen int, extra, allowed string) string {
 	if id == "" {
 		return "is required"
 	}
-	if len(id) > MaxIDLength {
-		return fmt.Sprintf("longer than %d characters", MaxIDLength)
+	if len(id) > maxLen {
+		return fmt.Sprintf("longer than %d characters", maxLen)
 	}
 	for i := 0; i < len(id); i++ {
 		b := id[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-') {
-			return fmt.Sprintf("%q: only letters, digits, '_' and '-' are allowed", id)
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-' || strings.IndexByte(extra, b) >= 0) {
+			return fmt.Sprintf("%q: only %s are allowed", id, allowed)
 		}
 	}
 	return ""
