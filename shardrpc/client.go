@@ -292,25 +292,14 @@ func (c *Client) resolve(ctx context.Context, deadline time.Time, shard uint64, 
 	body := AppendResolveRequest(buf[:0], code, false)
 
 	var link Link
-	start := max(s.leaderIndex(), 0)
-	for i := range s.replicas {
-		if ctx.Err() != nil || !time.Now().Before(deadline) {
-			break
-		}
-		idx := (start + i) % len(s.replicas)
-		err := c.attemptResolve(deadline, s.replicas[idx], false, req, body, resp, &link)
-		if err == nil {
-			return link, nil
-		}
-		if errors.Is(err, ErrMaybeStale) || errors.Is(err, ErrNotFound) {
-			break // only the leader can tell
-		}
-		if terminal(err) {
-			return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, shard, err)
-		}
-		if idx == s.leaderIndex() && isTransport(err) {
-			s.forgetLeader(idx)
-		}
+	done, err := c.tryReplicasLocal(ctx, deadline, s, func(n *nodeConn) error {
+		return c.attemptResolve(deadline, n, false, req, body, resp, &link)
+	})
+	if err != nil {
+		return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, shard, err)
+	}
+	if done {
+		return link, nil
 	}
 	body = AppendResolveRequest(buf[:0], code, true)
 	err = c.leaderLoopUntil(ctx, deadline, s, func(deadline time.Time, n *nodeConn) error {
@@ -320,6 +309,36 @@ func (c *Client) resolve(ctx context.Context, deadline time.Time, shard uint64, 
 		return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, shard, err)
 	}
 	return link, nil
+}
+
+// tryReplicasLocal is the first pass of a resolve: try gives each replica
+// one local (maybe stale) read, the believed leader first, until ctx or
+// deadline ends. It returns true when a replica answered; a terminal error
+// as is; and false, nil when only the leader can tell (a replica said
+// ErrMaybeStale or ErrNotFound) or no replica answered, so the caller asks
+// the leader. A transport error from the believed leader drops the hint.
+func (c *Client) tryReplicasLocal(ctx context.Context, deadline time.Time, s *shardState, try func(n *nodeConn) error) (bool, error) {
+	start := max(s.leaderIndex(), 0)
+	for i := range s.replicas {
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			break
+		}
+		idx := (start + i) % len(s.replicas)
+		err := try(s.replicas[idx])
+		if err == nil {
+			return true, nil
+		}
+		if errors.Is(err, ErrMaybeStale) || errors.Is(err, ErrNotFound) {
+			break // only the leader can tell
+		}
+		if terminal(err) {
+			return false, err
+		}
+		if idx == s.leaderIndex() && isTransport(err) {
+			s.forgetLeader(idx)
+		}
+	}
+	return false, nil
 }
 
 // resolveJSON is Resolve over the JSON resolve RPC (ClientOptions.ResolveJSON).
@@ -334,28 +353,17 @@ func (c *Client) resolveJSON(ctx context.Context, deadline time.Time, s *shardSt
 	req.SetBody(appendResolveBody(buf[:0], code, false))
 
 	var link Link
-	start := max(s.leaderIndex(), 0)
-	for i := range s.replicas {
-		if ctx.Err() != nil || !time.Now().Before(deadline) {
-			break
-		}
-		idx := (start + i) % len(s.replicas)
-		err := c.attempt(deadline, s.replicas[idx], req, resp, &link)
-		if err == nil {
-			return link, nil
-		}
-		if errors.Is(err, ErrMaybeStale) || errors.Is(err, ErrNotFound) {
-			break // only the leader can tell
-		}
-		if terminal(err) {
-			return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, s.id, err)
-		}
-		if idx == s.leaderIndex() && isTransport(err) {
-			s.forgetLeader(idx)
-		}
+	done, err := c.tryReplicasLocal(ctx, deadline, s, func(n *nodeConn) error {
+		return c.attempt(deadline, n, req, resp, &link)
+	})
+	if err != nil {
+		return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, s.id, err)
+	}
+	if done {
+		return link, nil
 	}
 	req.SetBody(appendResolveBody(buf[:0], code, true))
-	err := c.leaderLoopUntil(ctx, deadline, s, func(deadline time.Time, n *nodeConn) error {
+	err = c.leaderLoopUntil(ctx, deadline, s, func(deadline time.Time, n *nodeConn) error {
 		return c.attempt(deadline, n, req, resp, &link)
 	})
 	if err != nil {
