@@ -9,9 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/linkraft/linkraft/internal/testutil"
 )
 
 // quick returns a short run's configuration against url.
@@ -480,28 +481,10 @@ func checkMarkdownTables(t *testing.T, md string, rows int) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the progress goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestProgressLines(t *testing.T) {
 	srv := newTestServer(t, nil)
 	for _, tty := range []bool{false, true} {
-		var out syncBuffer
+		var out testutil.SyncBuffer
 		cfg := quick(srv.url, WorkloadRedirect)
 		cfg.Links = 100
 		cfg.Progress, cfg.ProgressTTY, cfg.ProgressInterval = &out, tty, 100*time.Millisecond

@@ -18,6 +18,7 @@ import (
 	"github.com/linkraft/linkraft/config"
 	"github.com/linkraft/linkraft/diskfault"
 	"github.com/linkraft/linkraft/faultproxy"
+	"github.com/linkraft/linkraft/internal/testutil"
 	"github.com/linkraft/linkraft/shardrpc"
 )
 
@@ -81,7 +82,7 @@ type Cluster struct {
 
 	mu     sync.Mutex
 	procs  map[string]*Process
-	logs   map[string]*logBuffer
+	logs   map[string]*testutil.SyncBuffer
 	paused map[string]bool
 }
 
@@ -99,7 +100,7 @@ func New(t testing.TB, opts Options) *Cluster {
 		t: t, opts: opts, bin: Binary(t), dir: t.TempDir(),
 		files: make(map[string]string), rpcProxy: make(map[string]*faultproxy.Proxy),
 		raftProx: make(map[[2]string]*faultproxy.Proxy),
-		procs:    make(map[string]*Process), logs: make(map[string]*logBuffer), paused: make(map[string]bool),
+		procs:    make(map[string]*Process), logs: make(map[string]*testutil.SyncBuffer), paused: make(map[string]bool),
 	}
 	c.nodeBin = c.bin
 	if opts.DiskFaults {
@@ -177,7 +178,7 @@ func New(t testing.TB, opts Options) *Cluster {
 		if opts.Proxies {
 			c.files[id] = file(id, id+".yaml")
 		}
-		c.logs[id] = &logBuffer{}
+		c.logs[id] = &testutil.SyncBuffer{}
 	}
 	cfg, err := config.Load(direct)
 	if err != nil {

@@ -1,12 +1,10 @@
 package proctest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -95,24 +93,6 @@ func (p *Process) stop(timeout time.Duration) error {
 	case <-time.After(timeout):
 		return fmt.Errorf("%s did not exit within %s of SIGTERM", p.name, timeout)
 	}
-}
-
-// logBuffer collects the output of every run of one process.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // tail returns the last n bytes of s, marked as cut when it is.

@@ -1,10 +1,8 @@
 package raftstore
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/linkraft/linkraft/internal/testutil"
 )
 
 // failing wraps base so that its write-kind operations fail while fail is
@@ -132,30 +132,12 @@ func TestReportWriteErrorsRateLimited(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestStoreLogsDiskWriteFailure: a store whose disk fails a WAL write logs
 // the failed operation and its error itself, whatever Pebble does next
 // (here its fatal commit error, through the Fatal hook).
 func TestStoreLogsDiskWriteFailure(t *testing.T) {
 	var fail atomic.Bool
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	var fatal atomic.Value
 	s, err := Open(Options{
 		NodeID:  "n1",

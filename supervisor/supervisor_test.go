@@ -1,33 +1,15 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/linkraft/linkraft/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for the supervisor's writers and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -42,7 +24,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestPrefixesRestartsAndStops(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	marker := t.TempDir() + "/ran"
 	specs := []Spec{
 		// A long-running child that reports SIGTERM.
@@ -78,7 +60,7 @@ func TestPrefixesRestartsAndStops(t *testing.T) {
 
 func TestKillsAChildThatIgnoresSIGTERM(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	specs := []Spec{{Name: "stubborn", Path: "/bin/sh", Args: []string{"-c", `trap '' TERM; echo up; while true; do sleep 0.05; done`}}}
 	sup := New(specs, Options{Output: out, StopTimeout: 200 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -98,7 +80,7 @@ func TestKillsAChildThatIgnoresSIGTERM(t *testing.T) {
 
 func TestStartFailureStopsEarlierChildren(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	specs := []Spec{
 		{Name: "ok", Path: "/bin/sh", Args: []string{"-c", `while true; do sleep 0.05; done`}},
 		{Name: "missing", Path: "/nonexistent/program"},

@@ -47,3 +47,23 @@ func TestEventuallyFailsAfterTimeout(t *testing.T) {
 		t.Fatal("Eventually returned without failing the test")
 	}
 }
+
+func TestSyncBufferConcurrentWriters(t *testing.T) {
+	var b SyncBuffer
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 100 {
+				_, _ = b.Write([]byte("x"))
+				_ = b.String()
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	if got := len(b.String()); got != 400 {
+		t.Fatalf("len = %d, want 400", got)
+	}
+}
