@@ -11,7 +11,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -150,18 +149,10 @@ func (r *Router) bulkCreate(ctx *fasthttp.RequestCtx) {
 		byShard[shard] = append(byShard[shard], bulkItem{index: i, reuse: req.Reuse, req: req})
 	}
 
-	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, shard := range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Each goroutine writes only its own items' slots.
-			r.bulkShard(cctx, shard, byShard[shard], out.Results)
-		}()
-	}
-	wg.Wait()
+	eachShard(r.opts.RPCTimeout, shards, func(cctx context.Context, _ int, shard uint64) {
+		// Each call writes only its own items' slots.
+		r.bulkShard(cctx, shard, byShard[shard], out.Results)
+	})
 	for _, res := range out.Results {
 		if res.Link != nil {
 			out.Succeeded++

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -573,18 +572,10 @@ func (r *Router) ready(ctx *fasthttp.RequestCtx) {
 		err    error
 	}
 	results := make([]result, len(shards))
-	cctx, cancel := context.WithTimeout(context.Background(), r.opts.ReadyTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for i, s := range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, err := r.shards.Status(cctx, s)
-			results[i] = result{shard: s, leader: st.NodeID, err: err}
-		}()
-	}
-	wg.Wait()
+	eachShard(r.opts.ReadyTimeout, shards, func(cctx context.Context, i int, s uint64) {
+		st, err := r.shards.Status(cctx, s)
+		results[i] = result{shard: s, leader: st.NodeID, err: err}
+	})
 	leaders := make(map[string]string, len(shards))
 	var notReady []uint64
 	var problems []string

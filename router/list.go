@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
@@ -87,17 +86,9 @@ func (r *Router) list(ctx *fasthttp.RequestCtx) {
 	shards := r.ring.Shards()
 	pages := make([]shardrpc.ListResponse, len(shards))
 	errs := make([]error, len(shards))
-	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for i, s := range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pages[i], errs[i] = lc.List(cctx, s, req)
-		}()
-	}
-	wg.Wait()
+	eachShard(r.opts.RPCTimeout, shards, func(cctx context.Context, i int, s uint64) {
+		pages[i], errs[i] = lc.List(cctx, s, req)
+	})
 	if err := errors.Join(errs...); err != nil {
 		r.shardError(ctx, "list", err)
 		return
