@@ -124,23 +124,13 @@ func (r rpc) call(addr, path string, shard uint64, body any) answer {
 // until an answer is final or 20s passed. It is safe from any goroutine;
 // a create body should carry a RequestID so that retries are idempotent.
 func (r rpc) atLeader(c *nodetest.Cluster, shard uint64, path string, body any) (answer, error) {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var a answer
-		var err error
-		if leader := c.Leader(shard); leader == "" {
-			err = fmt.Errorf("no leader of shard %d", shard)
-		} else if a, err = r.do(c.RPCAddr(leader), fasthttp.MethodPost, path, shard, body); err == nil &&
-			a.status != fasthttp.StatusMisdirectedRequest && a.status != fasthttp.StatusServiceUnavailable {
-			return a, nil
-		} else if err == nil {
-			err = fmt.Errorf("answer %s", a)
-		}
-		if time.Now().After(deadline) {
-			return a, fmt.Errorf("%s at the leader of shard %d: %w", path, shard, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	a, err := r.untilAnswer(c, shard, fasthttp.MethodPost, path, shard, body, func(a answer) bool {
+		return a.status == fasthttp.StatusMisdirectedRequest || a.status == fasthttp.StatusServiceUnavailable
+	})
+	if err != nil {
+		return a, fmt.Errorf("%s at the leader of shard %d: %w", path, shard, err)
 	}
+	return a, nil
 }
 
 // doAtLeader sends method path with the shard header sh at whoever leads
@@ -148,19 +138,31 @@ func (r rpc) atLeader(c *nodetest.Cluster, shard uint64, path string, body any) 
 // transport errors until 20s passed. Unlike atLeader it retries a 421 only
 // when it says not_leader: a wrong_shard 421 is an answer.
 func (r rpc) doAtLeader(c *nodetest.Cluster, shard uint64, method, path string, sh uint64, body any) (answer, error) {
+	a, err := r.untilAnswer(c, shard, method, path, sh, body, leaderMoved)
+	if err != nil {
+		return a, fmt.Errorf("%s %s at the leader of shard %d: %w", method, path, shard, err)
+	}
+	return a, nil
+}
+
+// untilAnswer sends method path (shard header sh) at whoever leads shard
+// now, again every 20 ms while there is no leader, the request fails, or
+// retry says the answer is no verdict, until 20s passed; it returns the
+// first other answer, or the last error.
+func (r rpc) untilAnswer(c *nodetest.Cluster, shard uint64, method, path string, sh uint64, body any, retry func(answer) bool) (answer, error) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var a answer
 		var err error
 		if leader := c.Leader(shard); leader == "" {
 			err = fmt.Errorf("no leader of shard %d", shard)
-		} else if a, err = r.do(c.RPCAddr(leader), method, path, sh, body); err == nil && !leaderMoved(a) {
+		} else if a, err = r.do(c.RPCAddr(leader), method, path, sh, body); err == nil && !retry(a) {
 			return a, nil
 		} else if err == nil {
 			err = fmt.Errorf("answer %s", a)
 		}
 		if time.Now().After(deadline) {
-			return a, fmt.Errorf("%s %s at the leader of shard %d: %w", method, path, shard, err)
+			return a, err
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
