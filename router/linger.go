@@ -87,7 +87,7 @@ type lingerConn struct {
 	linger atomic.Bool
 }
 
-// markLinger makes the next Close of the connection behind ctx linger; a
+// markLinger makes the next Close of c (a request's ctx.Conn()) linger; a
 // connection not accepted by a lingerListener (a caller serving Handler on
 // its own server) is left alone.
 func markLinger(c net.Conn) {
