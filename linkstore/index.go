@@ -90,3 +90,15 @@ func (p Position) Before(q Position) bool {
 	}
 	return p.Code < q.Code
 }
+
+// Compare orders p and q as the list does, for slices.SortFunc: -1 when p
+// comes before q, +1 when after, 0 when they are the same place.
+func (p Position) Compare(q Position) int {
+	switch {
+	case p.Before(q):
+		return -1
+	case q.Before(p):
+		return 1
+	}
+	return 0
+}

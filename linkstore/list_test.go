@@ -51,14 +51,7 @@ func TestListMatchesModel(t *testing.T) {
 	}
 	live = slices.DeleteFunc(live, func(r Record) bool { return r.Code == "" })
 	slices.SortFunc(live, func(a, b Record) int {
-		pa, pb := Position{a.CreatedAtMs, a.Code}, Position{b.CreatedAtMs, b.Code}
-		switch {
-		case pa.Before(pb):
-			return -1
-		case pb.Before(pa):
-			return 1
-		}
-		return 0
+		return Position{a.CreatedAtMs, a.Code}.Compare(Position{b.CreatedAtMs, b.Code})
 	})
 	parts := make([]uint32, 16)
 	for i := range parts {

@@ -133,16 +133,7 @@ func mergePages(pages []shardrpc.ListResponse, limit int) ([]shardrpc.Link, *lin
 	if bound != nil {
 		all = slices.DeleteFunc(all, func(l shardrpc.Link) bool { return bound.Before(posOf(l)) })
 	}
-	slices.SortFunc(all, func(a, b shardrpc.Link) int {
-		pa, pb := posOf(a), posOf(b)
-		switch {
-		case pa.Before(pb):
-			return -1
-		case pb.Before(pa):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(all, func(a, b shardrpc.Link) int { return posOf(a).Compare(posOf(b)) })
 	all = slices.CompactFunc(all, func(a, b shardrpc.Link) bool { return a.Code == b.Code })
 	if len(all) > limit {
 		p := posOf(all[limit-1])
