@@ -70,8 +70,7 @@ func (n *Node) clicks(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 	case linkstore.ResultBadRequest:
 		badRequest(ctx, res.Reason)
 	default:
-		n.logger.Error("unknown clicks result", "shard", shard, "status", res.Status)
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: unknown result " + res.Status.String()})
+		n.unknownResult(ctx, shard, "clicks", res.Status)
 	}
 }
 
@@ -96,9 +95,8 @@ func (n *Node) stats(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group)
 		badRequest(ctx, "to: "+err.Error())
 		return
 	}
-	p := n.ring.PartitionOfCode(req.Code)
-	if owner := n.ring.ShardOf(p); owner != shard {
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", req.Code, owner, shard)})
+	p, ok := n.partitionHere(ctx, shard, req.Code)
+	if !ok {
 		return
 	}
 	var st clicks.Stats

@@ -53,9 +53,8 @@ func (n *Node) edit(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) 
 		badRequest(ctx, fmt.Sprintf("redirect_status %d is not 0, 301, 302, 307 or 308", *req.RedirectStatus))
 		return
 	}
-	p := n.ring.PartitionOfCode(req.Code)
-	if owner := n.ring.ShardOf(p); owner != shard {
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", req.Code, owner, shard)})
+	p, ok := n.partitionHere(ctx, shard, req.Code)
+	if !ok {
 		return
 	}
 	e := linkstore.Edit{Partition: p, Code: req.Code, Owner: req.Owner, UpdatedAtMs: time.Now().UnixMilli()}
@@ -87,21 +86,8 @@ func (n *Node) edit(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) 
 		badRequest(ctx, "the edit changes no field")
 		return
 	}
-	rctx, cancel := n.requestContext()
-	raw, err := g.Propose(rctx, linkstore.AppendEdit(nil, e), editIdemKey(req.RequestID))
-	cancel()
-	if err != nil {
-		n.raftError(ctx, shard, "edit", err)
-		return
-	}
-	if raw == nil {
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "the edit was applied before a restart; retry with the same request_id"})
-		return
-	}
-	res, err := linkstore.DecodeResult(raw)
-	if err != nil {
-		n.logger.Error("undecodable edit result", "shard", shard, "err", err)
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: " + err.Error()})
+	res, ok := n.proposeResult(ctx, shard, g, "edit", linkstore.AppendEdit(nil, e), editIdemKey(req.RequestID))
+	if !ok {
 		return
 	}
 	switch res.Status {
@@ -114,7 +100,6 @@ func (n *Node) edit(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) 
 	case linkstore.ResultBadRequest:
 		badRequest(ctx, res.Reason)
 	default:
-		n.logger.Error("unknown edit result", "shard", shard, "status", res.Status)
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: unknown result " + res.Status.String()})
+		n.unknownResult(ctx, shard, "edit", res.Status)
 	}
 }

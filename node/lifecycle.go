@@ -35,29 +35,13 @@ func (n *Node) delete(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 		badRequest(ctx, fmt.Sprintf("request_id of %d bytes is longer than %d", len(req.RequestID), maxRequestID))
 		return
 	}
-	p := n.ring.PartitionOfCode(req.Code)
-	if owner := n.ring.ShardOf(p); owner != shard {
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", req.Code, owner, shard)})
+	p, ok := n.partitionHere(ctx, shard, req.Code)
+	if !ok {
 		return
 	}
 	cmd := linkstore.AppendDelete(nil, linkstore.Delete{Partition: p, Code: req.Code, DeletedAtMs: time.Now().UnixMilli()})
-	rctx, cancel := n.requestContext()
-	raw, err := g.Propose(rctx, cmd, deleteIdemKey(req.RequestID))
-	cancel()
-	if err != nil {
-		n.raftError(ctx, shard, "delete", err)
-		return
-	}
-	if raw == nil {
-		// Applied before this replica restarted: the result is not here;
-		// the same request ID gets it from the idempotency table.
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "the delete was applied before a restart; retry with the same request_id"})
-		return
-	}
-	res, err := linkstore.DecodeResult(raw)
-	if err != nil {
-		n.logger.Error("undecodable delete result", "shard", shard, "err", err)
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: " + err.Error()})
+	res, ok := n.proposeResult(ctx, shard, g, "delete", cmd, deleteIdemKey(req.RequestID))
+	if !ok {
 		return
 	}
 	switch res.Status {
@@ -70,7 +54,6 @@ func (n *Node) delete(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 	case linkstore.ResultBadRequest:
 		badRequest(ctx, res.Reason)
 	default:
-		n.logger.Error("unknown delete result", "shard", shard, "status", res.Status)
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: unknown result " + res.Status.String()})
+		n.unknownResult(ctx, shard, "delete", res.Status)
 	}
 }

@@ -193,8 +193,7 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 	case linkstore.ResultBadRequest:
 		badRequest(ctx, res.Reason)
 	default:
-		n.logger.Error("unknown create result", "shard", shard, "status", res.Status)
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: unknown result " + res.Status.String()})
+		n.unknownResult(ctx, shard, "create", res.Status)
 	}
 }
 
@@ -230,9 +229,8 @@ func (n *Node) resolve(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Grou
 		badRequest(ctx, fmt.Sprintf("code must be 1 to %d bytes", linkstore.MaxCodeLength))
 		return
 	}
-	p := n.ring.PartitionOfCode(req.Code)
-	if owner := n.ring.ShardOf(p); owner != shard {
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", req.Code, owner, shard)})
+	p, ok := n.partitionHere(ctx, shard, req.Code)
+	if !ok {
 		return
 	}
 	mode := raftstore.ReadLocal
