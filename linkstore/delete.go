@@ -97,16 +97,43 @@ func decodeTombstone(v []byte) (int64, error) {
 	return ms, nil
 }
 
-// checkDelete returns why d cannot be applied, or "".
-func (m *Machine) checkDelete(d Delete) string {
-	if int(d.Partition) >= m.codec.Partitions() {
-		return fmt.Sprintf("partition %d is outside [0, %d)", d.Partition, m.codec.Partitions())
+// checkPlace returns why code cannot be a code of partition, or "": the
+// partition is out of range, the code's length is out of bounds, or the
+// code places in another partition.
+func (m *Machine) checkPlace(partition uint32, code string) string {
+	if int(partition) >= m.codec.Partitions() {
+		return fmt.Sprintf("partition %d is outside [0, %d)", partition, m.codec.Partitions())
 	}
-	if d.Code == "" || len(d.Code) > MaxCodeLength {
+	if code == "" || len(code) > MaxCodeLength {
 		return fmt.Sprintf("code must be 1 to %d bytes", MaxCodeLength)
 	}
-	if p := m.place.PartitionOfCode(d.Code); p != d.Partition {
-		return fmt.Sprintf("code %q belongs to partition %d, not %d", d.Code, p, d.Partition)
+	if p := m.place.PartitionOfCode(code); p != partition {
+		return fmt.Sprintf("code %q belongs to partition %d, not %d", code, p, partition)
+	}
+	return ""
+}
+
+// liveLink reads the stored record at key. It returns ResultNotFound for
+// no record, ResultGone for a tombstone, and otherwise the record's bytes
+// with status 0.
+func liveLink(tx raftstore.Txn, key []byte) ([]byte, Status) {
+	v, err := tx.Get(key)
+	switch {
+	case errors.Is(err, raftstore.ErrNotFound):
+		return nil, ResultNotFound
+	case err != nil:
+		must("read link", err)
+	}
+	if IsTombstone(v) {
+		return nil, ResultGone
+	}
+	return v, 0
+}
+
+// checkDelete returns why d cannot be applied, or "".
+func (m *Machine) checkDelete(d Delete) string {
+	if reason := m.checkPlace(d.Partition, d.Code); reason != "" {
+		return reason
 	}
 	return ""
 }
@@ -116,15 +143,9 @@ func (m *Machine) applyDelete(tx raftstore.Txn, d Delete) Result {
 		return Result{Status: ResultBadRequest, Reason: reason}
 	}
 	key := LinkKey(d.Partition, d.Code)
-	v, err := tx.Get(key)
-	switch {
-	case errors.Is(err, raftstore.ErrNotFound):
-		return Result{Status: ResultNotFound}
-	case err != nil:
-		must("read link", err)
-	}
-	if IsTombstone(v) {
-		return Result{Status: ResultGone}
+	v, status := liveLink(tx, key)
+	if status != 0 {
+		return Result{Status: status}
 	}
 	rec, err := DecodeRecord(v)
 	must("decode deleted record", err)

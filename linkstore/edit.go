@@ -2,7 +2,6 @@ package linkstore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/linkraft/linkraft/raftstore"
@@ -195,14 +194,8 @@ func decodeEdit(b []byte) (Edit, error) {
 
 // checkEdit returns why e cannot be applied, or "".
 func (m *Machine) checkEdit(e Edit) string {
-	if int(e.Partition) >= m.codec.Partitions() {
-		return fmt.Sprintf("partition %d is outside [0, %d)", e.Partition, m.codec.Partitions())
-	}
-	if e.Code == "" || len(e.Code) > MaxCodeLength {
-		return fmt.Sprintf("code must be 1 to %d bytes", MaxCodeLength)
-	}
-	if p := m.place.PartitionOfCode(e.Code); p != e.Partition {
-		return fmt.Sprintf("code %q belongs to partition %d, not %d", e.Code, p, e.Partition)
+	if reason := m.checkPlace(e.Partition, e.Code); reason != "" {
+		return reason
 	}
 	if e.Fields == 0 {
 		return "the edit changes no field"
@@ -221,15 +214,9 @@ func (m *Machine) applyEdit(tx raftstore.Txn, e Edit) Result {
 		return Result{Status: ResultBadRequest, Reason: reason}
 	}
 	key := LinkKey(e.Partition, e.Code)
-	v, err := tx.Get(key)
-	switch {
-	case errors.Is(err, raftstore.ErrNotFound):
-		return Result{Status: ResultNotFound}
-	case err != nil:
-		must("read link", err)
-	}
-	if IsTombstone(v) {
-		return Result{Status: ResultGone}
+	v, status := liveLink(tx, key)
+	if status != 0 {
+		return Result{Status: status}
 	}
 	old, err := DecodeRecord(v)
 	must("decode edited record", err)
