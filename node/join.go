@@ -3,9 +3,7 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -173,7 +171,7 @@ func (n *Node) join(sh config.Shard, firstRound func()) {
 			break
 		}
 		if time.Since(lastLog) >= joinLogEvery {
-			log.Warn("no Raft state for this shard; waiting for a majority of its replicas to answer before bootstrapping or rejoining", "why", why)
+			log.Warn("no Raft state for this shard; waiting for its other replicas to answer before bootstrapping or rejoining (the first start of a shard with 3 replicas needs all of them up: see why)", "why", why)
 			lastLog = time.Now()
 		}
 		firstRound()
@@ -182,7 +180,7 @@ func (n *Node) join(sh config.Shard, firstRound func()) {
 		}
 	}
 	if mode == bootstrapGroup {
-		log.Info("bootstrapping the shard's group: a majority of its replicas hold no state for it")
+		log.Info("bootstrapping the shard's group: enough of its other replicas hold no state for it that none can hide a committed entry")
 		g := n.openRetrying(sh, false, bo, firstRound)
 		if g != nil {
 			n.serve(sh.ID, g)
@@ -296,22 +294,12 @@ func (n *Node) promote(sh config.Shard, g *raftstore.Group, target uint64) {
 	}
 }
 
-// decide asks the shard's other replicas what they hold of its group:
-//
-//   - any of them holds a group that ran (shardrpc.GroupRunning): the
-//     group exists, and this node, with no state, must rejoin it;
-//   - else, a majority of the replicas, this node counted, hold no state
-//     or only the bootstrap entry: no entry was ever committed and no
-//     vote ever elected a leader, so bootstrapping is safe;
-//   - else it cannot tell yet (replicas unreachable): undecided, with why.
+// decide asks the shard's other replicas what they hold of its group and
+// applies the bootstrap rule to their answers (decideJoin): rejoin,
+// bootstrap, or undecided with why.
 func (n *Node) decide(sh config.Shard) (joinMode, string) {
 	replicas := n.cfg.ReplicaNodes(sh.ID)
-	type answer struct {
-		id  string
-		st  shardrpc.GroupState
-		err error
-	}
-	answers := make(chan answer, len(replicas))
+	answers := make(chan peerAnswer, len(replicas))
 	asked := 0
 	for _, r := range replicas {
 		if r.ID == n.self.ID {
@@ -322,31 +310,14 @@ func (n *Node) decide(sh config.Shard) (joinMode, string) {
 			ctx, cancel := context.WithTimeout(n.ctx, joinAttemptTimeout)
 			defer cancel()
 			st, err := n.peers.GroupState(ctx, r.ID, sh.ID, shardrpc.GroupStateRequest{NodeID: n.self.ID})
-			answers <- answer{id: r.ID, st: st, err: err}
+			answers <- peerAnswer{id: r.ID, state: st.State, err: err}
 		}()
 	}
-	fresh, running := 1, 0
-	var why []string
+	got := make([]peerAnswer, 0, asked)
 	for range asked {
-		a := <-answers
-		switch {
-		case a.err != nil:
-			why = append(why, fmt.Sprintf("%s: %v", a.id, a.err))
-		case a.st.State == shardrpc.GroupRunning:
-			running++
-			why = append(why, a.id+" holds the group's log")
-		default:
-			fresh++
-			why = append(why, a.id+" holds no state")
-		}
+		got = append(got, <-answers)
 	}
-	switch {
-	case running > 0:
-		return rejoinGroup, strings.Join(why, "; ")
-	case 2*fresh > len(replicas):
-		return bootstrapGroup, strings.Join(why, "; ")
-	}
-	return undecided, fmt.Sprintf("%d of %d replicas known to hold no state, a majority is needed: %s", fresh, len(replicas), strings.Join(why, "; "))
+	return decideJoin(len(replicas), got)
 }
 
 // backoff is a capped, jittered exponential pause.
