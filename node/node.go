@@ -32,10 +32,17 @@
 //
 //   - if any of them holds a group that ran (log past the bootstrap entry,
 //     applied state or a snapshot), the group exists: rejoin;
-//   - else, if a majority of the replicas, this one counted, hold no state
-//     or only the bootstrap entry, no entry was ever committed and no
-//     leader ever elected: bootstrap with the shard's replicas as voters,
-//     as every replica of a fresh cluster does;
+//   - else, with n replicas and m = n/2+1 a majority: if at least n-m+1
+//     OTHER replicas answer that they hold no state or only the bootstrap
+//     entry, bootstrap with the shard's replicas as voters, as every
+//     replica of a fresh cluster does. The node does not count itself: it
+//     cannot tell whether it is new or forgot its log, which is the whole
+//     point. A committed entry is on m voters; had this node been one, the
+//     other m-1 would still hold it past the bootstrap entry, and with
+//     n-m+1 others known fresh at most m-2 are unknown, too few to hide
+//     it. With 3 replicas that is every other replica: the first start of
+//     a shard waits until all three are up (as any Raft bootstrap does;
+//     etcd too needs its initial cluster). A single replica bootstraps;
 //   - else (too few answers) ask again with backoff, logging why, without
 //     starting the group.
 //
@@ -56,12 +63,10 @@
 // majority of the shard's replicas would be left.
 //
 // The fault model: at most a minority of a shard's replicas lose their data
-// at once. Losing more (or a majority whose disks were never written: a
-// node started long after the others, and one of those losing its disk)
-// is outside it: the remaining state may be on a minority, and a node may
-// then wait forever for a leader, or, if a majority answers that it holds
-// nothing, bootstrap a new group. An operator must then restore from a
-// replica that holds the data.
+// at once. Losing more is outside it: the remaining state may be on a
+// minority, and a node may then wait forever for a leader, or, if enough
+// replicas answer that they hold nothing, bootstrap a new group. An
+// operator must then restore from a replica that holds the data.
 //
 // # Internal RPC
 //
