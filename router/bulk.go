@@ -104,14 +104,8 @@ func (r *Router) bulkCreate(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	if !isJSON(ctx.Request.Header.ContentType()) {
-		writeError(ctx, fasthttp.StatusUnsupportedMediaType, codeUnsupportedMedia, "Content-Type must be application/json")
-		return
-	}
-	body := ctx.PostBody()
-	if len(body) > MaxBulkBodySize {
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge,
-			fmt.Sprintf("request body must be at most %d bytes", MaxBulkBodySize))
+	body, ok := jsonBody(ctx, MaxBulkBodySize)
+	if !ok {
 		return
 	}
 	key := ctx.Request.Header.Peek(headerIdempotencyKey)

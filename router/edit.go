@@ -62,14 +62,8 @@ func (r *Router) editLink(ctx *fasthttp.RequestCtx, code []byte) {
 		writeError(ctx, fasthttp.StatusNotImplemented, codeNotImplemented, "this router's storage client cannot edit links")
 		return
 	}
-	if !isJSON(ctx.Request.Header.ContentType()) {
-		writeError(ctx, fasthttp.StatusUnsupportedMediaType, codeUnsupportedMedia, "Content-Type must be application/json")
-		return
-	}
-	body := ctx.PostBody()
-	if len(body) > MaxBodySize {
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge,
-			fmt.Sprintf("request body must be at most %d bytes", MaxBodySize))
+	body, ok := jsonBody(ctx, MaxBodySize)
+	if !ok {
 		return
 	}
 	req, status, errCode, msg := decodeEdit(body, time.Now(), r.bases)

@@ -298,21 +298,31 @@ type linkResponse struct {
 	Owner string `json:"owner,omitempty"`
 }
 
+// jsonBody returns the request's body when it is declared JSON and at
+// most limit bytes; otherwise it answers 415 or 413 and returns false.
+func jsonBody(ctx *fasthttp.RequestCtx, limit int) ([]byte, bool) {
+	if !isJSON(ctx.Request.Header.ContentType()) {
+		writeError(ctx, fasthttp.StatusUnsupportedMediaType, codeUnsupportedMedia,
+			"Content-Type must be application/json")
+		return nil, false
+	}
+	body := ctx.PostBody()
+	if len(body) > limit {
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge,
+			fmt.Sprintf("request body must be at most %d bytes", limit))
+		return nil, false
+	}
+	return body, true
+}
+
 // create answers POST /api/v1/links.
 func (r *Router) create(ctx *fasthttp.RequestCtx) {
 	who, ok := r.authenticate(ctx)
 	if !ok {
 		return
 	}
-	if !isJSON(ctx.Request.Header.ContentType()) {
-		writeError(ctx, fasthttp.StatusUnsupportedMediaType, codeUnsupportedMedia,
-			"Content-Type must be application/json")
-		return
-	}
-	body := ctx.PostBody()
-	if len(body) > MaxBodySize {
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge,
-			fmt.Sprintf("request body must be at most %d bytes", MaxBodySize))
+	body, ok := jsonBody(ctx, MaxBodySize)
+	if !ok {
 		return
 	}
 	req, status, code, msg := decodeCreate(body)
