@@ -47,7 +47,10 @@ type ClickInfo struct {
 type Counter struct {
 	shardOf func(code []byte) uint64
 	drainMu sync.Mutex
-	stripes [NumStripes]stripe
+	// lastDeltas is the number of deltas per shard of the last Drain, the
+	// capacity of the next one's slices; guarded by drainMu.
+	lastDeltas map[uint64]int
+	stripes    [NumStripes]stripe
 }
 
 type stripe struct {
@@ -62,15 +65,25 @@ type stripe struct {
 type entry struct {
 	code  string
 	shard uint64
-	days  []*dayCounts
-	idle  int // drains in a row without clicks
+	// day is the first day slot, kept inline: nearly every code is
+	// clicked on one day per flush interval, and Record then reaches its
+	// counts without another pointer to follow.
+	day dayCounts
+	// more holds other days' counts (the clicks of an interval that
+	// crosses midnight UTC, or a router whose clock jumps).
+	more []*dayCounts
+	idle int // drains in a row without clicks
 }
 
 type dayCounts struct {
 	day          Day
 	clicks, bots uint64
-	visitors     *hyperloglog.Sketch
-	tallies      [4]tally // referrers, browsers, OSes, devices
+	// direct counts the human clicks without a referrer host (most of
+	// them): a counter is cheaper than a tally lookup of DirectKey. It is
+	// folded into tallies[0] when drained.
+	direct   uint64
+	visitors *hyperloglog.Sketch
+	tallies  [4]tally // referrers, browsers, OSes, devices
 	// agents counts (browser, OS, device) classes: a short list compared
 	// in place is cheaper than three map lookups per click. It is folded
 	// into tallies 1-3 when drained.
@@ -126,15 +139,69 @@ func (d *dayCounts) foldAgents() {
 func (d *dayCounts) empty() bool { return d.clicks == 0 && d.bots == 0 }
 
 // tally counts keys; counts are kept by index so that counting a known key
-// is a lookup, not an insert.
+// is a lookup, not an insert. Up to smallTally keys the lookup is a linear
+// scan of keys (most tallies of one code and day hold one to three keys,
+// and comparing those is cheaper than hashing); beyond, idx maps every key
+// to its index.
 type tally struct {
-	idx    map[string]int
+	idx    map[string]int // nil while there are at most smallTally keys
 	keys   []string
 	counts []uint64
 }
 
+// smallTally is the most keys a tally looks up by scanning.
+const smallTally = 8
+
+// index returns the index of key k, or -1.
+func (t *tally) index(k string) int {
+	if t.idx != nil {
+		if i, ok := t.idx[k]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, x := range t.keys {
+		if x == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// indexBytes is index of a key given as bytes; it does not allocate.
+func (t *tally) indexBytes(k []byte) int {
+	if t.idx != nil {
+		if i, ok := t.idx[string(k)]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, x := range t.keys {
+		if x == string(k) {
+			return i
+		}
+	}
+	return -1
+}
+
+// put appends key k with count n; the caller checked that k is new and
+// that there is room.
+func (t *tally) put(k string, n uint64) {
+	if t.idx == nil && len(t.keys) == smallTally {
+		t.idx = make(map[string]int, 2*smallTally)
+		for i, x := range t.keys {
+			t.idx[x] = i
+		}
+	}
+	if t.idx != nil {
+		t.idx[k] = len(t.keys)
+	}
+	t.keys = append(t.keys, k)
+	t.counts = append(t.counts, n)
+}
+
 func (t *tally) addBytes(k []byte) {
-	if i, ok := t.idx[string(k)]; ok {
+	if i := t.indexBytes(k); i >= 0 {
 		t.counts[i]++
 		return
 	}
@@ -142,7 +209,7 @@ func (t *tally) addBytes(k []byte) {
 }
 
 func (t *tally) addString(k string) {
-	if i, ok := t.idx[k]; ok {
+	if i := t.index(k); i >= 0 {
 		t.counts[i]++
 		return
 	}
@@ -154,54 +221,51 @@ func (t *tally) addString(k string) {
 // buffer).
 // addN counts n of key k, which the tally may keep (off the hot path).
 func (t *tally) addN(k string, n uint64) {
-	if i, ok := t.idx[k]; ok {
+	if i := t.index(k); i >= 0 {
 		t.counts[i] += n
 		return
 	}
-	if t.idx == nil {
-		t.idx = make(map[string]int, 4)
-	}
 	if len(t.keys) >= maxCounterKeys {
-		if i, ok := t.idx[OtherKey]; ok {
+		if i := t.index(OtherKey); i >= 0 {
 			t.counts[i] += n
 			return
 		}
 		k = OtherKey
 	}
-	t.idx[k] = len(t.keys)
-	t.keys = append(t.keys, k)
-	t.counts = append(t.counts, n)
+	t.put(k, n)
 }
 
 func (t *tally) insert(k string) {
-	key := cloneString(k)
-	if t.idx == nil {
-		t.idx = make(map[string]int, 4)
-	}
 	if len(t.keys) >= maxCounterKeys {
 		t.addStringKnown(OtherKey)
 		return
 	}
-	t.idx[key] = len(t.keys)
-	t.keys = append(t.keys, key)
-	t.counts = append(t.counts, 1)
+	t.put(cloneString(k), 1)
 }
 
 // addStringKnown counts OtherKey, inserting it past the key limit.
 func (t *tally) addStringKnown(k string) {
-	if i, ok := t.idx[k]; ok {
+	if i := t.index(k); i >= 0 {
 		t.counts[i]++
 		return
 	}
-	t.idx[k] = len(t.keys)
-	t.keys = append(t.keys, k)
-	t.counts = append(t.counts, 1)
+	t.put(k, 1)
 }
 
 // take returns the nonzero counts, capped at MaxTallyKeys (TopCounts), and
-// zeroes them. Keys stay known, unless there are too many.
-func (t *tally) take() []Count {
-	var out []Count
+// zeroes them. The result is carved out of a. Keys stay known, unless
+// there are too many.
+func (t *tally) take(a *drainArena) []Count {
+	nonzero := 0
+	for _, n := range t.counts {
+		if n > 0 {
+			nonzero++
+		}
+	}
+	if nonzero == 0 {
+		return nil
+	}
+	out := a.counts(nonzero)
 	for i, n := range t.counts {
 		if n > 0 {
 			out = append(out, Count{Key: t.keys[i], N: n})
@@ -209,7 +273,8 @@ func (t *tally) take() []Count {
 		}
 	}
 	if len(t.keys) >= maxCounterKeys/2 {
-		clear(t.idx)
+		t.idx = nil
+		clear(t.keys) // let the old keys go
 		t.keys, t.counts = t.keys[:0], t.counts[:0]
 	}
 	return TopCounts(out, MaxTallyKeys)
@@ -300,7 +365,7 @@ func (c *Counter) Record(code []byte, info ClickInfo) {
 		}
 		d.visitors.InsertHash(info.Visitor)
 		if len(info.Referrer) == 0 {
-			d.tallies[0].addString(DirectKey)
+			d.direct++
 		} else {
 			d.tallies[0].addBytes(info.Referrer)
 		}
@@ -321,19 +386,26 @@ func newSketch() *hyperloglog.Sketch {
 // dayCounts returns the counts of day, reusing an empty slot when there is
 // one.
 func (e *entry) dayCounts(day Day) *dayCounts {
-	for _, d := range e.days {
+	if e.day.day == day {
+		return &e.day
+	}
+	for _, d := range e.more {
 		if d.day == day {
 			return d
 		}
 	}
-	for _, d := range e.days {
+	if e.day.empty() {
+		e.day.day = day
+		return &e.day
+	}
+	for _, d := range e.more {
 		if d.empty() {
 			d.day = day
 			return d
 		}
 	}
 	d := &dayCounts{day: day}
-	e.days = append(e.days, d)
+	e.more = append(e.more, d)
 	return d
 }
 
@@ -343,7 +415,13 @@ func (e *entry) dayCounts(day Day) *dayCounts {
 func (c *Counter) Drain() map[uint64][]Delta {
 	c.drainMu.Lock()
 	defer c.drainMu.Unlock()
-	out := make(map[uint64][]Delta)
+	out := make(map[uint64][]Delta, len(c.lastDeltas))
+	for shard, n := range c.lastDeltas {
+		// About as many deltas as last time: no regrowing and copying
+		// of the shard's slice while it fills.
+		out[shard] = make([]Delta, 0, n+n/8)
+	}
+	var a drainArena
 	for i := range c.stripes {
 		s := &c.stripes[i]
 		s.mu.Lock()
@@ -352,13 +430,16 @@ func (c *Counter) Drain() map[uint64][]Delta {
 		// s.spare is no longer touched by Record until the next swap,
 		// which only the next Drain does.
 		for code, e := range s.spare {
-			active := false
-			for _, d := range e.days {
+			active := !e.day.empty()
+			if active {
+				out[e.shard] = append(out[e.shard], e.day.take(code, &a))
+			}
+			for _, d := range e.more {
 				if d.empty() {
 					continue
 				}
 				active = true
-				out[e.shard] = append(out[e.shard], d.take(code))
+				out[e.shard] = append(out[e.shard], d.take(code, &a))
 			}
 			if active {
 				e.idle = 0
@@ -366,13 +447,21 @@ func (c *Counter) Drain() map[uint64][]Delta {
 				delete(s.spare, code)
 				continue
 			}
-			// Keep one day slot for reuse.
-			if len(e.days) > 1 {
-				e.days = e.days[:1]
-			}
+			// The inline slot stays for reuse; the other days go.
+			clear(e.more)
+			e.more = e.more[:0]
 		}
 	}
-	for _, ds := range out {
+	if c.lastDeltas == nil {
+		c.lastDeltas = make(map[uint64]int)
+	}
+	clear(c.lastDeltas)
+	for shard, ds := range out {
+		if len(ds) == 0 {
+			delete(out, shard)
+			continue
+		}
+		c.lastDeltas[shard] = len(ds)
 		slices.SortFunc(ds, func(a, b Delta) int {
 			if c := cmp.Compare(a.Code, b.Code); c != 0 {
 				return c
@@ -383,19 +472,21 @@ func (c *Counter) Drain() map[uint64][]Delta {
 	return out
 }
 
-// take returns the delta of d and resets it.
-func (d *dayCounts) take(code string) Delta {
+// take returns the delta of d and resets it; its slices are carved out of
+// a.
+func (d *dayCounts) take(code string, a *drainArena) Delta {
 	x := Delta{Code: code, Day: d.day, Clicks: d.clicks, Bots: d.bots}
 	if d.clicks > 0 && d.visitors != nil {
 		d.visitors.Estimate() // compacts the sparse form before encoding
-		if b, err := d.visitors.AppendBinary(nil); err == nil {
-			x.Visitors = b
-		}
+		x.Visitors = a.appendSketch(d.visitors)
 		d.foldAgents()
-		x.Referrers = d.tallies[0].take()
-		x.Browsers = d.tallies[1].take()
-		x.OSes = d.tallies[2].take()
-		x.Devices = d.tallies[3].take()
+		if d.direct > 0 {
+			d.tallies[0].addN(DirectKey, d.direct)
+		}
+		x.Referrers = d.tallies[0].take(a)
+		x.Browsers = d.tallies[1].take(a)
+		x.OSes = d.tallies[2].take(a)
+		x.Devices = d.tallies[3].take(a)
 	}
 	if d.visitors != nil {
 		if len(x.Visitors) > 2*(1<<SketchPrecision)/3 {
@@ -406,6 +497,52 @@ func (d *dayCounts) take(code string) Delta {
 			d.visitors.Reset()
 		}
 	}
-	d.clicks, d.bots = 0, 0
+	d.clicks, d.bots, d.direct = 0, 0, 0
 	return x
+}
+
+// drainArena hands out the slices of one Drain's deltas from a few large
+// allocations instead of five small ones per delta: the deltas of a drain
+// live and die together (a batch is kept until its shard acknowledged it),
+// so sharing backing arrays keeps nothing alive for longer.
+type drainArena struct {
+	countBuf []Count
+	byteBuf  []byte
+}
+
+// Chunk sizes of a drainArena.
+const (
+	arenaCounts = 1024
+	arenaBytes  = 32 << 10
+)
+
+// counts returns an empty slice with capacity n whose appends up to n stay
+// in place.
+func (a *drainArena) counts(n int) []Count {
+	if n > arenaCounts/4 {
+		return make([]Count, 0, n)
+	}
+	if cap(a.countBuf)-len(a.countBuf) < n {
+		a.countBuf = make([]Count, 0, arenaCounts)
+	}
+	start := len(a.countBuf)
+	a.countBuf = a.countBuf[:start+n]
+	return a.countBuf[start : start : start+n]
+}
+
+// appendSketch returns the binary form of sk in arena memory, nil when it
+// cannot be encoded.
+func (a *drainArena) appendSketch(sk *hyperloglog.Sketch) []byte {
+	if cap(a.byteBuf)-len(a.byteBuf) < 1<<SketchPrecision+64 {
+		// Room for a dense sketch: AppendBinary then never grows the
+		// buffer away from the earlier sketches' memory.
+		a.byteBuf = make([]byte, 0, arenaBytes)
+	}
+	start := len(a.byteBuf)
+	b, err := sk.AppendBinary(a.byteBuf)
+	if err != nil {
+		return nil
+	}
+	a.byteBuf = b
+	return b[start:len(b):len(b)]
 }
