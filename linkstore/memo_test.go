@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"math/rand/v2"
 	"testing"
 
@@ -180,4 +182,139 @@ func TestMemoSparesAllocatorReads(t *testing.T) {
 			t.Errorf("memo %v: allocator reads per batch %v, want %v", withMemo, reads, want)
 		}
 	}
+}
+
+// checkRequestSetExact fails unless the replica's request set (when its
+// memo holds one) counts exactly the request IDs the table holds.
+func checkRequestSetExact(t *testing.T, r *replica) {
+	t.Helper()
+	v, ok := r.memo.Get(requestMemoKey{})
+	if !ok {
+		return
+	}
+	s := v.(*requestSet)
+	want := make(map[uint64]uint32)
+	upper := append(bytes.Clone(requestPrefix[:len(requestPrefix)-1]), requestPrefix[len(requestPrefix)-1]+1)
+	must("scan", r.reader().Scan(requestPrefix, upper, func(k, _ []byte) bool {
+		want[maphash.Bytes(s.seed, k[len(requestPrefix):])]++
+		return true
+	}))
+	if !maps.Equal(s.count, want) {
+		t.Fatalf("request set counts %d hashes, the table %d", len(s.count), len(want))
+	}
+}
+
+// TestRequestSetAppliesAlike: with a window small enough that the workload
+// prunes the request table all the time, a replica that answers request
+// lookups from its request set answers every command and ends byte for
+// byte like one that reads the table every time, also when the memo is
+// dropped half-way (a restart or a snapshot restore: the set is rebuilt
+// from the table), and the set always counts exactly the stored IDs.
+func TestRequestSetAppliesAlike(t *testing.T) {
+	prevW, prevM := requestWindow, maxPrunePerBatch
+	t.Cleanup(func() { requestWindow, maxPrunePerBatch = prevW, prevM })
+	requestWindow, maxPrunePerBatch = 300, 25
+
+	const partitions = 16
+	rg := testRing(t, 7, partitions)
+	plain, memo := newReplica(t, rg), newReplica(t, rg)
+	memo.memo = raftstore.NewMemo()
+	cmds := memoWorkload(rg, partitions, 4000, 2)
+	rnd := rand.New(rand.NewPCG(5, 7))
+	dropped := false
+	for i := 0; i < len(cmds); {
+		n := min(1+rnd.IntN(32), len(cmds)-i)
+		a := plain.applyBatch(cmds[i : i+n]...)
+		b := memo.applyBatch(cmds[i : i+n]...)
+		for j := range a {
+			if !bytes.Equal(a[j], b[j]) {
+				t.Fatalf("command %d: results differ: %x vs %x", i+j, a[j], b[j])
+			}
+		}
+		checkRequestSetExact(t, memo)
+		i += n
+		if !dropped && i >= len(cmds)/2 {
+			if _, ok := memo.memo.Get(requestMemoKey{}); !ok {
+				t.Fatal("no request set after half the workload")
+			}
+			memo.memo.Clear()
+			dropped = true
+		}
+	}
+	if ids, _, _ := requestTable(t, memo); ids != int(requestWindow) {
+		t.Fatalf("the workload left %d request IDs, want the window (%d): it did not prune", ids, requestWindow)
+	}
+	if !equalDumps(plain.dump(), memo.dump()) {
+		t.Fatal("replicas differ")
+	}
+}
+
+// requestGets counts the request table reads that reach the store.
+type requestGets struct {
+	countingTxn
+	requests int
+}
+
+func (r *requestGets) Get(key []byte) ([]byte, error) {
+	if bytes.HasPrefix(key, requestPrefix) {
+		r.requests++
+	}
+	return r.countingTxn.Get(key)
+}
+
+// TestRequestSetSparesReads: with the replica's memo, a batch of new request
+// IDs reads nothing from the request table, a retry still reads its first
+// result (also after the memo was dropped, as at a restart), and a batch
+// without a memo reads the table once per item.
+func TestRequestSetSparesReads(t *testing.T) {
+	rg := testRing(t, 7, 16)
+	rep := newReplica(t, rg)
+	memo := raftstore.NewMemo()
+	apply := func(memo *raftstore.Memo, ids ...string) ([]Result, int) {
+		var cb CreateBatch
+		for _, id := range ids {
+			cb.Items = append(cb.Items, BatchItem{RequestID: id, Create: Create{Partition: 1, URL: "https://s.example/" + id}})
+		}
+		pb := rep.db.NewIndexedBatch()
+		tx := &requestGets{countingTxn: countingTxn{Txn: raftstore.NewMemoTxn(pb, testGroup, memo), memo: memo}}
+		rep.ix++
+		raw := rep.m.Apply(tx, rep.ix, AppendCreateBatch(nil, cb))
+		if err := pb.Commit(nil); err != nil {
+			t.Fatal(err)
+		}
+		_ = pb.Close()
+		items, err := DecodeBatchResult(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []Result
+		for _, it := range items {
+			r, err := DecodeResult(it)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+		return out, tx.requests
+	}
+	first, reads := apply(memo, "a", "b", "c")
+	if reads != 0 {
+		t.Fatalf("new IDs with the memo: %d request table reads, want 0", reads)
+	}
+	check := func(name string, got []Result, reads, wantReads int) {
+		t.Helper()
+		if reads != wantReads {
+			t.Errorf("%s: %d request table reads, want %d", name, reads, wantReads)
+		}
+		if !got[0].Equal(first[1]) || got[1].Status != ResultCreated || got[1].Record.Code == first[1].Record.Code {
+			t.Errorf("%s: %+v, want b's first result and a new link", name, got)
+		}
+	}
+	got, reads := apply(memo, "b", "d")
+	check("retry with the memo", got, reads, 1)
+	memo.Clear()
+	got, reads = apply(memo, "b", "e")
+	check("retry after the memo was dropped", got, reads, 1)
+	got, reads = apply(nil, "b", "f")
+	check("retry without a memo", got, reads, 2)
 }
