@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"unsafe"
 
-	"github.com/axiomhq/hyperloglog"
 	"github.com/linkraft/linkraft/clicks"
 	"github.com/linkraft/linkraft/raftstore"
 )
@@ -89,7 +89,7 @@ func Apply(tx raftstore.Txn, partitionOf func(code string) uint32, batch clicks.
 	}
 	a := applier{tx: tx, partitionOf: partitionOf}
 	for _, i := range a.order(batch.Deltas) {
-		if err := a.applyDelta(&batch.Deltas[i], sketches[i]); err != nil {
+		if err := a.applyDelta(&batch.Deltas[i], &sketches[i]); err != nil {
 			return 0, err
 		}
 	}
@@ -99,15 +99,16 @@ func Apply(tx raftstore.Txn, partitionOf func(code string) uint32, batch clicks.
 	return Applied, nil
 }
 
-// validate checks batch and decodes its sketches.
-func validate(b clicks.Batch) ([]*hyperloglog.Sketch, error) {
+// validate checks batch and parses its sketches (the zero sketchView for a
+// delta without one).
+func validate(b clicks.Batch) ([]sketchView, error) {
 	if b.Router == "" || len(b.Router) > clicks.MaxRouterLen {
 		return nil, fmt.Errorf("%w: router ID of %d bytes", ErrInvalid, len(b.Router))
 	}
 	if b.Seq == 0 {
 		return nil, fmt.Errorf("%w: sequence 0", ErrInvalid)
 	}
-	sketches := make([]*hyperloglog.Sketch, len(b.Deltas))
+	sketches := make([]sketchView, len(b.Deltas))
 	for i := range b.Deltas {
 		d := &b.Deltas[i]
 		if !ValidCode(d.Code) {
@@ -124,9 +125,9 @@ func validate(b clicks.Batch) ([]*hyperloglog.Sketch, error) {
 			}
 		}
 		if len(d.Visitors) > 0 {
-			sk, err := decodeSketch(d.Visitors)
-			if err != nil {
-				return nil, fmt.Errorf("%w: code %q: %w", ErrInvalid, d.Code, err)
+			sk, ok := parseSketch(d.Visitors)
+			if !ok {
+				return nil, fmt.Errorf("%w: code %q: %w", ErrInvalid, d.Code, sketchError(d.Visitors))
 			}
 			sketches[i] = sk
 		}
@@ -141,8 +142,11 @@ type applier struct {
 	partitionOf func(string) uint32
 	keys        []deltaKey
 	idx         []int
-	tallies     [4][]clicks.Count
 	key, val    []byte
+	// The day record being merged: its visitor sketches and its tallies
+	// (the stored ones, then with the delta's merged in).
+	visitors sketchMerger
+	tallies  [4][]clicks.Count
 }
 
 // deltaKey is a delta's day key and its index in the batch.
@@ -175,39 +179,45 @@ func (a *applier) order(deltas []clicks.Delta) []int {
 	return a.idx
 }
 
-func (a *applier) applyDelta(d *clicks.Delta, sk *hyperloglog.Sketch) error {
+// applyDelta merges d (with sk, its parsed sketch) into its code's day
+// record and totals. It writes the bytes that decoding the stored record
+// (decodeDayRecord), merging d into it and encoding it again gave before
+// this package merged sketches and tallies in its own buffers
+// (TestApplyMatchesLibraryMerge).
+func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView) error {
 	tx := a.tx
 	p := a.partitionOf(d.Code)
 	a.key = appendDayKey(a.key[:0], p, d.Code, uint32(d.Day))
 	dayKey := a.key
-	rec := &dayRecord{}
+	var day totals
+	a.visitors.reset()
+	for i := range a.tallies {
+		a.tallies[i] = a.tallies[i][:0]
+	}
 	switch v, err := tx.Get(dayKey); {
 	case err == nil:
-		if rec, err = decodeDayRecord(v); err != nil {
+		if day, err = a.decodeDay(v); err != nil {
 			return &StorageError{Op: "decode day record", Err: err}
 		}
 	case !errors.Is(err, raftstore.ErrNotFound):
 		return &StorageError{Op: "read day record", Err: err}
 	}
-	rec.clicks = addSat(rec.clicks, d.Clicks)
-	rec.bots = addSat(rec.bots, d.Bots)
-	if sk != nil {
-		if rec.visitors == nil {
-			rec.visitors = sk
-		} else if err := rec.visitors.Merge(sk); err != nil {
-			// Precisions were checked by validate and decodeDayRecord.
-			return &StorageError{Op: "merge visitor sketch", Err: err}
-		}
+	day.clicks = addSat(day.clicks, d.Clicks)
+	day.bots = addSat(day.bots, d.Bots)
+	if len(d.Visitors) > 0 {
+		a.visitors.add(*sk)
 	}
 	for i, t := range [...][]clicks.Count{d.Referrers, d.Browsers, d.OSes, d.Devices} {
 		if len(t) > 0 {
-			a.tallies[i] = append(append(a.tallies[i][:0], rec.tallies[i]...), t...)
-			rec.tallies[i] = clicks.TopCounts(a.tallies[i], clicks.MaxTallyKeys)
+			a.tallies[i] = clicks.TopCounts(append(a.tallies[i], t...), clicks.MaxTallyKeys)
 		}
 	}
-	v, err := appendDayRecord(a.val[:0], rec)
-	if err != nil {
-		return &StorageError{Op: "encode day record", Err: err}
+	v := append(a.val[:0], recordVersion)
+	v = binary.AppendUvarint(v, day.clicks)
+	v = binary.AppendUvarint(v, day.bots)
+	v = a.visitors.appendSketch(v)
+	for _, t := range a.tallies {
+		v = clicks.AppendTally(v, t)
 	}
 	a.val = v
 	if err := tx.Set(dayKey, v); err != nil {
@@ -232,6 +242,52 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *hyperloglog.Sketch) error {
 		return &StorageError{Op: "store totals", Err: err}
 	}
 	return nil
+}
+
+// decodeDay decodes a stored day record (the layout decodeDayRecord
+// reads, with the same checks) into a's merge state: its sketch into
+// a.visitors and its tallies into a.tallies. It returns the record's
+// counts.
+//
+// The tally keys are strings over b's bytes (unsafe.String), not copies:
+// b is the copy raftstore.Reader.Get returns, which nothing writes to, and
+// the keys are only used until the merged record is encoded.
+func (a *applier) decodeDay(b []byte) (totals, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return totals{}, fmt.Errorf("%w: day record version", ErrMalformed)
+	}
+	b = b[1:]
+	var t totals
+	var err error
+	if t.clicks, b, err = uvarint(b); err != nil {
+		return totals{}, err
+	}
+	if t.bots, b, err = uvarint(b); err != nil {
+		return totals{}, err
+	}
+	n, b, err := uvarint(b)
+	if err != nil || n > uint64(len(b)) {
+		return totals{}, fmt.Errorf("%w: day record sketch length", ErrMalformed)
+	}
+	if n > 0 {
+		sk, ok := parseSketch(b[:n])
+		if !ok {
+			return totals{}, sketchError(b[:n])
+		}
+		a.visitors.add(sk)
+	}
+	b = b[n:]
+	str := unsafe.String(unsafe.SliceData(b), len(b))
+	off := 0
+	for i := range a.tallies {
+		if a.tallies[i], off, err = appendTallyAt(a.tallies[i][:0], b, str, off); err != nil {
+			return totals{}, err
+		}
+	}
+	if off != len(b) {
+		return totals{}, fmt.Errorf("%w: day record: %d trailing bytes", ErrMalformed, len(b)-off)
+	}
+	return t, nil
 }
 
 // addSat adds without wrapping around.

@@ -2,10 +2,12 @@ package clickstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -321,10 +323,30 @@ func FuzzDecodeDayRecord(f *testing.F) {
 	f.Add(v)
 	f.Add(appendTotals(nil, totals{clicks: 5}))
 	f.Add([]byte{1, 0, 0, 8, 2, 12, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(slices.Concat([]byte{1, 5, 0, 20}, []byte{2, 12, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 1, 9}, []byte{1, 1, 'x', 2, 0, 0, 0}))
+	var a applier
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if r, err := decodeDayRecord(b); err == nil {
-			if _, err := appendDayRecord(nil, r); err != nil {
+		// The apply path's decoder accepts what decodeDayRecord accepts,
+		// and the record it writes back is the one the library-based
+		// path wrote (with nothing merged in).
+		r, err := decodeDayRecord(b)
+		a.visitors.reset()
+		own, ownErr := a.decodeDay(bytes.Clone(b))
+		if (err == nil) != (ownErr == nil) {
+			t.Fatalf("decodeDayRecord error %v, applier.decodeDay error %v", err, ownErr)
+		}
+		if err == nil {
+			want, err := appendDayRecord(nil, r)
+			if err != nil {
 				t.Fatalf("re-encode: %v", err)
+			}
+			got := binary.AppendUvarint(binary.AppendUvarint([]byte{recordVersion}, own.clicks), own.bots)
+			got = a.visitors.appendSketch(got)
+			for _, tl := range a.tallies {
+				got = clicks.AppendTally(got, tl)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("re-encoded:\n got %x\nwant %x", got, want)
 			}
 		}
 		_, _ = decodeTotals(b)

@@ -27,7 +27,10 @@
 // with the visitor sketch in axiomhq/hyperloglog's binary form (precision
 // clicks.SketchPrecision, compacted before it is written so that replicas
 // write the same bytes) and the four tallies in clicks.AppendTally's form,
-// each capped at clicks.MaxTallyKeys keys (clicks.TopCounts).
+// each capped at clicks.MaxTallyKeys keys (clicks.TopCounts). Apply merges
+// the sketches in that binary form, without decoding them into the
+// library's Sketch, and writes the bytes the library's Merge, Estimate and
+// AppendBinary give (FuzzSketchMerge, TestApplyMatchesLibraryMerge).
 //
 // # Applying a batch exactly once
 //

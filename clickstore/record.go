@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/linkraft/linkraft/clicks"
@@ -20,26 +21,6 @@ type dayRecord struct {
 	clicks, bots uint64
 	visitors     *hyperloglog.Sketch // nil: no human visitor yet
 	tallies      [4][]clicks.Count   // referrers, browsers, OSes, devices
-}
-
-func appendDayRecord(dst []byte, r *dayRecord) ([]byte, error) {
-	dst = append(dst, recordVersion)
-	dst = binary.AppendUvarint(dst, r.clicks)
-	dst = binary.AppendUvarint(dst, r.bots)
-	var sk []byte
-	if r.visitors != nil {
-		r.visitors.Estimate() // compacts the sparse form: one canonical-enough encoding
-		var err error
-		if sk, err = r.visitors.AppendBinary(nil); err != nil {
-			return nil, fmt.Errorf("encode visitor sketch: %w", err)
-		}
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(sk)))
-	dst = append(dst, sk...)
-	for _, t := range r.tallies {
-		dst = clicks.AppendTally(dst, t)
-	}
-	return dst, nil
 }
 
 func decodeDayRecord(b []byte) (*dayRecord, error) {
@@ -85,15 +66,22 @@ func decodeDayRecord(b []byte) (*dayRecord, error) {
 // of at most clicks.MaxKeyLen bytes); str holds the same bytes as b and the
 // keys are its substrings. It returns the offset after the tally.
 func decodeTallyAt(b []byte, str string, off int) ([]clicks.Count, int, error) {
+	return appendTallyAt(nil, b, str, off)
+}
+
+// appendTallyAt is decodeTallyAt appending the tally's counts to dst; it
+// returns dst unchanged when the tally is empty.
+func appendTallyAt(dst []clicks.Count, b []byte, str string, off int) ([]clicks.Count, int, error) {
 	n, m := binary.Uvarint(b[off:])
 	if m <= 0 || n > clicks.MaxTallyKeys {
 		return nil, 0, fmt.Errorf("%w: tally count", ErrMalformed)
 	}
 	off += m
 	if n == 0 {
-		return nil, off, nil
+		return dst, off, nil
 	}
-	t := make([]clicks.Count, n)
+	dst = slices.Grow(dst, int(n))
+	t := dst[len(dst) : len(dst)+int(n)]
 	for i := range t {
 		l, m := binary.Uvarint(b[off:])
 		if m <= 0 || l > clicks.MaxKeyLen || l > uint64(len(b)-off-m) {
@@ -107,7 +95,7 @@ func decodeTallyAt(b []byte, str string, off int) ([]clicks.Count, int, error) {
 		}
 		off += m
 	}
-	return t, off, nil
+	return dst[:len(dst)+int(n)], off, nil
 }
 
 func uvarint(b []byte) (uint64, []byte, error) {

@@ -1,0 +1,388 @@
+package clickstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/axiomhq/hyperloglog"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/linkraft/linkraft/clicks"
+	"github.com/linkraft/linkraft/raftstore"
+)
+
+// sketchKind names the forms of visitor sketch randomSketch makes.
+type sketchKind int
+
+const (
+	sparseCompact sketchKind = iota // compacted: a sorted list, empty tmp set
+	sparseTmp                       // a list and a tmp set
+	sparseLarge                     // enough keys to go dense on a merge or two
+	denseV2                         // the library's dense form
+	denseV1                         // version 1: packed 4-bit registers and a bias
+	sparseV1                        // version 1 header on a sparse payload
+	sparseDupTmp                    // a tmp set that lists a key twice
+	numSketchKinds
+)
+
+// randomSketch returns a visitor sketch of kind k in the library's binary
+// form, every one of them accepted by decodeSketch.
+func randomSketch(rng *rand.Rand, k sketchKind) []byte {
+	sparse := func(n int, compact bool) []byte {
+		sk, err := hyperloglog.NewSketch(clicks.SketchPrecision, true)
+		if err != nil {
+			panic(err)
+		}
+		for i := range n {
+			sk.InsertHash(rng.Uint64())
+			if !compact && i == n/2 {
+				sk.Estimate() // half in the list, half in the tmp set
+			}
+		}
+		if compact {
+			sk.Estimate()
+		}
+		b, err := sk.MarshalBinary()
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	switch k {
+	case sparseCompact:
+		return sparse(1+rng.IntN(12), true)
+	case sparseTmp:
+		return sparse(2+rng.IntN(30), false)
+	case sparseLarge:
+		return sparse(300+rng.IntN(900), rng.IntN(2) == 0)
+	case denseV2:
+		sk, err := hyperloglog.NewSketch(clicks.SketchPrecision, false)
+		if err != nil {
+			panic(err)
+		}
+		for range 1 + rng.IntN(5000) {
+			sk.InsertHash(rng.Uint64())
+		}
+		b, err := sk.MarshalBinary()
+		if err != nil {
+			panic(err)
+		}
+		return b
+	case denseV1:
+		bias := byte(rng.IntN(40))
+		b := []byte{1, clicks.SketchPrecision, bias, 0, 0xde, 0xad, 0xbe, 0xef}
+		for range skM / 2 {
+			b = append(b, byte(rng.IntN(14))<<4|byte(rng.IntN(14)))
+		}
+		return b
+	case sparseV1:
+		b := randomSketch(rng, sketchKind(rng.IntN(3)))
+		b[0], b[2] = 1, byte(rng.IntN(256))
+		return b
+	case sparseDupTmp:
+		for {
+			b := sparse(3+rng.IntN(10), false)
+			n := binary.BigEndian.Uint32(b[4:8])
+			if n == 0 {
+				continue
+			}
+			key := bytes.Clone(b[8:12])
+			out := slices.Concat(b[:4], binary.BigEndian.AppendUint32(nil, n+1), key, b[8:])
+			return out
+		}
+	}
+	panic(fmt.Sprint("unknown sketch kind ", k))
+}
+
+// randomBatches returns batches of two routers with deltas of every shape
+// Apply meets: repeated codes and days in one batch, bot-only deltas,
+// tallies that overflow into OtherKey, and sketches of every form, some
+// large enough to turn records dense.
+func randomBatches(rng *rand.Rand, n int) []clicks.Batch {
+	seq := map[string]uint64{}
+	keyPool := func(prefix string, n int) []string {
+		var ks []string
+		for i := range n {
+			ks = append(ks, fmt.Sprintf("%s%d", prefix, i))
+		}
+		return append(ks, clicks.OtherKey, clicks.DirectKey)
+	}
+	pools := [4][]string{keyPool("ref", 60), keyPool("br", 8), keyPool("os", 40), keyPool("dev", 3)}
+	tally := func(pool []string) []clicks.Count {
+		var t []clicks.Count
+		for range rng.IntN(clicks.MaxTallyKeys + 1) {
+			t = append(t, clicks.Count{Key: pool[rng.IntN(len(pool))], N: 1 + rng.Uint64N(1000)})
+		}
+		return t
+	}
+	var out []clicks.Batch
+	for range n {
+		router := []string{"r1", "r2"}[rng.IntN(2)]
+		seq[router]++
+		b := clicks.Batch{Router: router, Seq: seq[router]}
+		for range 1 + rng.IntN(80) {
+			code := rng.IntN(30)
+			d := clicks.Delta{Code: fmt.Sprintf("c%d", code), Day: day0 + clicks.Day(rng.IntN(3))}
+			// Codes c0-c5 get sketches of every form; the others only
+			// small sparse ones, so that their records stay sparse.
+			kinds := int(numSketchKinds)
+			if code > 5 {
+				kinds = int(sparseTmp) + 1
+			}
+			switch rng.IntN(10) {
+			case 0:
+				d.Bots = 1 + rng.Uint64N(5)
+			case 1: // nothing: skipped
+			default:
+				d.Clicks, d.Bots = 1+rng.Uint64N(20), rng.Uint64N(2)
+				if rng.IntN(8) != 0 {
+					d.Visitors = randomSketch(rng, sketchKind(rng.IntN(kinds)))
+				}
+				d.Referrers, d.Browsers, d.OSes, d.Devices = tally(pools[0]), tally(pools[1]), tally(pools[2]), tally(pools[3])
+			}
+			b.Deltas = append(b.Deltas, d)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// dumpAll returns every key and value of the test group.
+func dumpAll(t *testing.T, db *pebble.DB) [][2][]byte {
+	t.Helper()
+	var kv [][2][]byte
+	if err := raftstore.NewReader(db, testGroup).Scan(nil, nil, func(k, v []byte) bool {
+		kv = append(kv, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// applyWith applies batches in Pebble batches of random sizes with fn
+// (Apply or legacyApply) and returns the outcomes.
+func applyWith(t *testing.T, db *pebble.DB, rng *rand.Rand, batches []clicks.Batch,
+	fn func(raftstore.Txn, func(string) uint32, clicks.Batch) (Outcome, error)) []Outcome {
+	t.Helper()
+	var out []Outcome
+	for len(batches) > 0 {
+		n := min(len(batches), 1+rng.IntN(4))
+		pb := db.NewIndexedBatch()
+		for _, x := range batches[:n] {
+			o, err := fn(raftstore.NewTxn(pb, testGroup), partitionOf, x)
+			if err != nil {
+				t.Fatalf("apply %s/%d: %v", x.Router, x.Seq, err)
+			}
+			out = append(out, o)
+		}
+		if err := pb.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+		batches = batches[n:]
+	}
+	return out
+}
+
+// Apply writes exactly the bytes the library-based apply path
+// (legacyApply) wrote, for batches with every form of sketch and tally,
+// and two stores that apply the same batches in different Raft batches
+// hold identical keys.
+func TestApplyMatchesLibraryMerge(t *testing.T) {
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			batches := randomBatches(rand.New(rand.NewPCG(seed, 1)), 80)
+			// Replay a few, as a retried flush would.
+			batches = append(batches, batches[3], batches[40])
+			legacy, a, b := openDB(t), openDB(t), openDB(t)
+			wantOut := applyWith(t, legacy, rand.New(rand.NewPCG(seed, 2)), batches, legacyApply)
+			gotA := applyWith(t, a, rand.New(rand.NewPCG(seed, 3)), batches, Apply)
+			gotB := applyWith(t, b, rand.New(rand.NewPCG(seed, 4)), batches, Apply)
+			if !reflect.DeepEqual(gotA, wantOut) || !reflect.DeepEqual(gotB, wantOut) {
+				t.Fatalf("outcomes differ:\n%v\n%v\n%v", wantOut, gotA, gotB)
+			}
+			want, da, db := dumpAll(t, legacy), dumpAll(t, a), dumpAll(t, b)
+			for i := range max(len(want), len(da)) {
+				if i >= len(want) || i >= len(da) || !bytes.Equal(want[i][0], da[i][0]) || !bytes.Equal(want[i][1], da[i][1]) {
+					t.Fatalf("key %d differs from the library-based apply (%d vs %d keys)", i, len(da), len(want))
+				}
+			}
+			if !reflect.DeepEqual(da, db) {
+				t.Fatalf("two stores differ: %d vs %d keys", len(da), len(db))
+			}
+			// The batches reached the cases that matter: dense and sparse
+			// day records, and tallies at the cap.
+			var dense, sparse, other int
+			for _, kv := range want {
+				if kv[0][4] != kindDay {
+					continue
+				}
+				r, err := decodeDayRecord(kv[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.visitors != nil {
+					if b, _ := r.visitors.MarshalBinary(); b[3] == 1 {
+						sparse++
+					} else {
+						dense++
+					}
+				}
+				if slices.ContainsFunc(r.tallies[0], func(c clicks.Count) bool { return c.Key == clicks.OtherKey }) && len(r.tallies[0]) == clicks.MaxTallyKeys {
+					other++
+				}
+			}
+			if dense == 0 || sparse == 0 || other == 0 {
+				t.Fatalf("coverage: %d dense, %d sparse records, %d full referrer tallies", dense, sparse, other)
+			}
+		})
+	}
+}
+
+// librarySketch returns what the library-based path stored for the merge
+// of sketches (in order; decode, Merge, Estimate, AppendBinary), with its
+// length before it as a day record holds it.
+func librarySketch(t *testing.T, sketches ...[]byte) []byte {
+	t.Helper()
+	var acc *hyperloglog.Sketch
+	for _, b := range sketches {
+		sk, err := decodeSketch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acc == nil {
+			acc = sk
+		} else if err := acc.Merge(sk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acc.Estimate()
+	out, err := acc.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(binary.AppendUvarint(nil, uint64(len(out))), out...)
+}
+
+// parseSketch accepts exactly what decodeSketch accepts, and merging with
+// sketchMerger gives the library's bytes.
+func FuzzSketchMerge(f *testing.F) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for k := range numSketchKinds {
+		for range 2 {
+			f.Add(randomSketch(rng, k), randomSketch(rng, sketchKind(rng.IntN(int(numSketchKinds)))))
+		}
+	}
+	f.Add([]byte{2, 12, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, []byte{2, 12, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0})
+	f.Add([]byte{2, 12, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0}, []byte{1, 12, 7, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 2, 1, 2})
+	var m sketchMerger
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		va, okA := parseSketch(a)
+		vb, okB := parseSketch(b)
+		_, errA := decodeSketch(a)
+		_, errB := decodeSketch(b)
+		if okA != (errA == nil) || okB != (errB == nil) {
+			t.Fatalf("parseSketch accepts %v/%v, decodeSketch errors %v / %v", okA, okB, errA, errB)
+		}
+		if !okA {
+			return
+		}
+		m.reset()
+		m.add(va)
+		if got, want := m.appendSketch(nil), librarySketch(t, a); !bytes.Equal(got, want) {
+			t.Fatalf("one sketch:\n got %x\nwant %x", got, want)
+		}
+		if !okB {
+			return
+		}
+		m.reset()
+		m.add(va)
+		m.add(vb)
+		if got, want := m.appendSketch(nil), librarySketch(t, a, b); !bytes.Equal(got, want) {
+			t.Fatalf("two sketches:\n got %x\nwant %x", got, want)
+		}
+	})
+}
+
+// The switch to dense happens where the library makes it: a merged list
+// of exactly m bytes stays sparse, one key more turns it dense.
+func TestSketchMergeAtDenseThreshold(t *testing.T) {
+	encode := func(hs []uint64) []byte {
+		sk, err := hyperloglog.NewSketch(clicks.SketchPrecision, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hs {
+			sk.InsertHash(h)
+		}
+		b, err := sk.MarshalBinary() // tmp set and list, not compacted
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// listLen returns the stream length of a sparse sketch as
+	// librarySketch returns it, or -1 when it is dense.
+	listLen := func(withLen []byte) int {
+		_, n := binary.Uvarint(withLen)
+		if sk := withLen[n:]; sk[3] == 1 {
+			return len(sk) - skHeader - skList
+		}
+		return -1
+	}
+	// Find hashes whose compacted list is exactly m bytes long: add
+	// hashes until the sketch goes dense, and try another sequence of
+	// hashes when the last sparse list fell short of m.
+	var hashes []uint64
+	for seed := uint64(0); hashes == nil; seed++ {
+		if seed == 50 {
+			t.Fatal("no sequence of hashes gives a list of exactly m bytes")
+		}
+		rng := rand.New(rand.NewPCG(seed, 3))
+		var hs []uint64
+		prev := 0
+		for {
+			hs = append(hs, rng.Uint64())
+			l := listLen(librarySketch(t, encode(hs)))
+			if l < 0 {
+				if prev == skM {
+					hashes = hs // hs[:len(hs)-1] fills exactly m bytes
+				}
+				break
+			}
+			prev = l
+		}
+	}
+	var m sketchMerger
+	for n := len(hashes) - 3; n <= len(hashes); n++ {
+		// Two sketches: the odd and the even hashes.
+		var a, b []uint64
+		for i, h := range hashes[:n] {
+			if i%2 == 0 {
+				a = append(a, h)
+			} else {
+				b = append(b, h)
+			}
+		}
+		ea, eb := encode(a), encode(b)
+		va, okA := parseSketch(ea)
+		vb, okB := parseSketch(eb)
+		if !okA || !okB {
+			t.Fatalf("%d hashes: sketches not accepted", n)
+		}
+		m.reset()
+		m.add(va)
+		m.add(vb)
+		got, want := m.appendSketch(nil), librarySketch(t, ea, eb)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d hashes: merge differs from the library's (%d vs %d bytes)", n, len(got), len(want))
+		}
+		if l := listLen(want); n == len(hashes)-1 && l != skM || n == len(hashes) && l != -1 {
+			t.Fatalf("%d hashes: list of %d bytes", n, l)
+		}
+	}
+}
