@@ -189,15 +189,24 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 	must("read request sequence", err)
 	start := seq
 	set := requestSetOf(tx)
-	out := AppendBatchResultHeader(nil, len(b.Items))
-	var res []byte
+	// Room for every item's result (a record, about as long as the
+	// create's fields), so that out does not grow item by item.
+	size := 16
+	for _, it := range b.Items {
+		c := &it.Create
+		size += 48 + len(c.URL) + len(c.Alias) + len(c.Owner) + len(c.Title) + tagsLen(c.Tags)
+	}
+	out := AppendBatchResultHeader(make([]byte, 0, size), len(b.Items))
+	// The request and order keys of each item are built in the same two
+	// buffers (Txn.Set copies them).
+	var res, key, order []byte
 	for _, it := range b.Items {
 		if it.RequestID == "" {
 			res = AppendResult(res[:0], m.applyCreate(tx, it.Create))
 			out = AppendBatchItemResult(out, res)
 			continue
 		}
-		key := requestKey(it.RequestID)
+		key = append(append(key[:0], requestPrefix...), it.RequestID...)
 		if set == nil || set.mayHold(it.RequestID) {
 			v, err := tx.Get(key)
 			switch {
@@ -211,7 +220,8 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 		res = AppendResult(res[:0], m.applyCreate(tx, it.Create))
 		out = AppendBatchItemResult(out, res)
 		must("record request", tx.Set(key, res))
-		must("record request order", tx.Set(queueKey(seq), []byte(it.RequestID)))
+		order = binary.BigEndian.AppendUint64(append(order[:0], queuePrefix...), seq)
+		must("record request order", tx.Set(order, key[len(requestPrefix):]))
 		if set != nil {
 			set.add(it.RequestID)
 		}

@@ -62,10 +62,16 @@ func indexKeys(p uint32, rec Record) [][]byte {
 }
 
 // indexLink adds rec, just stored in partition p, to the list indexes.
-func indexLink(tx raftstore.Txn, p uint32, rec Record) {
-	for _, k := range indexKeys(p, rec) {
-		must("store list index", tx.Set(k, nil))
+// It builds the keys in buf (Txn.Set copies them) and returns it, for the
+// caller's next use.
+func indexLink(tx raftstore.Txn, p uint32, rec Record, buf []byte) []byte {
+	buf = appendIndexEntry(indexPrefix(buf[:0], p, "", true), rec.CreatedAtMs, rec.Code)
+	must("store list index", tx.Set(buf, nil))
+	if rec.Owner != "" {
+		buf = appendIndexEntry(indexPrefix(buf[:0], p, rec.Owner, false), rec.CreatedAtMs, rec.Code)
+		must("store list index", tx.Set(buf, nil))
 	}
+	return buf
 }
 
 // unindexLink removes rec of partition p from the list indexes; call it

@@ -28,10 +28,12 @@ func appendLinkKey(dst []byte, p uint32, code []byte) []byte {
 }
 
 // NextKey returns the key of partition p's allocator offset.
-func NextKey(p uint32) []byte {
-	k := make([]byte, 0, 5)
-	k = binary.BigEndian.AppendUint32(k, p)
-	return append(k, kindNext)
+func NextKey(p uint32) []byte { return appendNextKey(make([]byte, 0, 5), p) }
+
+// appendNextKey appends NextKey(p) to dst.
+func appendNextKey(dst []byte, p uint32) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, p)
+	return append(dst, kindNext)
 }
 
 // ReuseKey returns the key of the reuse index entry of owner's url in
@@ -39,6 +41,14 @@ func NextKey(p uint32) []byte {
 // before owners existed), else over owner | 0x00 | url, so that different
 // owners never share an entry.
 func ReuseKey(p uint32, owner, url string) []byte {
+	return appendReuseKey(make([]byte, 0, reuseKeyLen), p, owner, url)
+}
+
+// reuseKeyLen is the length of a reuse index key.
+const reuseKeyLen = 5 + sha256.Size
+
+// appendReuseKey appends ReuseKey(p, owner, url) to dst.
+func appendReuseKey(dst []byte, p uint32, owner, url string) []byte {
 	var sum [sha256.Size]byte
 	if owner == "" {
 		sum = sha256.Sum256([]byte(url))
@@ -49,10 +59,9 @@ func ReuseKey(p uint32, owner, url string) []byte {
 		h.Write([]byte(url))
 		h.Sum(sum[:0])
 	}
-	k := make([]byte, 0, 5+len(sum))
-	k = binary.BigEndian.AppendUint32(k, p)
-	k = append(k, kindReuse)
-	return append(k, sum[:]...)
+	dst = binary.BigEndian.AppendUint32(dst, p)
+	dst = append(dst, kindReuse)
+	return append(dst, sum[:]...)
 }
 
 // PartitionBounds returns the key range [lower, upper) that holds every key

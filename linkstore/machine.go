@@ -143,7 +143,7 @@ func (m *Machine) createAlias(tx raftstore.Txn, c Create) Result {
 	rec := c.record(c.Alias)
 	rec.Alias = true
 	must("store alias", tx.Set(key, AppendRecord(nil, rec)))
-	indexLink(tx, c.Partition, rec)
+	indexLink(tx, c.Partition, rec, nil)
 	if _, ok := m.codec.PartitionOfCode(c.Alias); ok {
 		// The partition's allocator could produce this code: from now on
 		// it must look before it hands out a code.
@@ -159,7 +159,15 @@ func (m *Machine) createAlias(tx raftstore.Txn, c Create) Result {
 }
 
 func (m *Machine) createGenerated(tx raftstore.Txn, c Create) Result {
-	reuseKey := ReuseKey(c.Partition, c.Owner, c.URL)
+	// One buffer holds the reuse key and the allocator key for the whole
+	// create and, after them, each key and value it writes in turn
+	// (Txn.Set copies them): one allocation instead of one per key.
+	buf := make([]byte, 0, reuseKeyLen+5+createScratch+len(c.URL)+len(c.Owner)+len(c.Title)+tagsLen(c.Tags))
+	buf = appendReuseKey(buf, c.Partition, c.Owner, c.URL)
+	rk := len(buf)
+	buf = appendNextKey(buf, c.Partition)
+	nk := len(buf)
+	reuseKey, nextKey, scratch := buf[:rk:rk], buf[rk:nk:nk], buf[nk:nk]
 	indexed := false
 	if c.hasLimits() {
 		// A link that expires or runs out is never handed to a reuse
@@ -186,37 +194,52 @@ func (m *Machine) createGenerated(tx raftstore.Txn, c Create) Result {
 		must("read reuse index", err)
 	}
 
-	nextKey := NextKey(c.Partition)
 	st, err := readAlloc(tx, nextKey)
 	must("read allocator", err)
 
 	lo, hi := m.codec.Range(c.Partition)
 	start := st.offset
 	var codeBuf [shortcode.MaxLength]byte
-	key := make([]byte, 0, 5+shortcode.MaxLength)
 	for {
 		if st.offset >= hi-lo {
 			if st.offset != start {
 				// Remember the alias-held IDs skipped on the way.
-				must("store allocator", tx.Set(nextKey, appendAlloc(nil, st)))
+				must("store allocator", tx.Set(nextKey, appendAlloc(scratch[:0], st)))
 			}
 			return Result{Status: ResultExhausted}
 		}
 		code := m.codec.AppendEncode(codeBuf[:0], lo+st.offset)
 		st.offset++
-		key = appendLinkKey(key[:0], c.Partition, code)
+		key := appendLinkKey(scratch[:0], c.Partition, code)
 		if st.aliases && exists(tx, key) {
 			continue // a custom alias of generated shape holds this code
 		}
 		rec := c.record(string(code))
-		must("store link", tx.Set(key, AppendRecord(nil, rec)))
-		indexLink(tx, c.Partition, rec)
-		must("store allocator", tx.Set(nextKey, appendAlloc(nil, st)))
+		// The record after its key, in the same buffer.
+		must("store link", tx.Set(key, AppendRecord(key[len(key):], rec)))
+		scratch = indexLink(tx, c.Partition, rec, scratch)
+		must("store allocator", tx.Set(nextKey, appendAlloc(scratch[:0], st)))
 		if !indexed {
 			must("store reuse index", tx.Set(reuseKey, code))
 		}
 		return Result{Status: ResultCreated, Record: rec}
 	}
+}
+
+// createScratch is the room createGenerated's buffer leaves, beyond the
+// variable fields of the record, for a link key and the record's fixed
+// fields (at most 7 bytes and 6 varints) after it. The index entries
+// reuse the same room afterwards: an entry (at most 24 bytes and the
+// owner) is shorter than a key and its record.
+const createScratch = 5 + shortcode.MaxLength + 64
+
+// tagsLen is the encoded size of tags in a record.
+func tagsLen(tags []string) int {
+	n := 0
+	for _, t := range tags {
+		n += 1 + len(t)
+	}
+	return n
 }
 
 // record returns the record c stores under code.

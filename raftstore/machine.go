@@ -41,6 +41,8 @@ type Reader interface {
 // commits atomically together with the applied index.
 type Txn interface {
 	Reader
+	// Set writes key = value, and Delete deletes key. Neither keeps key
+	// or value after it returns: the caller may reuse them.
 	Set(key, value []byte) error
 	Delete(key []byte) error
 	// DeleteRange deletes every key in [lower, upper) (upper nil means to

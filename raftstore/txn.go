@@ -22,8 +22,12 @@ func newDataReader(r pebble.Reader, group uint64) dataReader {
 func (d dataReader) key(k []byte) []byte { return prefixed(d.prefix, k) }
 
 // Get returns a copy of the value at key, or ErrNotFound.
-func (d dataReader) Get(key []byte) ([]byte, error) {
-	v, closer, err := d.r.Get(d.key(key))
+func (d dataReader) Get(key []byte) ([]byte, error) { return d.get(d.key(key), key) }
+
+// get returns a copy of the value at the prefixed key pk (key without the
+// prefix, for errors), or ErrNotFound.
+func (d dataReader) get(pk, key []byte) ([]byte, error) {
+	v, closer, err := d.r.Get(pk)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -70,15 +74,32 @@ type batchTxn struct {
 	dataReader
 	b    *pebble.Batch
 	memo *Memo // the replica's, or nil (MemoOf)
+	// kbuf is the prefixed key of the current Get, Set or Delete: Pebble
+	// copies a key into the batch and keeps none after a Get, so one
+	// buffer serves them all instead of an allocation per key (the
+	// creates of a batch make several each).
+	kbuf []byte
 }
+
+// scratchKey returns key with the group's prefix in t.kbuf, valid until
+// the next call.
+func (t *batchTxn) scratchKey(key []byte) []byte {
+	t.kbuf = append(append(t.kbuf[:0], t.prefix...), key...)
+	return t.kbuf
+}
+
+// Get returns a copy of the value at key, or ErrNotFound; it reads the
+// batch's own writes.
+func (t *batchTxn) Get(key []byte) ([]byte, error) { return t.get(t.scratchKey(key), key) }
 
 func newBatchTxn(b *pebble.Batch, group uint64) *batchTxn {
 	return &batchTxn{dataReader: newDataReader(b, group), b: b}
 }
 
-// Set writes key = value.
+// Set writes key = value. The batch copies both: the caller may reuse
+// them at once.
 func (t *batchTxn) Set(key, value []byte) error {
-	if err := t.b.Set(t.key(key), value, nil); err != nil {
+	if err := t.b.Set(t.scratchKey(key), value, nil); err != nil {
 		return fmt.Errorf("raftstore: set %q: %w", key, err)
 	}
 	return nil
@@ -86,7 +107,7 @@ func (t *batchTxn) Set(key, value []byte) error {
 
 // Delete deletes key.
 func (t *batchTxn) Delete(key []byte) error {
-	if err := t.b.Delete(t.key(key), nil); err != nil {
+	if err := t.b.Delete(t.scratchKey(key), nil); err != nil {
 		return fmt.Errorf("raftstore: delete %q: %w", key, err)
 	}
 	return nil
