@@ -87,7 +87,7 @@ func Apply(tx raftstore.Txn, partitionOf func(code string) uint32, batch clicks.
 	case !errors.Is(err, raftstore.ErrNotFound):
 		return 0, &StorageError{Op: "read flush mark", Err: err}
 	}
-	a := applier{tx: tx, partitionOf: partitionOf}
+	a := applier{tx: tx, memo: recordMemoOf(tx), partitionOf: partitionOf}
 	for _, i := range a.order(batch.Deltas) {
 		if err := a.applyDelta(&batch.Deltas[i], &sketches[i]); err != nil {
 			return 0, err
@@ -139,6 +139,7 @@ func validate(b clicks.Batch) ([]sketchView, error) {
 // to the next (Pebble's batch copies what Set is given).
 type applier struct {
 	tx          raftstore.Txn
+	memo        *recordMemo // the replica's, or nil
 	partitionOf func(string) uint32
 	keys        []deltaKey
 	idx         []int
@@ -185,7 +186,6 @@ func (a *applier) order(deltas []clicks.Delta) []int {
 // this package merged sketches and tallies in its own buffers
 // (TestApplyMatchesLibraryMerge).
 func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView) error {
-	tx := a.tx
 	p := a.partitionOf(d.Code)
 	a.key = appendDayKey(a.key[:0], p, d.Code, uint32(d.Day))
 	dayKey := a.key
@@ -194,7 +194,7 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView) error {
 	for i := range a.tallies {
 		a.tallies[i] = a.tallies[i][:0]
 	}
-	switch v, err := tx.Get(dayKey); {
+	switch v, err := a.get(dayKey); {
 	case err == nil:
 		if day, err = a.decodeDay(v); err != nil {
 			return &StorageError{Op: "decode day record", Err: err}
@@ -220,14 +220,14 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView) error {
 		v = clicks.AppendTally(v, t)
 	}
 	a.val = v
-	if err := tx.Set(dayKey, v); err != nil {
+	if err := a.set(dayKey, v); err != nil {
 		return &StorageError{Op: "store day record", Err: err}
 	}
 
 	a.key = appendTotalKey(a.key[:0], p, d.Code)
 	totalKey := a.key
 	var tot totals
-	switch v, err := tx.Get(totalKey); {
+	switch v, err := a.get(totalKey); {
 	case err == nil:
 		if tot, err = decodeTotals(v); err != nil {
 			return &StorageError{Op: "decode totals", Err: err}
@@ -238,7 +238,7 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView) error {
 	tot.clicks = addSat(tot.clicks, d.Clicks)
 	tot.bots = addSat(tot.bots, d.Bots)
 	a.val = appendTotals(a.val[:0], tot)
-	if err := tx.Set(totalKey, a.val); err != nil {
+	if err := a.set(totalKey, a.val); err != nil {
 		return &StorageError{Op: "store totals", Err: err}
 	}
 	return nil
@@ -250,8 +250,9 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView) error {
 // counts.
 //
 // The tally keys are strings over b's bytes (unsafe.String), not copies:
-// b is the copy raftstore.Reader.Get returns, which nothing writes to, and
-// the keys are only used until the merged record is encoded.
+// b is the copy raftstore.Reader.Get returns or a recordMemo entry, which
+// only a.set overwrites, and the keys are only used until the merged
+// record is encoded, before that.
 func (a *applier) decodeDay(b []byte) (totals, error) {
 	if len(b) == 0 || b[0] != recordVersion {
 		return totals{}, fmt.Errorf("%w: day record version", ErrMalformed)
@@ -288,6 +289,29 @@ func (a *applier) decodeDay(b []byte) (totals, error) {
 		return totals{}, fmt.Errorf("%w: day record: %d trailing bytes", ErrMalformed, len(b)-off)
 	}
 	return t, nil
+}
+
+// get reads a day record or totals key, from the memo when it holds it
+// (a miss is memoized by the a.set that follows). The value is only valid
+// until a.set of the same key.
+func (a *applier) get(key []byte) ([]byte, error) {
+	if a.memo != nil {
+		if v, ok := a.memo.get(key); ok {
+			return v, nil
+		}
+	}
+	return a.tx.Get(key)
+}
+
+// set writes a day record or totals key, and through to the memo.
+func (a *applier) set(key, value []byte) error {
+	if err := a.tx.Set(key, value); err != nil {
+		return err
+	}
+	if a.memo != nil {
+		a.memo.put(key, value)
+	}
+	return nil
 }
 
 // addSat adds without wrapping around.

@@ -54,4 +54,17 @@
 // store in key order; deltas of different keys touch different records and
 // add to totals, which commute, so the result is the one batch order gives
 // (TestApplyOrderMatchesBatchOrder).
+//
+// # The record memo
+//
+// Each replica keeps, in its raftstore.Memo, the values Apply last wrote
+// to day record and totals keys (recordMemo, at most recordMemoBudget
+// bytes, evicted at random), so a code clicked again in a later flush is
+// merged without a Pebble read. Apply writes through it, nothing else
+// writes those keys, and the group's FSM empties the memo on a snapshot
+// restore, so a memoized value is always the stored one: replicas with a
+// warm, a cold or an evicting memo write the same bytes
+// (TestApplyMatchesLibraryMerge). A command that ever writes or deletes
+// click keys outside Apply (moving or purging a partition) must call
+// [ForgetMemo] in the same apply.
 package clickstore

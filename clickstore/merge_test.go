@@ -165,16 +165,21 @@ func dumpAll(t *testing.T, db *pebble.DB) [][2][]byte {
 }
 
 // applyWith applies batches in Pebble batches of random sizes with fn
-// (Apply or legacyApply) and returns the outcomes.
+// (Apply or legacyApply), through Txns with memo (nil: none), and returns
+// the outcomes.
 func applyWith(t *testing.T, db *pebble.DB, rng *rand.Rand, batches []clicks.Batch,
-	fn func(raftstore.Txn, func(string) uint32, clicks.Batch) (Outcome, error)) []Outcome {
+	fn func(raftstore.Txn, func(string) uint32, clicks.Batch) (Outcome, error), memo *raftstore.Memo) []Outcome {
 	t.Helper()
 	var out []Outcome
 	for len(batches) > 0 {
 		n := min(len(batches), 1+rng.IntN(4))
 		pb := db.NewIndexedBatch()
 		for _, x := range batches[:n] {
-			o, err := fn(raftstore.NewTxn(pb, testGroup), partitionOf, x)
+			tx := raftstore.NewTxn(pb, testGroup)
+			if memo != nil {
+				tx = raftstore.NewMemoTxn(pb, testGroup, memo)
+			}
+			o, err := fn(tx, partitionOf, x)
 			if err != nil {
 				t.Fatalf("apply %s/%d: %v", x.Router, x.Seq, err)
 			}
@@ -190,7 +195,9 @@ func applyWith(t *testing.T, db *pebble.DB, rng *rand.Rand, batches []clicks.Bat
 
 // Apply writes exactly the bytes the library-based apply path
 // (legacyApply) wrote, for batches with every form of sketch and tally,
-// and two stores that apply the same batches in different Raft batches
+// and stores that apply the same batches in different Raft batches, with
+// and without a memo of records (one so small that it evicts all the
+// time, one that restarts empty halfway, as after a snapshot restore),
 // hold identical keys.
 func TestApplyMatchesLibraryMerge(t *testing.T) {
 	for seed := range uint64(3) {
@@ -198,21 +205,46 @@ func TestApplyMatchesLibraryMerge(t *testing.T) {
 			batches := randomBatches(rand.New(rand.NewPCG(seed, 1)), 80)
 			// Replay a few, as a retried flush would.
 			batches = append(batches, batches[3], batches[40])
-			legacy, a, b := openDB(t), openDB(t), openDB(t)
-			wantOut := applyWith(t, legacy, rand.New(rand.NewPCG(seed, 2)), batches, legacyApply)
-			gotA := applyWith(t, a, rand.New(rand.NewPCG(seed, 3)), batches, Apply)
-			gotB := applyWith(t, b, rand.New(rand.NewPCG(seed, 4)), batches, Apply)
-			if !reflect.DeepEqual(gotA, wantOut) || !reflect.DeepEqual(gotB, wantOut) {
-				t.Fatalf("outcomes differ:\n%v\n%v\n%v", wantOut, gotA, gotB)
+			legacy := openDB(t)
+			wantOut := applyWith(t, legacy, rand.New(rand.NewPCG(seed, 2)), batches, legacyApply, nil)
+			want := dumpAll(t, legacy)
+			small := raftstore.NewMemo()
+			stores := []struct {
+				name string
+				run  func(db *pebble.DB, rng *rand.Rand) []Outcome
+			}{
+				{"no memo", func(db *pebble.DB, rng *rand.Rand) []Outcome {
+					return applyWith(t, db, rng, batches, Apply, nil)
+				}},
+				{"memo", func(db *pebble.DB, rng *rand.Rand) []Outcome {
+					return applyWith(t, db, rng, batches, Apply, raftstore.NewMemo())
+				}},
+				{"memo emptied halfway", func(db *pebble.DB, rng *rand.Rand) []Outcome {
+					m := raftstore.NewMemo()
+					out := applyWith(t, db, rng, batches[:len(batches)/2], Apply, m)
+					m.Clear()
+					return append(out, applyWith(t, db, rng, batches[len(batches)/2:], Apply, m)...)
+				}},
+				{"small memo", func(db *pebble.DB, rng *rand.Rand) []Outcome {
+					defer func(b int) { recordMemoBudget = b }(recordMemoBudget)
+					recordMemoBudget = 4 << 10
+					return applyWith(t, db, rng, batches, Apply, small)
+				}},
 			}
-			want, da, db := dumpAll(t, legacy), dumpAll(t, a), dumpAll(t, b)
-			for i := range max(len(want), len(da)) {
-				if i >= len(want) || i >= len(da) || !bytes.Equal(want[i][0], da[i][0]) || !bytes.Equal(want[i][1], da[i][1]) {
-					t.Fatalf("key %d differs from the library-based apply (%d vs %d keys)", i, len(da), len(want))
+			for i, st := range stores {
+				db := openDB(t)
+				if got := st.run(db, rand.New(rand.NewPCG(seed, uint64(3+i)))); !reflect.DeepEqual(got, wantOut) {
+					t.Fatalf("%s: outcomes differ:\n got %v\nwant %v", st.name, got, wantOut)
+				}
+				got := dumpAll(t, db)
+				for i := range max(len(want), len(got)) {
+					if i >= len(want) || i >= len(got) || !bytes.Equal(want[i][0], got[i][0]) || !bytes.Equal(want[i][1], got[i][1]) {
+						t.Fatalf("%s: key %d differs from the library-based apply (%d vs %d keys)", st.name, i, len(got), len(want))
+					}
 				}
 			}
-			if !reflect.DeepEqual(da, db) {
-				t.Fatalf("two stores differ: %d vs %d keys", len(da), len(db))
+			if rm, _ := small.Get(recordMemoKey{}); rm == nil || len(rm.(*recordMemo).vals) == 0 || rm.(*recordMemo).size > 4<<10 {
+				t.Fatalf("small memo not used or over budget: %+v", rm)
 			}
 			// The batches reached the cases that matter: dense and sparse
 			// day records, and tallies at the cap.
@@ -384,5 +416,49 @@ func TestSketchMergeAtDenseThreshold(t *testing.T) {
 		if l := listLen(want); n == len(hashes)-1 && l != skM || n == len(hashes) && l != -1 {
 			t.Fatalf("%d hashes: list of %d bytes", n, l)
 		}
+	}
+}
+
+// A write of click keys outside Apply followed by ForgetMemo leaves the
+// next Apply merging into the stored value, as a replica without a memo
+// does.
+func TestForgetMemo(t *testing.T) {
+	batches := randomBatches(rand.New(rand.NewPCG(9, 1)), 6)
+	memo := raftstore.NewMemo()
+	withMemo, without := openDB(t), openDB(t)
+	for i, db := range []*pebble.DB{withMemo, without} {
+		m := memo
+		if i == 1 {
+			m = nil
+		}
+		rng := rand.New(rand.NewPCG(9, 2))
+		applyWith(t, db, rng, batches[:3], Apply, m)
+		// Another command deletes every day record and total of c1.
+		pb := db.NewIndexedBatch()
+		tx := raftstore.NewTxn(pb, testGroup)
+		if m != nil {
+			tx = raftstore.NewMemoTxn(pb, testGroup, m)
+		}
+		p := partitionOf("c1")
+		for _, k := range [][2][]byte{
+			{appendDayPrefix(nil, p, "c1"), append(appendDayPrefix(nil, p, "c1")[:5+len("c1")], 0x01)},
+			{TotalKey(p, "c1"), append(TotalKey(p, "c1"), 0x00)},
+		} {
+			if err := tx.DeleteRange(k[0], k[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ForgetMemo(tx)
+		if err := pb.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+		applyWith(t, db, rng, batches[3:], Apply, m)
+	}
+	if _, ok := memo.Get(recordMemoKey{}); !ok {
+		t.Fatal("the memo was not used after ForgetMemo")
+	}
+	a, b := dumpAll(t, withMemo), dumpAll(t, without)
+	if len(a) == 0 || !reflect.DeepEqual(a, b) {
+		t.Fatalf("stores differ: %d vs %d keys", len(a), len(b))
 	}
 }

@@ -1,0 +1,88 @@
+package clickstore
+
+import "github.com/linkraft/linkraft/raftstore"
+
+// recordMemoBudget bounds a replica's recordMemo: the bytes of its keys
+// and values plus recordMemoOverhead an entry. A var so that tests can
+// exercise eviction.
+var recordMemoBudget = 16 << 20
+
+// recordMemoOverhead approximates what a map entry costs beyond its key's
+// and value's bytes (string and slice headers, the map's slot).
+const recordMemoOverhead = 64
+
+// recordMemoKey is the raftstore.Memo key of a replica's recordMemo.
+type recordMemoKey struct{}
+
+// recordMemo holds, for a replica, the values Apply last wrote to day
+// record and totals keys, so that the next batch that clicks the same code
+// and day merges into them without a Pebble read. Apply writes through it
+// (every Set of such a key updates it), nothing else writes those keys,
+// and the group's FSM empties the raftstore.Memo that holds it on a
+// snapshot restore, so an entry always equals the stored value. Entries
+// beyond recordMemoBudget are evicted at random (map order): a miss only
+// costs the read.
+type recordMemo struct {
+	vals map[string][]byte
+	size int
+}
+
+// ForgetMemo drops the record memo of tx's replica. A command that writes
+// or deletes day record or totals keys other than through Apply must call
+// it in the same apply, or the next Apply would merge into the values the
+// memo holds instead of the stored ones.
+func ForgetMemo(tx raftstore.Txn) {
+	if m := raftstore.MemoOf(tx); m != nil {
+		m.Delete(recordMemoKey{})
+	}
+}
+
+// recordMemoOf returns the replica's recordMemo, creating it, or nil when
+// tx carries no raftstore.Memo.
+func recordMemoOf(tx raftstore.Txn) *recordMemo {
+	m := raftstore.MemoOf(tx)
+	if m == nil {
+		return nil
+	}
+	if v, ok := m.Get(recordMemoKey{}); ok {
+		return v.(*recordMemo)
+	}
+	rm := &recordMemo{vals: make(map[string][]byte)}
+	m.Set(recordMemoKey{}, rm)
+	return rm
+}
+
+// get returns the memoized value of key; the caller must not modify it.
+func (m *recordMemo) get(key []byte) ([]byte, bool) {
+	v, ok := m.vals[string(key)]
+	return v, ok
+}
+
+// put memoizes value (copied) as key's value, reusing the array of the
+// entry it replaces. Callers must be done with slices of that entry's old
+// value.
+func (m *recordMemo) put(key, value []byte) {
+	old, ok := m.vals[string(key)]
+	if ok {
+		m.size -= cap(old)
+		v := append(old[:0], value...)
+		m.vals[string(key)] = v
+		m.size += cap(v)
+	} else {
+		v := append([]byte(nil), value...)
+		m.vals[string(key)] = v
+		m.size += len(key) + cap(v) + recordMemoOverhead
+	}
+	if m.size <= recordMemoBudget {
+		return
+	}
+	for k, v := range m.vals {
+		if k == string(key) {
+			continue
+		}
+		delete(m.vals, k)
+		if m.size -= len(k) + cap(v) + recordMemoOverhead; m.size <= recordMemoBudget {
+			break
+		}
+	}
+}
