@@ -101,6 +101,11 @@ func appendString(dst []byte, s string) []byte {
 // DecodeBatch decodes a batch encoded by AppendBatch. It never panics and
 // checks the limits above; bad input gives an error wrapping ErrMalformed or
 // ErrUnknownVersion. The result does not alias b.
+//
+// It allocates a handful of times a batch, not a few times a delta: the
+// router ID, codes and tally keys are substrings of one copy of b, the
+// sketches slices of another, and the tallies share slabs of Counts. So
+// any one of them keeps the whole batch's copy in memory.
 func DecodeBatch(b []byte) (Batch, error) {
 	if len(b) == 0 {
 		return Batch{}, fmt.Errorf("%w: empty", ErrMalformed)
@@ -108,7 +113,7 @@ func DecodeBatch(b []byte) (Batch, error) {
 	if b[0] != batchVersion {
 		return Batch{}, fmt.Errorf("%w: %#x", ErrUnknownVersion, b[0])
 	}
-	d := decoder{b: b[1:]}
+	d := decoder{b: b[1:], str: string(b[1:]), shared: true}
 	var out Batch
 	out.Router = d.string(MaxRouterLen, "router")
 	out.Seq = d.uvarint("seq")
@@ -129,12 +134,12 @@ func DecodeBatch(b []byte) (Batch, error) {
 		x.Clicks = d.uvarint("clicks")
 		x.Bots = d.uvarint("bots")
 		if sk := d.bytes(MaxSketchLen, "sketch"); len(sk) > 0 {
-			x.Visitors = append([]byte(nil), sk...)
+			x.Visitors = d.copyOf(sk)
 		}
-		x.Referrers = d.tally("referrers")
-		x.Browsers = d.tally("browsers")
-		x.OSes = d.tally("oses")
-		x.Devices = d.tally("devices")
+		x.Referrers = d.tally(&referrerNames)
+		x.Browsers = d.tally(&browserNames)
+		x.OSes = d.tally(&osNames)
+		x.Devices = d.tally(&deviceNames)
 		if d.err != nil {
 			return Batch{}, d.err
 		}
@@ -149,7 +154,7 @@ func DecodeBatch(b []byte) (Batch, error) {
 // whole of b.
 func DecodeTally(b []byte) ([]Count, error) {
 	d := decoder{b: b}
-	t := d.tally("tally")
+	t := d.tally(&tallyNames)
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
 	}
@@ -161,6 +166,13 @@ func DecodeTally(b []byte) ([]Count, error) {
 type decoder struct {
 	b   []byte
 	err error
+	// shared: strings are substrings of str, which holds the bytes
+	// being decoded (b is its suffix); sketches are copied into one
+	// clone of them (copy); tallies are cut from the counts slab.
+	shared bool
+	str    string
+	copy   []byte
+	counts []Count
 }
 
 func (d *decoder) fail(what string) {
@@ -197,7 +209,28 @@ func (d *decoder) bytes(limit int, what string) []byte {
 	return v
 }
 
-func (d *decoder) string(limit int, what string) string { return string(d.bytes(limit, what)) }
+func (d *decoder) string(limit int, what string) string {
+	v := d.bytes(limit, what)
+	if !d.shared || len(v) == 0 {
+		return string(v)
+	}
+	end := len(d.str) - len(d.b)
+	return d.str[end-len(v) : end]
+}
+
+// copyOf returns a copy of v, which d.bytes just returned: with shared, a
+// slice (capped, so appends do not run into its neighbours) of one clone
+// of the bytes being decoded, made at the first call.
+func (d *decoder) copyOf(v []byte) []byte {
+	if !d.shared {
+		return append([]byte(nil), v...)
+	}
+	if d.copy == nil {
+		d.copy = []byte(d.str)
+	}
+	end := len(d.str) - len(d.b)
+	return d.copy[end-len(v) : end : end]
+}
 
 // count reads an element count, each element taking at least minSize bytes.
 func (d *decoder) count(minSize int, what string) int {
@@ -212,7 +245,25 @@ func (d *decoder) count(minSize int, what string) int {
 	return int(n)
 }
 
-func (d *decoder) tally(what string) []Count {
+// countSlab is how many Counts DecodeBatch allocates at a time.
+const countSlab = 256
+
+// tallyWhat names a tally and its parts in decoding errors, built once
+// rather than for every key decoded.
+type tallyWhat struct{ name, key, count string }
+
+func tallyWhatOf(name string) tallyWhat { return tallyWhat{name, name + " key", name + " count"} }
+
+var (
+	referrerNames = tallyWhatOf("referrers")
+	browserNames  = tallyWhatOf("browsers")
+	osNames       = tallyWhatOf("oses")
+	deviceNames   = tallyWhatOf("devices")
+	tallyNames    = tallyWhatOf("tally")
+)
+
+func (d *decoder) tally(names *tallyWhat) []Count {
+	what := names.name
 	n := d.count(2, what)
 	if d.err != nil || n == 0 {
 		return nil
@@ -221,10 +272,22 @@ func (d *decoder) tally(what string) []Count {
 		d.fail(what + ": too many keys")
 		return nil
 	}
-	t := make([]Count, n)
+	var t []Count
+	if d.shared {
+		// Cut from a slab, capped so that appends do not run into the
+		// next tally.
+		if cap(d.counts)-len(d.counts) < n {
+			d.counts = make([]Count, 0, max(n, countSlab))
+		}
+		l := len(d.counts)
+		d.counts = d.counts[:l+n]
+		t = d.counts[l : l+n : l+n]
+	} else {
+		t = make([]Count, n)
+	}
 	for i := range t {
-		t[i].Key = d.string(MaxKeyLen, what+" key")
-		t[i].N = d.uvarint(what + " count")
+		t[i].Key = d.string(MaxKeyLen, names.key)
+		t[i].N = d.uvarint(names.count)
 	}
 	if d.err != nil {
 		return nil
