@@ -88,8 +88,8 @@ func Apply(tx raftstore.Txn, partitionOf func(code string) uint32, batch clicks.
 		return 0, &StorageError{Op: "read flush mark", Err: err}
 	}
 	a := applier{tx: tx, memo: recordMemoOf(tx), partitionOf: partitionOf}
-	for _, i := range a.order(batch.Deltas) {
-		if err := a.applyDelta(&batch.Deltas[i], &sketches[i]); err != nil {
+	for _, k := range a.order(batch.Deltas) {
+		if err := a.applyDelta(&batch.Deltas[k.i], &sketches[k.i], k); err != nil {
 			return 0, err
 		}
 	}
@@ -142,7 +142,6 @@ type applier struct {
 	memo        *recordMemo // the replica's, or nil
 	partitionOf func(string) uint32
 	keys        []deltaKey
-	idx         []int
 	key, val    []byte
 	// The day record being merged: its visitor sketches and its tallies
 	// (the stored ones, then with the delta's merged in).
@@ -150,19 +149,22 @@ type applier struct {
 	tallies  [4][]clicks.Count
 }
 
-// deltaKey is a delta's day key and its index in the batch.
+// deltaKey is a delta's partition, day key and index in the batch.
 type deltaKey struct {
 	key []byte
+	p   uint32
 	i   int
 }
 
-// order returns the indices of deltas in the order of their day keys, with
+// order returns the deltas' keys in the order of their day keys, with
 // deltas of the same key in batch order, so the reads and writes of a
 // batch walk the store's keys in order (neighbouring codes share blocks in
 // the block cache and the batch's skiplist). Deltas of different keys
 // touch different records (and add to totals, which commute), and those
 // of one key keep their order, so the result is the one batch order gives.
-func (a *applier) order(deltas []clicks.Delta) []int {
+// It computes each delta's partition once (partitionOf may unpermute the
+// code, see ring.PartitionOfCode).
+func (a *applier) order(deltas []clicks.Delta) []deltaKey {
 	var buf []byte
 	for i := range deltas {
 		d := &deltas[i]
@@ -170,31 +172,28 @@ func (a *applier) order(deltas []clicks.Delta) []int {
 			continue
 		}
 		start := len(buf)
-		buf = appendDayKey(buf, a.partitionOf(d.Code), d.Code, uint32(d.Day))
-		a.keys = append(a.keys, deltaKey{key: buf[start:len(buf):len(buf)], i: i})
+		p := a.partitionOf(d.Code)
+		buf = appendDayKey(buf, p, d.Code, uint32(d.Day))
+		a.keys = append(a.keys, deltaKey{key: buf[start:len(buf):len(buf)], p: p, i: i})
 	}
 	slices.SortStableFunc(a.keys, func(x, y deltaKey) int { return bytes.Compare(x.key, y.key) })
-	for _, k := range a.keys {
-		a.idx = append(a.idx, k.i)
-	}
-	return a.idx
+	return a.keys
 }
 
-// applyDelta merges d (with sk, its parsed sketch) into its code's day
-// record and totals. It writes the bytes that decoding the stored record
+// applyDelta merges d (with sk, its parsed sketch, and k, its key from
+// order) into its code's day record and totals. It writes the bytes that decoding the stored record
 // (decodeDayRecord), merging d into it and encoding it again gave before
 // this package merged sketches and tallies in its own buffers
 // (TestApplyMatchesLibraryMerge).
-func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView) error {
-	p := a.partitionOf(d.Code)
-	a.key = appendDayKey(a.key[:0], p, d.Code, uint32(d.Day))
-	dayKey := a.key
+func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error {
+	dayKey := k.key
 	var day totals
 	a.visitors.reset()
 	for i := range a.tallies {
 		a.tallies[i] = a.tallies[i][:0]
 	}
-	switch v, err := a.get(dayKey); {
+	v, entry, err := a.get(dayKey)
+	switch {
 	case err == nil:
 		if day, err = a.decodeDay(v); err != nil {
 			return &StorageError{Op: "decode day record", Err: err}
@@ -209,10 +208,10 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView) error {
 	}
 	for i, t := range [...][]clicks.Count{d.Referrers, d.Browsers, d.OSes, d.Devices} {
 		if len(t) > 0 {
-			a.tallies[i] = clicks.TopCounts(append(a.tallies[i], t...), clicks.MaxTallyKeys)
+			a.tallies[i] = mergeTally(append(a.tallies[i], t...))
 		}
 	}
-	v := append(a.val[:0], recordVersion)
+	v = append(a.val[:0], recordVersion)
 	v = binary.AppendUvarint(v, day.clicks)
 	v = binary.AppendUvarint(v, day.bots)
 	v = a.visitors.appendSketch(v)
@@ -220,14 +219,15 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView) error {
 		v = clicks.AppendTally(v, t)
 	}
 	a.val = v
-	if err := a.set(dayKey, v); err != nil {
+	if err := a.set(dayKey, v, entry); err != nil {
 		return &StorageError{Op: "store day record", Err: err}
 	}
 
-	a.key = appendTotalKey(a.key[:0], p, d.Code)
+	a.key = appendTotalKey(a.key[:0], k.p, d.Code)
 	totalKey := a.key
 	var tot totals
-	switch v, err := a.get(totalKey); {
+	v, entry, err = a.get(totalKey)
+	switch {
 	case err == nil:
 		if tot, err = decodeTotals(v); err != nil {
 			return &StorageError{Op: "decode totals", Err: err}
@@ -238,7 +238,7 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView) error {
 	tot.clicks = addSat(tot.clicks, d.Clicks)
 	tot.bots = addSat(tot.bots, d.Bots)
 	a.val = appendTotals(a.val[:0], tot)
-	if err := a.set(totalKey, a.val); err != nil {
+	if err := a.set(totalKey, a.val, entry); err != nil {
 		return &StorageError{Op: "store totals", Err: err}
 	}
 	return nil
@@ -270,12 +270,8 @@ func (a *applier) decodeDay(b []byte) (totals, error) {
 	if err != nil || n > uint64(len(b)) {
 		return totals{}, fmt.Errorf("%w: day record sketch length", ErrMalformed)
 	}
-	if n > 0 {
-		sk, ok := parseSketch(b[:n])
-		if !ok {
-			return totals{}, sketchError(b[:n])
-		}
-		a.visitors.add(sk)
+	if n > 0 && !a.visitors.addStored(b[:n]) {
+		return totals{}, sketchError(b[:n])
 	}
 	b = b[n:]
 	str := unsafe.String(unsafe.SliceData(b), len(b))
@@ -291,27 +287,74 @@ func (a *applier) decodeDay(b []byte) (totals, error) {
 	return t, nil
 }
 
-// get reads a day record or totals key, from the memo when it holds it
-// (a miss is memoized by the a.set that follows). The value is only valid
-// until a.set of the same key.
-func (a *applier) get(key []byte) ([]byte, error) {
+// get reads a day record or totals key, from the memo when it holds it,
+// and returns the memo's entry (nil if none) for the a.set of the key
+// that follows, with no other get or set between. The value is only
+// valid until that a.set.
+func (a *applier) get(key []byte) ([]byte, *memoEntry, error) {
 	if a.memo != nil {
-		if v, ok := a.memo.get(key); ok {
-			return v, nil
+		if e := a.memo.get(key); e != nil {
+			return e.v, e, nil
 		}
 	}
-	return a.tx.Get(key)
+	v, err := a.tx.Get(key)
+	return v, nil, err
 }
 
-// set writes a day record or totals key, and through to the memo.
-func (a *applier) set(key, value []byte) error {
+// set writes a day record or totals key, and through to the memo: into e,
+// the entry the get of key returned, or a new entry.
+func (a *applier) set(key, value []byte, e *memoEntry) error {
 	if err := a.tx.Set(key, value); err != nil {
 		return err
 	}
-	if a.memo != nil {
+	switch {
+	case a.memo == nil:
+	case e != nil:
+		a.memo.update(e, value)
+	default:
 		a.memo.put(key, value)
 	}
 	return nil
+}
+
+// smallTally is the most counts mergeTally merges itself.
+const smallTally = 16
+
+// mergeTally returns clicks.TopCounts(t, clicks.MaxTallyKeys), reusing t's
+// array, for t the stored tally followed by the delta's. With at most
+// smallTally counts (fewer than the cap: nothing is folded into OtherKey)
+// it sums equal keys by a linear search and sorts by count with an
+// insertion sort, cheaper than TopCounts' two general sorts on such short
+// tallies; the order (count descending, then key) is total on distinct
+// keys, so the result is the same (TestMergeTallyMatchesTopCounts).
+func mergeTally(t []clicks.Count) []clicks.Count {
+	if len(t) > smallTally {
+		return clicks.TopCounts(t, clicks.MaxTallyKeys)
+	}
+	out := t[:0] // out never passes the count being read
+	for _, c := range t {
+		j := 0
+		for j < len(out) && out[j].Key != c.Key {
+			j++
+		}
+		if j < len(out) {
+			out[j].N += c.N
+		} else {
+			out = append(out, c)
+		}
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && countBefore(out[j], out[j-1]); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// countBefore reports whether a sorts before b in a tally: larger count
+// first, then smaller key.
+func countBefore(a, b clicks.Count) bool {
+	return a.N > b.N || a.N == b.N && a.Key < b.Key
 }
 
 // addSat adds without wrapping around.

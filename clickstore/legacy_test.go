@@ -82,8 +82,8 @@ func legacyApply(tx raftstore.Txn, partitionOf func(code string) uint32, batch c
 	}
 	a := applier{tx: tx, partitionOf: partitionOf}
 	var scratch [4][]clicks.Count
-	for _, i := range a.order(batch.Deltas) {
-		if err := legacyApplyDelta(tx, partitionOf, &batch.Deltas[i], sketches[i], &scratch); err != nil {
+	for _, k := range a.order(batch.Deltas) {
+		if err := legacyApplyDelta(tx, partitionOf, &batch.Deltas[k.i], sketches[k.i], &scratch); err != nil {
 			return 0, err
 		}
 	}

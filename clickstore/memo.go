@@ -23,9 +23,12 @@ type recordMemoKey struct{}
 // beyond recordMemoBudget are evicted at random (map order): a miss only
 // costs the read.
 type recordMemo struct {
-	vals map[string][]byte
+	vals map[string]*memoEntry
 	size int
 }
+
+// memoEntry is one memoized value.
+type memoEntry struct{ v []byte }
 
 // ForgetMemo drops the record memo of tx's replica. A command that writes
 // or deletes day record or totals keys other than through Apply must call
@@ -47,41 +50,39 @@ func recordMemoOf(tx raftstore.Txn) *recordMemo {
 	if v, ok := m.Get(recordMemoKey{}); ok {
 		return v.(*recordMemo)
 	}
-	rm := &recordMemo{vals: make(map[string][]byte)}
+	rm := &recordMemo{vals: make(map[string]*memoEntry)}
 	m.Set(recordMemoKey{}, rm)
 	return rm
 }
 
-// get returns the memoized value of key; the caller must not modify it.
-func (m *recordMemo) get(key []byte) ([]byte, bool) {
-	v, ok := m.vals[string(key)]
-	return v, ok
+// get returns the entry of key, or nil. The caller must not modify its
+// value.
+func (m *recordMemo) get(key []byte) *memoEntry { return m.vals[string(key)] }
+
+// update sets e, an entry get returned with no put since, to a copy of
+// value, reusing its array. Callers must be done with slices of its old
+// value.
+func (m *recordMemo) update(e *memoEntry, value []byte) {
+	m.size -= cap(e.v)
+	e.v = append(e.v[:0], value...)
+	m.size += cap(e.v)
 }
 
-// put memoizes value (copied) as key's value, reusing the array of the
-// entry it replaces. Callers must be done with slices of that entry's old
-// value.
+// put memoizes a copy of value as key's value (which get did not have),
+// evicting other entries beyond recordMemoBudget.
 func (m *recordMemo) put(key, value []byte) {
-	old, ok := m.vals[string(key)]
-	if ok {
-		m.size -= cap(old)
-		v := append(old[:0], value...)
-		m.vals[string(key)] = v
-		m.size += cap(v)
-	} else {
-		v := append([]byte(nil), value...)
-		m.vals[string(key)] = v
-		m.size += len(key) + cap(v) + recordMemoOverhead
-	}
+	e := &memoEntry{v: append([]byte(nil), value...)}
+	m.vals[string(key)] = e
+	m.size += len(key) + cap(e.v) + recordMemoOverhead
 	if m.size <= recordMemoBudget {
 		return
 	}
-	for k, v := range m.vals {
-		if k == string(key) {
+	for k, x := range m.vals {
+		if x == e {
 			continue
 		}
 		delete(m.vals, k)
-		if m.size -= len(k) + cap(v) + recordMemoOverhead; m.size <= recordMemoBudget {
+		if m.size -= len(k) + cap(x.v) + recordMemoOverhead; m.size <= recordMemoBudget {
 			break
 		}
 	}

@@ -462,3 +462,24 @@ func TestForgetMemo(t *testing.T) {
 		t.Fatalf("stores differ: %d vs %d keys", len(a), len(b))
 	}
 }
+
+// mergeTally gives what clicks.TopCounts gives, on tallies with repeated
+// keys, OtherKey, equal counts and sums that wrap, around smallTally.
+func TestMergeTallyMatchesTopCounts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z", "aa", "ab", "ac", "ad", "ae", "af", "ag", "ah", clicks.OtherKey}
+	for range 20000 {
+		var c []clicks.Count
+		for range rng.IntN(2*smallTally + 2) {
+			n := 1 + rng.Uint64N(4)
+			if rng.IntN(50) == 0 {
+				n = ^uint64(0) - rng.Uint64N(3)
+			}
+			c = append(c, clicks.Count{Key: keys[rng.IntN(len(keys))], N: n})
+		}
+		want := clicks.TopCounts(slices.Clone(c), clicks.MaxTallyKeys)
+		if got := mergeTally(slices.Clone(c)); !slices.Equal(got, want) {
+			t.Fatalf("mergeTally(%v)\n = %v\nwant %v", c, got, want)
+		}
+	}
+}

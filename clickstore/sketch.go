@@ -56,7 +56,12 @@ type sketchView struct {
 // accepts b and its precision is clicks.SketchPrecision (decodeSketch's
 // rule), with the library's checks in full: the library would panic or
 // misbehave on nothing this accepts. It does not allocate.
-func parseSketch(b []byte) (sketchView, bool) {
+func parseSketch(b []byte) (sketchView, bool) { return parseSketchKeys(b, nil) }
+
+// parseSketchKeys is parseSketch that also appends the keys of a sparse
+// sketch's compressed list to *keys, when keys is not nil, as it checks
+// them.
+func parseSketchKeys(b []byte, keys *[]uint32) (sketchView, bool) {
 	if len(b) < skHeader {
 		return sketchView{}, false
 	}
@@ -133,6 +138,9 @@ func parseSketch(b []byte) (sketchView, bool) {
 		if !validSparseKey(running) {
 			return sketchView{}, false
 		}
+		if keys != nil {
+			*keys = append(*keys, key)
+		}
 		entries++
 	}
 	if count != entries || last != running {
@@ -195,13 +203,33 @@ func (m *sketchMerger) reset() {
 
 // add merges v in.
 func (m *sketchMerger) add(v sketchView) {
+	if v.sparse && !m.dense {
+		m.spare = appendStreamKeys(m.spare[:0], v.stream)
+	}
+	m.addDecoded(v)
+}
+
+// addStored merges in the stored sketch b, checking it as parseSketch does
+// and decoding its list's keys in the same pass; false if b is not
+// acceptable (nothing merged).
+func (m *sketchMerger) addStored(b []byte) bool {
+	m.spare = m.spare[:0]
+	v, ok := parseSketchKeys(b, &m.spare)
+	if ok {
+		m.addDecoded(v)
+	}
+	return ok
+}
+
+// addDecoded merges v in; when v is sparse and m is not dense, m.spare
+// holds the keys of v's list.
+func (m *sketchMerger) addDecoded(v sketchView) {
 	m.n++
 	if v.sparse && !m.dense {
 		for i := 0; i < len(v.tmp); i += 4 {
 			m.tmp = append(m.tmp, binary.BigEndian.Uint32(v.tmp[i:]))
 		}
-		if len(v.stream) > 0 {
-			m.spare = appendStreamKeys(m.spare[:0], v.stream)
+		if len(m.spare) > 0 {
 			m.unionSpare()
 		}
 		return
