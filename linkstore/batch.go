@@ -382,6 +382,11 @@ func nextKeyPartition(key []byte) (uint32, bool) {
 func (c *allocCache) Get(key []byte) ([]byte, error) {
 	p, ok := nextKeyPartition(key)
 	if !ok {
+		if p, ok := reuseKeyPartition(key); ok && c.memo != nil {
+			if !reuseFilterOf(c.Txn, c.memo, p).mayHold(reuseHashes(key)) {
+				return nil, raftstore.ErrNotFound
+			}
+		}
 		return c.Txn.Get(key)
 	}
 	a, cached := c.vals[p]
@@ -411,6 +416,11 @@ func (c *allocCache) Get(key []byte) ([]byte, error) {
 func (c *allocCache) Set(key, value []byte) error {
 	p, ok := nextKeyPartition(key)
 	if !ok {
+		if p, ok := reuseKeyPartition(key); ok && c.memo != nil {
+			if v, ok := c.memo.Get(reuseFilterKey(p)); ok {
+				v.(*reuseFilter).add(reuseHashes(key))
+			}
+		}
 		return c.Txn.Set(key, value)
 	}
 	c.vals[p] = cachedAlloc{v: append([]byte(nil), value...), dirty: true}

@@ -94,6 +94,15 @@
 // create's, is a map access rather than a Pebble read: a create reads one
 // key fewer, with the same answer.
 //
+// Likewise the reuse index lookup of a generated create: a replica keeps a
+// Bloom filter per partition over the partition's reuse index keys
+// (reusefilter.go), built by a scan of that partition's 'u' keys on the
+// first lookup after a start or snapshot restore, fed by every reuse key
+// written, rebuilt when it holds twice the keys it was sized for (16 to 32
+// bits per key); a URL the filter has never seen is not indexed, without a
+// read. With the allocator memo, a generated create with a request ID reads
+// nothing from Pebble unless it is a retry or its URL is indexed already.
+//
 // New command types get new type bytes; a
 // replica that does not know a type answers ResultBadRequest without
 // touching state, which is deterministic across replicas of one version.

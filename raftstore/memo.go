@@ -5,15 +5,19 @@ import "github.com/cockroachdb/pebble/v2"
 // Memo is what a StateMachine keeps in memory between Apply calls of one
 // group's replica: values it derives from the group's state, so that it
 // need not read them from Pebble for every command (linkstore keeps its
-// partitions' allocator positions here).
+// partitions' allocator positions here, and summaries of its request table
+// and reuse index that answer most lookups without a read).
 //
 // A Memo is a cache, never state. It is empty when the replica starts and
 // the group's FSM empties it whenever the state changes other than through
-// Apply (a snapshot restore), so it may only hold what Apply could read
-// back from the store, and it must agree with the store after every Apply:
-// a state machine that writes a key it memoizes updates the memo in the same
-// Apply. Then replicas that memoize and replicas that do not (a restarted
-// one) apply every command alike.
+// Apply (a snapshot restore), so it may only hold what Apply could derive
+// from the store, and it must agree with the store after every Apply: a
+// memoized value is the stored one, and a summary (a set of hashes, a
+// Bloom filter) never contradicts the store where Apply trusts it (it may
+// send Apply to the store for a key that is absent, never skip the store
+// for one that is there). A state machine that writes a key it memoizes
+// updates the memo in the same Apply. Then replicas that memoize and
+// replicas that do not (a restarted one) apply every command alike.
 //
 // Only raft's FSM goroutine calls Apply, Snapshot and Restore, so a Memo
 // has no lock; it must not be used outside Apply.
