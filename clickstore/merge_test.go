@@ -483,3 +483,65 @@ func TestMergeTallyMatchesTopCounts(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSketchMerge merges a delta of 3 visitors into a large stored
+// sketch (a hot code's day), as Apply does and as the library-based path
+// did (decode both, Merge, Estimate, AppendBinary).
+func BenchmarkSketchMerge(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	sketch := func(n int, sparse bool) []byte {
+		sk, err := hyperloglog.NewSketch(clicks.SketchPrecision, sparse)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range n {
+			sk.InsertHash(rng.Uint64())
+		}
+		sk.Estimate()
+		out, err := sk.MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return out
+	}
+	delta := sketch(3, true)
+	for _, st := range []struct {
+		name   string
+		stored []byte
+	}{{"sparse-1000", sketch(1000, true)}, {"dense", sketch(20000, false)}} {
+		b.Run(st.name+"/binary", func(b *testing.B) {
+			var m sketchMerger
+			var dst []byte
+			vd, _ := parseSketch(delta)
+			b.ReportAllocs()
+			for b.Loop() {
+				m.reset()
+				if !m.addStored(st.stored) {
+					b.Fatal("stored sketch not accepted")
+				}
+				m.add(vd)
+				dst = m.appendSketch(dst[:0])
+			}
+		})
+		b.Run(st.name+"/library", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s, err := decodeSketch(st.stored)
+				if err != nil {
+					b.Fatal(err)
+				}
+				d, err := decodeSketch(delta)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Merge(d); err != nil {
+					b.Fatal(err)
+				}
+				s.Estimate()
+				if _, err := s.AppendBinary(nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

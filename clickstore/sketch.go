@@ -235,6 +235,12 @@ func (m *sketchMerger) addDecoded(v sketchView) {
 		return
 	}
 	if !m.dense {
+		if !v.sparse && !v.v1 && len(m.keys) == 0 && len(m.tmp) == 0 {
+			// The first sketch, dense: its registers as they are.
+			m.regs = append(m.regs[:0], v.regs...)
+			m.dense = true
+			return
+		}
 		m.toDense()
 	}
 	if v.sparse {
@@ -273,25 +279,29 @@ func appendStreamKeys(dst []uint32, s []byte) []uint32 {
 }
 
 // unionSpare sets m.keys to the sorted union of m.keys and m.spare (both
-// strictly increasing), swapping buffers rather than allocating.
+// strictly increasing), swapping buffers rather than allocating. The
+// shorter list's keys are placed in the longer by binary search, and the
+// runs between them copied whole: a delta's few keys into a stored list of
+// hundreds.
 func (m *sketchMerger) unionSpare() {
 	if len(m.keys) == 0 {
 		m.keys, m.spare = m.spare, m.keys[:0]
 		return
 	}
-	out := m.union[:0]
-	a, b := m.keys, m.spare
-	for len(a) > 0 && len(b) > 0 {
-		switch {
-		case a[0] < b[0]:
-			out, a = append(out, a[0]), a[1:]
-		case a[0] > b[0]:
-			out, b = append(out, b[0]), b[1:]
-		default:
-			out, a, b = append(out, a[0]), a[1:], b[1:]
-		}
+	long, short := m.keys, m.spare
+	if len(short) > len(long) {
+		long, short = short, long
 	}
-	out = append(append(out, a...), b...)
+	out := m.union[:0]
+	for _, k := range short {
+		i, found := slices.BinarySearch(long, k)
+		out = append(out, long[:i]...)
+		if !found {
+			out = append(out, k)
+		}
+		long = long[i:]
+	}
+	out = append(out, long...)
 	m.keys, m.union = out, m.keys[:0]
 }
 
