@@ -81,7 +81,17 @@ type dayCounts struct {
 	// direct counts the human clicks without a referrer host (most of
 	// them): a counter is cheaper than a tally lookup of DirectKey. It is
 	// folded into tallies[0] when drained.
-	direct   uint64
+	direct uint64
+	// vis holds the first nvis distinct visitor hashes of the interval
+	// in place: most codes see a handful of visitors per interval, and
+	// comparing a few integers is far cheaper than a sparse HyperLogLog
+	// insert. The next new visitor moves them all into visitors
+	// (spilled); a drain turns the ones in place into a sketch.
+	vis     [smallVisitors]uint64
+	nvis    uint8
+	spilled bool
+	// visitors is the interval's sketch once spilled; it is kept, reset,
+	// for the next spill.
 	visitors *hyperloglog.Sketch
 	tallies  [4]tally // referrers, browsers, OSes, devices
 	// agents counts (browser, OS, device) classes: a short list compared
@@ -360,10 +370,7 @@ func (c *Counter) Record(code []byte, info ClickInfo) {
 		d.bots++
 	} else {
 		d.clicks++
-		if d.visitors == nil {
-			d.visitors = newSketch()
-		}
-		d.visitors.InsertHash(info.Visitor)
+		d.addVisitor(info.Visitor)
 		if len(info.Referrer) == 0 {
 			d.direct++
 		} else {
@@ -472,13 +479,53 @@ func (c *Counter) Drain() map[uint64][]Delta {
 	return out
 }
 
+// smallVisitors is the number of distinct visitors a dayCounts keeps in
+// place before it moves to its sketch.
+const smallVisitors = 4
+
+// addVisitor counts visitor hash h.
+func (d *dayCounts) addVisitor(h uint64) {
+	if d.spilled {
+		d.visitors.InsertHash(h)
+		return
+	}
+	n := int(d.nvis)
+	for _, v := range d.vis[:n] {
+		if v == h {
+			return
+		}
+	}
+	if n < smallVisitors {
+		d.vis[n] = h
+		d.nvis++
+		return
+	}
+	if d.visitors == nil {
+		d.visitors = newSketch()
+	}
+	for _, v := range d.vis[:n] {
+		d.visitors.InsertHash(v)
+	}
+	d.visitors.InsertHash(h)
+	d.spilled = true
+}
+
 // take returns the delta of d and resets it; its slices are carved out of
 // a.
 func (d *dayCounts) take(code string, a *drainArena) Delta {
 	x := Delta{Code: code, Day: d.day, Clicks: d.clicks, Bots: d.bots}
-	if d.clicks > 0 && d.visitors != nil {
-		d.visitors.Estimate() // compacts the sparse form before encoding
-		x.Visitors = a.appendSketch(d.visitors)
+	if d.clicks > 0 {
+		sk := d.visitors
+		if !d.spilled {
+			// The same sketch as if they had been inserted one by one:
+			// its sparse form depends only on the set of hashes.
+			sk = a.scratchSketch()
+			for _, v := range d.vis[:d.nvis] {
+				sk.InsertHash(v)
+			}
+		}
+		sk.Estimate() // compacts the sparse form before encoding
+		x.Visitors = a.appendSketch(sk)
 		d.foldAgents()
 		if d.direct > 0 {
 			d.tallies[0].addN(DirectKey, d.direct)
@@ -488,7 +535,7 @@ func (d *dayCounts) take(code string, a *drainArena) Delta {
 		x.OSes = d.tallies[2].take(a)
 		x.Devices = d.tallies[3].take(a)
 	}
-	if d.visitors != nil {
+	if d.spilled {
 		if len(x.Visitors) > 2*(1<<SketchPrecision)/3 {
 			// It went dense: start sparse again, so a quiet interval
 			// sends a small sketch.
@@ -498,6 +545,7 @@ func (d *dayCounts) take(code string, a *drainArena) Delta {
 		}
 	}
 	d.clicks, d.bots, d.direct = 0, 0, 0
+	d.nvis, d.spilled = 0, false
 	return x
 }
 
@@ -508,6 +556,17 @@ func (d *dayCounts) take(code string, a *drainArena) Delta {
 type drainArena struct {
 	countBuf []Count
 	byteBuf  []byte
+	scratch  *hyperloglog.Sketch // encodes the visitors kept in place
+}
+
+// scratchSketch returns the arena's empty sketch.
+func (a *drainArena) scratchSketch() *hyperloglog.Sketch {
+	if a.scratch == nil {
+		a.scratch = newSketch()
+	} else {
+		a.scratch.Reset()
+	}
+	return a.scratch
 }
 
 // Chunk sizes of a drainArena.

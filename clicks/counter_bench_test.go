@@ -1,6 +1,7 @@
 package clicks
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -89,7 +90,8 @@ func TestCounterMatchesModel(t *testing.T) {
 	for round := range 4 {
 		want := map[key]*model{}
 		for range 20_000 {
-			code := fmt.Sprintf("c%03d", rng.IntN(300))
+			ci := rng.IntN(300)
+			code := fmt.Sprintf("c%03d", ci)
 			k := key{code, Day(20_000 + rng.IntN(2))}
 			m := want[k]
 			if m == nil {
@@ -98,7 +100,10 @@ func TestCounterMatchesModel(t *testing.T) {
 				want[k] = m
 			}
 			a := agents[rng.IntN(len(agents))]
-			info := ClickInfo{Day: k.day, Agent: a, Visitor: uint64(rng.IntN(40)) * 0x9e3779b97f4a7c15}
+			// Codes with 1, 2, 4 and 5 possible visitors (around the
+			// counter's in-place limit) and with 40.
+			pool := []int{1, 2, smallVisitors, smallVisitors + 1, 40}[ci%5]
+			info := ClickInfo{Day: k.day, Agent: a, Visitor: uint64(1+rng.IntN(pool)) * 0x9e3779b97f4a7c15}
 			if rng.IntN(10) == 0 {
 				info.Agent.Bot = true
 				m.bots++
@@ -161,6 +166,16 @@ func TestCounterMatchesModel(t *testing.T) {
 			}
 			if e := sk.Estimate(); e != uint64(len(m.visitors)) {
 				t.Fatalf("round %d: %s/%d uniques %d, want %d", round, d.Code, d.Day, e, len(m.visitors))
+			}
+			// Byte for byte the sketch of inserting every visitor into a
+			// new sketch.
+			ref := newSketch()
+			for v := range m.visitors {
+				ref.InsertHash(v)
+			}
+			ref.Estimate()
+			if b, err := ref.AppendBinary(nil); err != nil || !bytes.Equal(b, d.Visitors) {
+				t.Fatalf("round %d: %s/%d sketch %x, want %x (%v)", round, d.Code, d.Day, d.Visitors, b, err)
 			}
 		}
 		for _, d := range all {
