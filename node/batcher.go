@@ -39,8 +39,12 @@ const (
 // one fills. On the 2-core benchmark machine it measured as good as or
 // better than 2, 4 or 16 at 16 and at 256 concurrent creates, with raft's
 // pipelined replication and without it (docs/BENCHMARKS.md); the shards'
-// groups still replicate side by side. A variable for the benchmarks
-// (export_test.go).
+// groups still replicate side by side. Under a closed loop of many
+// clients the clients settle into two cohorts that take turns (batches of
+// 33, 31, 33, 31 … at 64 connections): one cohort's round replicates while
+// the other's answers go out and its next requests arrive; more slots
+// fragment the cohorts into batches of one (docs/BENCHMARKS.md, "Shorten
+// (this session)"). A variable for the benchmarks (export_test.go).
 var maxInFlight = 1
 
 // createBatching is whether New starts a batcher per shard. Tests and

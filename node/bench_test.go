@@ -27,9 +27,10 @@ func BenchmarkCreateRPC(b *testing.B) {
 		batched  bool
 		inFlight int
 	}{{"single", false, 0}, {"batched", true, 0}, {"batched-inflight4", true, 4}} {
-		// Connections per GOMAXPROCS: 8 (16 on 2 cores), and 128 (256 on
-		// 2 cores, the concurrency of make bench's shorten run).
-		for _, par := range []int{8, 128} {
+		// Connections per GOMAXPROCS: 8 (16 on 2 cores), 32 (64 on 2
+		// cores, make bench's closed-loop shorten run) and 128 (256 on 2
+		// cores, the shorten target's concurrency).
+		for _, par := range []int{8, 32, 128} {
 			b.Run(fmt.Sprintf("%s/par%d", mode.name, par), func(b *testing.B) {
 				restore := node.SetCreateBatching(mode.batched, mode.inFlight)
 				defer restore()
