@@ -14,8 +14,14 @@ import (
 
 // benchBatches returns n batches of router r1 as a cold workload's flushes
 // look: codes distinct codes, a few clicks each from a mix of user agents,
-// referrers and visitors, all on one day.
+// referrers and visitors (of 1,000), all on one day.
 func benchBatches(n, codes, clicksPer int) []clicks.Batch {
+	return benchBatchesOf(n, codes, clicksPer, func(s, k int) int { return k % 1000 })
+}
+
+// benchBatchesOf is benchBatches with the visitor of each click, click k
+// of batch s, from visitor(s, k).
+func benchBatchesOf(n, codes, clicksPer int, visitor func(s, k int) int) []clicks.Batch {
 	uas := []string{uaChrome, uaIPhone, uaChrome, uaIPhone, uaBingBot}
 	refs := []string{"", "https://news.example.com/a", "https://t.co/x", "", "https://www.google.com/"}
 	out := make([]clicks.Batch, n)
@@ -24,7 +30,7 @@ func benchBatches(n, codes, clicksPer int) []clicks.Batch {
 			for i := range codes {
 				for j := range clicksPer {
 					k := i*clicksPer + j + s
-					rec(fmt.Sprintf("c%06d", (i*7919)%codes), day0, k%1000, uas[k%len(uas)], refs[(k/3)%len(refs)])
+					rec(fmt.Sprintf("c%06d", (i*7919)%codes), day0, visitor(s, k), uas[k%len(uas)], refs[(k/3)%len(refs)])
 				}
 			}
 		})
@@ -66,17 +72,31 @@ func openStoreDB(b *testing.B) *pebble.DB {
 // does under the cold workload: the per-code read-modify-write dominates.
 // One op is one batch applied and committed. The Txn has no memo, as on a
 // replica that just started: every record is read from Pebble.
-func BenchmarkApplyBatch(b *testing.B) { benchApplyBatch(b, nil) }
+func BenchmarkApplyBatch(b *testing.B) { benchApplyBatch(b, nil, benchBatches(10, 5000, 3), 5000) }
 
 // BenchmarkApplyBatchMemo is BenchmarkApplyBatch with the replica's memo,
 // as the group's FSM applies: the batches click the same codes again, so
 // every record comes from the memo (a replica whose memo holds the codes
 // clicked in the last flushes).
-func BenchmarkApplyBatchMemo(b *testing.B) { benchApplyBatch(b, raftstore.NewMemo()) }
+func BenchmarkApplyBatchMemo(b *testing.B) {
+	benchApplyBatch(b, raftstore.NewMemo(), benchBatches(10, 5000, 3), 5000)
+}
 
-func benchApplyBatch(b *testing.B, memo *raftstore.Memo) {
+// BenchmarkApplyBatchHot is BenchmarkApplyBatchMemo for the head of the
+// cached workload's Zipf distribution: 1,000 codes with 300 clicks a flush
+// each, every click from a new visitor, so a code's day sketch is a sparse
+// list of hundreds of keys after the first flushes and dense after
+// about five.
+func BenchmarkApplyBatchHot(b *testing.B) {
+	const codes, per = 1000, 300
+	batches := benchBatchesOf(10, codes, per, func(s, k int) int { return s*codes*per + k })
+	benchApplyBatch(b, raftstore.NewMemo(), batches, codes)
+}
+
+// benchApplyBatch applies the first 2 of batches (10, each of codes
+// codes), then the other 8 in turn with increasing sequences.
+func benchApplyBatch(b *testing.B, memo *raftstore.Memo, batches []clicks.Batch, codes int) {
 	const warm = 2
-	batches := benchBatches(warm+8, 5000, 3)
 	db := openStoreDB(b)
 	txn := func(pb *pebble.Batch) raftstore.Txn {
 		if memo != nil {
@@ -111,5 +131,5 @@ func benchApplyBatch(b *testing.B, memo *raftstore.Memo) {
 	b.StopTimer()
 	// CPU time rather than wall time: on a shared machine the wall clock
 	// mostly measures the other processes. It includes the GC's workers.
-	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N*5000), "cpu-ns/code")
+	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N*codes), "cpu-ns/code")
 }
