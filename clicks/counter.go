@@ -528,7 +528,14 @@ func (d *dayCounts) take(code string, a *drainArena) Delta {
 		x.Visitors = a.appendSketch(sk)
 		d.foldAgents()
 		if d.direct > 0 {
-			d.tallies[0].addN(DirectKey, d.direct)
+			// DirectKey keeps a key of its own even past
+			// maxCounterKeys: it is a single key, and usually the
+			// largest.
+			if t := &d.tallies[0]; t.index(DirectKey) >= 0 {
+				t.addN(DirectKey, d.direct)
+			} else {
+				t.put(DirectKey, d.direct)
+			}
 		}
 		x.Referrers = d.tallies[0].take(a)
 		x.Browsers = d.tallies[1].take(a)

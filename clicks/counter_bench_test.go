@@ -196,3 +196,28 @@ func TestCounterMatchesModel(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectPastKeyCap: with more referrer hosts in one interval than a
+// tally keeps keys for, the direct clicks still come out under DirectKey,
+// and the tally's total is every human click.
+func TestDirectPastKeyCap(t *testing.T) {
+	c := NewCounter(func([]byte) uint64 { return 1 })
+	a := Agent{Browser: "b", OS: "o", Device: "d"}
+	for i := range 2 * maxCounterKeys {
+		c.Record([]byte("abc"), ClickInfo{Day: 1, Referrer: fmt.Appendf(nil, "h%d.example", i), Agent: a, Visitor: uint64(i)})
+	}
+	for i := range 7 {
+		c.Record([]byte("abc"), ClickInfo{Day: 1, Agent: a, Visitor: uint64(i)})
+	}
+	d := c.Drain()[1][0]
+	var direct, total uint64
+	for _, x := range d.Referrers {
+		total += x.N
+		if x.Key == DirectKey {
+			direct = x.N
+		}
+	}
+	if direct != 7 || total != 2*maxCounterKeys+7 || len(d.Referrers) > MaxTallyKeys {
+		t.Fatalf("direct %d, total %d in %d keys: %v", direct, total, len(d.Referrers), d.Referrers)
+	}
+}
