@@ -313,26 +313,46 @@ func TestRestartKeepsEverything(t *testing.T) {
 	c.WaitLeaders()
 
 	type created struct {
-		shard uint64
-		link  shardrpc.Link
+		shard     uint64
+		partition uint32
+		link      shardrpc.Link
 	}
 	var links []created
 	add := func(n int) {
 		for _, s := range c.Config().Shards {
 			for i := 0; i < n; i++ {
+				p := partitionOf(t, r, s.ID, len(links))
 				a := cl.createAtLeader(c, s.ID, shardrpc.CreateRequest{
-					Partition: partitionOf(t, r, s.ID, len(links)), URL: fmt.Sprintf("https://restart.example/%d", len(links)),
+					Partition: p, URL: fmt.Sprintf("https://restart.example/%d", len(links)),
 					RequestID: fmt.Sprintf("restart-%d", len(links)),
 				})
 				if a.status != 200 {
 					t.Fatalf("create: %s", a)
 				}
-				links = append(links, created{s.ID, a.link(t)})
+				links = append(links, created{s.ID, p, a.link(t)})
+			}
+		}
+	}
+	// After restarts the replicas' memos of the request table and the
+	// reuse index start empty and are rebuilt from the store: a retry
+	// still gets its first answer, and a reuse create of a stored URL the
+	// existing link (neither creates anything).
+	checkRetries := func(when string) {
+		t.Helper()
+		for i, l := range links {
+			req := shardrpc.CreateRequest{Partition: l.partition, URL: l.link.URL, RequestID: fmt.Sprintf("restart-%d", i)}
+			if a := cl.createAtLeader(c, l.shard, req); a.status != 200 || a.link(t).Code != l.link.Code || !a.link(t).Created {
+				t.Fatalf("%s: retry of create %d: %s, want %s again", when, i, a, l.link.Code)
+			}
+			req.RequestID, req.Reuse = fmt.Sprintf("restart-reuse-%d-%s", i, when), true
+			if a := cl.createAtLeader(c, l.shard, req); a.status != 200 || a.link(t).Code != l.link.Code || a.link(t).Created {
+				t.Fatalf("%s: reuse create of %s: %s, want the existing %s", when, l.link.URL, a, l.link.Code)
 			}
 		}
 	}
 	checkAll := func(when string) {
 		t.Helper()
+		checkRetries(when)
 		for _, l := range links {
 			leader := c.WaitLeader(l.shard)
 			a := cl.call(c.RPCAddr(leader), shardrpc.PathResolve, l.shard, shardrpc.ResolveRequest{Code: l.link.Code, Linearizable: true})
