@@ -49,8 +49,8 @@
 //
 // Apply validates the whole batch before it writes anything, and writes
 // only through the Txn, so every replica ends with byte-identical keys. It
-// merges the deltas in the order of their day keys (a stable sort: deltas
-// of one code and day keep their batch order), so a batch's reads walk the
+// merges the deltas in the order of their day keys (deltas of one code and
+// day in their batch order), so a batch's reads walk the
 // store in key order; deltas of different keys touch different records and
 // add to totals, which commute, so the result is the one batch order gives
 // (TestApplyOrderMatchesBatchOrder).
