@@ -195,12 +195,23 @@ func (a *applier) order(deltas []clicks.Delta) []deltaKey {
 // (TestApplyMatchesLibraryMerge).
 func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error {
 	dayKey := k.key
+	a.key = appendTotalKey(a.key[:0], k.p, d.Code)
+	totalKey := a.key
+	var memo *codeMemo
+	if a.memo != nil {
+		memo = a.memo.code(totalKey)
+	}
+
 	var day totals
 	a.visitors.reset()
 	for i := range a.tallies {
 		a.tallies[i] = a.tallies[i][:0]
 	}
-	v, entry, err := a.get(dayKey)
+	v, ok := memo.dayRecord(uint32(d.Day))
+	var err error
+	if !ok {
+		v, err = a.tx.Get(dayKey)
+	}
 	switch {
 	case err == nil:
 		if day, err = a.decodeDay(v); err != nil {
@@ -227,27 +238,37 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error 
 		v = clicks.AppendTally(v, t)
 	}
 	a.val = v
-	if err := a.set(dayKey, v, entry); err != nil {
+	if err := a.tx.Set(dayKey, v); err != nil {
 		return &StorageError{Op: "store day record", Err: err}
 	}
-
-	a.key = appendTotalKey(a.key[:0], k.p, d.Code)
-	totalKey := a.key
-	var tot totals
-	v, entry, err = a.get(totalKey)
-	switch {
-	case err == nil:
-		if tot, err = decodeTotals(v); err != nil {
-			return &StorageError{Op: "decode totals", Err: err}
+	if a.memo != nil {
+		if memo == nil {
+			memo = a.memo.add(totalKey)
 		}
-	case !errors.Is(err, raftstore.ErrNotFound):
-		return &StorageError{Op: "read totals", Err: err}
+		a.memo.setDay(memo, uint32(d.Day), v)
+	}
+
+	var tot totals
+	if memo != nil && memo.hasTotals {
+		tot = memo.totals
+	} else {
+		switch v, err := a.tx.Get(totalKey); {
+		case err == nil:
+			if tot, err = decodeTotals(v); err != nil {
+				return &StorageError{Op: "decode totals", Err: err}
+			}
+		case !errors.Is(err, raftstore.ErrNotFound):
+			return &StorageError{Op: "read totals", Err: err}
+		}
 	}
 	tot.clicks = addSat(tot.clicks, d.Clicks)
 	tot.bots = addSat(tot.bots, d.Bots)
 	a.val = appendTotals(a.val[:0], tot)
-	if err := a.set(totalKey, a.val, entry); err != nil {
+	if err := a.tx.Set(totalKey, a.val); err != nil {
 		return &StorageError{Op: "store totals", Err: err}
+	}
+	if memo != nil {
+		memo.totals, memo.hasTotals = tot, true
 	}
 	return nil
 }
@@ -258,9 +279,9 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error 
 // counts.
 //
 // The tally keys are strings over b's bytes (unsafe.String), not copies:
-// b is the copy raftstore.Reader.Get returns or a recordMemo entry, which
-// only a.set overwrites, and the keys are only used until the merged
-// record is encoded, before that.
+// b is the copy raftstore.Reader.Get returns or a record the memo holds,
+// which only the memoizing of the merged record overwrites, and the keys
+// are only used until that record is encoded, before that.
 func (a *applier) decodeDay(b []byte) (totals, error) {
 	if len(b) == 0 || b[0] != recordVersion {
 		return totals{}, fmt.Errorf("%w: day record version", ErrMalformed)
@@ -295,34 +316,13 @@ func (a *applier) decodeDay(b []byte) (totals, error) {
 	return t, nil
 }
 
-// get reads a day record or totals key, from the memo when it holds it,
-// and returns the memo's entry (nil if none) for the a.set of the key
-// that follows, with no other get or set between. The value is only
-// valid until that a.set.
-func (a *applier) get(key []byte) ([]byte, *memoEntry, error) {
-	if a.memo != nil {
-		if e := a.memo.get(key); e != nil {
-			return e.v, e, nil
-		}
+// dayRecord returns the memoized record of day, if e (maybe nil) holds
+// it. It is only valid until the record is memoized again.
+func (e *codeMemo) dayRecord(day uint32) ([]byte, bool) {
+	if e == nil {
+		return nil, false
 	}
-	v, err := a.tx.Get(key)
-	return v, nil, err
-}
-
-// set writes a day record or totals key, and through to the memo: into e,
-// the entry the get of key returned, or a new entry.
-func (a *applier) set(key, value []byte, e *memoEntry) error {
-	if err := a.tx.Set(key, value); err != nil {
-		return err
-	}
-	switch {
-	case a.memo == nil:
-	case e != nil:
-		a.memo.update(e, value)
-	default:
-		a.memo.put(key, value)
-	}
-	return nil
+	return e.day(day)
 }
 
 // smallTally is the most counts mergeTally merges itself.

@@ -57,10 +57,10 @@
 //
 // # The record memo
 //
-// Each replica keeps, in its raftstore.Memo, the values Apply last wrote
-// to day record and totals keys (recordMemo, at most recordMemoBudget
-// bytes, evicted at random), so a code clicked again in a later flush is
-// merged without a Pebble read. Apply writes through it, nothing else
+// Each replica keeps, in its raftstore.Memo, what Apply last wrote for a
+// code: its totals and its latest two day records (recordMemo, one map
+// entry a code, at most recordMemoBudget bytes, evicted at random), so a
+// code clicked again in a later flush is merged without a Pebble read. Apply writes through it, nothing else
 // writes those keys, and the group's FSM empties the memo on a snapshot
 // restore, so a memoized value is always the stored one: replicas with a
 // warm, a cold or an evicting memo write the same bytes

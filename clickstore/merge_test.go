@@ -243,7 +243,7 @@ func TestApplyMatchesLibraryMerge(t *testing.T) {
 					}
 				}
 			}
-			if rm, _ := small.Get(recordMemoKey{}); rm == nil || len(rm.(*recordMemo).vals) == 0 || rm.(*recordMemo).size > 4<<10 {
+			if rm, _ := small.Get(recordMemoKey{}); rm == nil || len(rm.(*recordMemo).codes) == 0 || rm.(*recordMemo).size > 4<<10 {
 				t.Fatalf("small memo not used or over budget: %+v", rm)
 			}
 			// The batches reached the cases that matter: dense and sparse
