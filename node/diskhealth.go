@@ -394,7 +394,7 @@ func (n *Node) diskFatal(msg string) {
 func leaderOnly(path []byte) bool {
 	switch string(path) {
 	case shardrpc.PathCreate, shardrpc.PathDelete, shardrpc.PathClicks, shardrpc.PathStats,
-		shardrpc.PathList, shardrpc.PathGroupJoin, shardrpc.PathGroupPromote:
+		shardrpc.PathList, shardrpc.PathGroupJoin, shardrpc.PathGroupPromote, shardrpc.PathChanges:
 		return true
 	}
 	return false

@@ -76,7 +76,13 @@ func (n *Node) openGroup(sh config.Shard, join bool) (*raftstore.Group, error) {
 			Address:  raft.ServerAddress(rn.RaftAddr),
 		})
 	}
-	return n.store.OpenGroup(raftstore.GroupConfig{ID: sh.ID, Peers: peers, Machine: n.machine, Join: join})
+	m, ring := n.feeds.machine(n.machine)
+	g, err := n.store.OpenGroup(raftstore.GroupConfig{ID: sh.ID, Peers: peers, Machine: m, Join: join})
+	if err != nil {
+		return nil, err
+	}
+	n.feeds.set(sh.ID, g, ring)
+	return g, nil
 }
 
 // startJoining starts a joiner for every shard the node hosts without

@@ -78,6 +78,13 @@
 // linearizable read may say not_found. A deleted code answers gone from
 // any replica that applied the delete (a tombstone is permanent). When the cluster has an RPC secret,
 // requests without it get 401 unauthorized.
+//
+// Two calls are binary rather than JSON: the resolve of the redirect path
+// (`/rpc/v2/resolve`, resolvebin.go; version 2 answers carry the replica's
+// applied index) and the change feed (`/rpc/v1/changes`, feed.go), which a
+// router long-polls at each shard's leader for the codes deleted, edited or
+// purged after a Raft index, so that it can keep cached links valid while
+// the feed answers.
 package node
 
 import (
@@ -205,6 +212,8 @@ type Node struct {
 	ring    *ring.Ring
 	machine *linkstore.Machine
 	secret  []byte
+	// feeds are the change rings of the open groups (feed.go).
+	feeds *feedHub
 
 	mux   *raftmux.Mux
 	store *raftstore.Store
@@ -316,6 +325,7 @@ func (n *Node) start() error {
 	// others are joined (join.go) once the RPC serves, since deciding how
 	// takes the answers of the other replicas, which ask this node too.
 	n.machine = linkstore.New(n.ring)
+	n.feeds = newFeedHub()
 	n.peers = shardrpc.NewClient(n.cfg, shardrpc.ClientOptions{
 		Timeout:        joinCallTimeout,
 		AttemptTimeout: joinAttemptTimeout,
@@ -452,6 +462,9 @@ func (n *Node) Close() error {
 
 func (n *Node) close() error {
 	var errs []error
+	// The change feed's long polls answer at once instead of holding up
+	// the RPC's shutdown.
+	n.feeds.close()
 	// 1. Stop the RPC. Requests still waiting after ShutdownTimeout are
 	// released by the cancelled context and the store's shutdown below.
 	sctx, scancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)

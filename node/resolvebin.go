@@ -37,7 +37,7 @@ func parseShard(b []byte) (uint64, bool) {
 // nothing; the error answers are the JSON ErrorBody of every call, with the
 // same meaning as resolve's.
 func (n *Node) resolveBinary(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) {
-	code, linearizable, err := shardrpc.DecodeResolveRequest(ctx.PostBody())
+	code, linearizable, version, err := shardrpc.DecodeResolveRequest(ctx.PostBody())
 	if err != nil {
 		badRequest(ctx, err.Error())
 		return
@@ -51,6 +51,7 @@ func (n *Node) resolveBinary(ctx *fasthttp.RequestCtx, shard uint64, g *raftstor
 	key := linkstore.AppendLinkKey(kb[:0], p, code)
 
 	deleted := false
+	var applied uint64
 	resp := &ctx.Response
 	resp.ResetBody()
 	read := func(v []byte) {
@@ -58,8 +59,8 @@ func (n *Node) resolveBinary(ctx *fasthttp.RequestCtx, shard uint64, g *raftstor
 			deleted = true
 			return
 		}
-		var hb [1]byte
-		resp.AppendBody(shardrpc.AppendResolveResponseHeader(hb[:0]))
+		var hb [9]byte
+		resp.AppendBody(shardrpc.AppendResolveResponseHeader(hb[:0], version, applied))
 		resp.AppendBody(v)
 	}
 	if linearizable {
@@ -68,10 +69,10 @@ func (n *Node) resolveBinary(ctx *fasthttp.RequestCtx, shard uint64, g *raftstor
 			return
 		}
 		rctx, cancel := n.requestContext()
-		err = g.ReadValue(rctx, raftstore.ReadLinearizable, key, read)
+		err = g.ReadValueAt(rctx, raftstore.ReadLinearizable, key, &applied, read)
 		cancel()
 	} else {
-		err = g.ReadValue(n.ctx, raftstore.ReadLocal, key, read)
+		err = g.ReadValueAt(n.ctx, raftstore.ReadLocal, key, &applied, read)
 	}
 	switch {
 	case err == nil && !deleted:

@@ -15,7 +15,7 @@ import (
 // binRecord decodes a 200 answer of the binary resolve RPC.
 func (a answer) binRecord(t *testing.T) linkstore.Record {
 	t.Helper()
-	raw, err := shardrpc.DecodeResolveResponse(a.body)
+	raw, _, err := shardrpc.DecodeResolveResponse(a.body)
 	if err != nil {
 		t.Fatalf("binary resolve answer %q: %v", a.body, err)
 	}
@@ -70,6 +70,18 @@ func TestResolveBinary(t *testing.T) {
 		if !reflect.DeepEqual(got, l) {
 			t.Fatalf("binary resolve: %+v, want %+v", got, l)
 		}
+		// The answer carries the leader's applied index, read before
+		// the record; a version 1 request gets a version 1 answer.
+		if _, applied, err := shardrpc.DecodeResolveResponse(a.body); err != nil || applied == 0 || applied > c.Node(leader).Group(shard).AppliedIndex() {
+			t.Fatalf("applied index of the answer: %d %v (the leader applied %d)", applied, err, c.Node(leader).Group(shard).AppliedIndex())
+		}
+		a1 := cl.call(laddr, shardrpc.PathResolveBinary, shard, shardrpc.AppendResolveRequestVersion(nil, shardrpc.ResolveWireVersion1, l.Code, true))
+		if a1.status != fasthttp.StatusOK || len(a1.body) == 0 || a1.body[0] != shardrpc.ResolveWireVersion1 {
+			t.Fatalf("version 1 request: %s", a1)
+		}
+		if got1 := shardrpc.LinkFromRecord(a1.binRecord(t)); !reflect.DeepEqual(got1, l) {
+			t.Fatalf("version 1 answer: %+v, want %+v", got1, l)
+		}
 		c.Eventually("the follower to apply "+l.Code, func() error {
 			a := cl.call(faddr, shardrpc.PathResolveBinary, shard, binResolve(l.Code, false))
 			if a.status != fasthttp.StatusOK {
@@ -121,7 +133,7 @@ func TestResolveBinary(t *testing.T) {
 	}{
 		{"empty body", shard, nil, 400, shardrpc.ErrCodeBadRequest},
 		{"JSON body", shard, []byte(`{"code":"abcdefg"}`), 400, shardrpc.ErrCodeBadRequest},
-		{"unknown version", shard, append([]byte{0x02}, binResolve(missing, false)[1:]...), 400, shardrpc.ErrCodeBadRequest},
+		{"unknown version", shard, append([]byte{0x03}, binResolve(missing, false)[1:]...), 400, shardrpc.ErrCodeBadRequest},
 		{"unknown flag", shard, []byte{0x01, 0x02, 1, 'a'}, 400, shardrpc.ErrCodeBadRequest},
 		{"code length 0", shard, []byte{0x01, 0x00, 0}, 400, shardrpc.ErrCodeBadRequest},
 		{"code length 65", shard, append([]byte{0x01, 0x00, 65}, make([]byte, 65)...), 400, shardrpc.ErrCodeBadRequest},
@@ -233,7 +245,7 @@ func FuzzResolveBinaryRPC(f *testing.F) {
 		h(&ctx)
 		status, raw := ctx.Response.StatusCode(), ctx.Response.Body()
 		if status == fasthttp.StatusOK {
-			rec, err := shardrpc.DecodeResolveResponse(raw)
+			rec, _, err := shardrpc.DecodeResolveResponse(raw)
 			if err == nil {
 				_, err = linkstore.DecodeRecord(rec)
 			}

@@ -55,6 +55,8 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		op = n.bulkCreate
 	case shardrpc.PathEdit:
 		op = n.edit
+	case shardrpc.PathChanges:
+		op = n.changes
 	default:
 		writeJSON(ctx, fasthttp.StatusNotFound, shardrpc.ErrorBody{Code: shardrpc.ErrCodeBadRequest, Message: fmt.Sprintf("no RPC at %q", ctx.Path())})
 		return

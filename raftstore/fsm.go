@@ -70,6 +70,9 @@ type fsm struct {
 	applied    atomic.Uint64 // last applied index, as committed to Pebble
 
 	restores atomic.Uint64 // completed Restore calls (snapshot installs)
+	// restoreSeq is odd while a Restore runs and moves by 2 with each
+	// (see Group.AppliedEpoch).
+	restoreSeq atomic.Uint64
 
 	// memo is the machine's Memo (see there): empty at start, emptied by
 	// Restore. Only raft's FSM goroutine touches it.
@@ -235,6 +238,8 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the group's state with a snapshot stream.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.restoreSeq.Add(1)       // odd: a restore runs
+	defer f.restoreSeq.Add(1) // even again, after applied moved (or not)
 	// The state is about to be replaced: nothing derived from the old one
 	// may survive, even if the restore fails half-way.
 	f.memo.Clear()

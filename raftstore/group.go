@@ -264,6 +264,20 @@ func (g *Group) TransferLeadership() error {
 // group's state.
 func (g *Group) AppliedIndex() uint64 { return g.fsm.applied.Load() }
 
+// AppliedEpoch returns the applied index together with the group's restore
+// epoch, a number that changes with every snapshot restore (a restore
+// replaces the state wholesale, without applying the entries in between).
+// ok is false while a restore runs; ask again later. Two calls that return
+// the same epoch saw no restore between them, so state derived from the
+// applied entries (a change feed) is still complete; with a new epoch it
+// must be rebuilt from index on.
+func (g *Group) AppliedEpoch() (index, epoch uint64, ok bool) {
+	s1 := g.fsm.restoreSeq.Load()
+	index = g.fsm.applied.Load()
+	s2 := g.fsm.restoreSeq.Load()
+	return index, s1, s1 == s2 && s1%2 == 0
+}
+
 // GroupStats is a point-in-time summary of a replica.
 type GroupStats struct {
 	ID    uint64

@@ -21,8 +21,18 @@ var pointKeys = sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b 
 // call; fn must not retain it. fn runs with the store's read lock held, so
 // it must not block.
 func (g *Group) ReadValue(ctx context.Context, mode ReadMode, key []byte, fn func(value []byte)) error {
+	return g.ReadValueAt(ctx, mode, key, nil, fn)
+}
+
+// ReadValueAt is ReadValue that also stores in *applied (unless applied is
+// nil) the group's applied index read before the value, after the read
+// gate: the value reflects at least every entry up to it.
+func (g *Group) ReadValueAt(ctx context.Context, mode ReadMode, key []byte, applied *uint64, fn func(value []byte)) error {
 	if err := g.readGate(ctx, mode); err != nil {
 		return err
+	}
+	if applied != nil {
+		*applied = g.fsm.applied.Load()
 	}
 	// Pebble keeps the key it is given beyond the stack frame, so the full
 	// key is built in a pooled buffer.

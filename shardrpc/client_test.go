@@ -115,7 +115,7 @@ func (fc *fakeCluster) handler(fn *fakeNode) fasthttp.RequestHandler {
 		if binary {
 			// Recorded as the JSON request it stands for, so that the
 			// tests check both wires the same way.
-			code, lin, err := DecodeResolveRequest(c.body)
+			code, lin, _, err := DecodeResolveRequest(c.body)
 			if err != nil {
 				fc.t.Errorf("%s: binary resolve request %x: %v", fn.id, c.body, err)
 			}
@@ -132,7 +132,7 @@ func (fc *fakeCluster) handler(fn *fakeNode) fasthttp.RequestHandler {
 		status, v := handle(c)
 		if l, ok := v.(Link); ok && binary && status == fasthttp.StatusOK {
 			// The node answers the stored record bytes.
-			rec := linkstore.AppendRecord(AppendResolveResponseHeader(nil), linkstore.Record{
+			rec := linkstore.AppendRecord(AppendResolveResponseHeader(nil, ResolveWireVersion, 0), linkstore.Record{
 				Code: l.Code, URL: l.URL, CreatedAtMs: l.CreatedAtMs, Alias: l.Alias, ExpiresAtMs: l.ExpiresAtMs, MaxClicks: l.MaxClicks,
 				Owner: l.Owner, Title: l.Title, Tags: l.Tags, RedirectStatus: uint16(l.RedirectStatus), UpdatedAtMs: l.UpdatedAtMs,
 			})

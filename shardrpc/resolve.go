@@ -60,7 +60,7 @@ func (c *Client) attemptResolve(deadline time.Time, n *nodeConn, linearizable bo
 	if resp.StatusCode() != fasthttp.StatusOK {
 		return remoteError(n, resp)
 	}
-	raw, err := DecodeResolveResponse(resp.Body())
+	raw, applied, err := DecodeResolveResponse(resp.Body())
 	if err != nil {
 		return fmt.Errorf("%w: node %s: decode answer: %w", ErrProtocol, n.id, err)
 	}
@@ -69,6 +69,7 @@ func (c *Client) attemptResolve(deadline time.Time, n *nodeConn, linearizable bo
 		return fmt.Errorf("%w: node %s: decode record: %w", ErrProtocol, n.id, err)
 	}
 	*link = LinkFromRecord(rec)
+	link.AppliedIndex = applied
 	return nil
 }
 

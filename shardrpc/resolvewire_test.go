@@ -21,14 +21,19 @@ func TestResolveRequestRoundTrip(t *testing.T) {
 		code string
 		lin  bool
 	}{{"abcdefg", false}, {"abcdefg", true}, {"a", false}, {strings.Repeat("z", 64), true}, {"a\"b\\c<\x01é\xff", false}} {
-		b := AppendResolveRequest([]byte("prefix"), tc.code, tc.lin)
-		if !bytes.HasPrefix(b, []byte("prefix")) {
-			t.Fatalf("append lost dst: %q", b)
+		for _, v := range []byte{ResolveWireVersion, ResolveWireVersion1} {
+			b := AppendResolveRequestVersion([]byte("prefix"), v, tc.code, tc.lin)
+			if !bytes.HasPrefix(b, []byte("prefix")) {
+				t.Fatalf("append lost dst: %q", b)
+			}
+			code, lin, version, err := DecodeResolveRequest(b[len("prefix"):])
+			if err != nil || string(code) != tc.code || lin != tc.lin || version != v {
+				t.Fatalf("%q %v version %d: decoded %q %v %d %v", tc.code, tc.lin, v, code, lin, version, err)
+			}
 		}
-		code, lin, err := DecodeResolveRequest(b[len("prefix"):])
-		if err != nil || string(code) != tc.code || lin != tc.lin {
-			t.Fatalf("%q %v: decoded %q %v %v", tc.code, tc.lin, code, lin, err)
-		}
+	}
+	if b := AppendResolveRequest(nil, "abc", false); b[0] != ResolveWireVersion {
+		t.Fatalf("AppendResolveRequest writes version %#x, want %#x", b[0], ResolveWireVersion)
 	}
 }
 
@@ -37,7 +42,7 @@ func TestDecodeResolveRequestRefuses(t *testing.T) {
 		"empty":          nil,
 		"header only":    {ResolveWireVersion, 0},
 		"version 0":      {0x00, 0, 1, 'a'},
-		"version 2":      {0x02, 0, 1, 'a'},
+		"version 3":      {0x03, 0, 1, 'a'},
 		"unknown flag":   {ResolveWireVersion, 0x80, 1, 'a'},
 		"length 0":       {ResolveWireVersion, 0, 0},
 		"length 65":      append([]byte{ResolveWireVersion, 0, 65}, bytes.Repeat([]byte{'a'}, 65)...),
@@ -45,7 +50,7 @@ func TestDecodeResolveRequestRefuses(t *testing.T) {
 		"trailing bytes": {ResolveWireVersion, 0, 1, 'a', 'b'},
 		"JSON":           []byte(`{"code":"abcdefg"}`),
 	} {
-		if _, _, err := DecodeResolveRequest(b); !errors.Is(err, ErrMalformedResolve) {
+		if _, _, _, err := DecodeResolveRequest(b); !errors.Is(err, ErrMalformedResolve) {
 			t.Errorf("%s (%q): %v, want ErrMalformedResolve", name, b, err)
 		}
 	}
@@ -54,24 +59,32 @@ func TestDecodeResolveRequestRefuses(t *testing.T) {
 func TestResolveResponseRoundTrip(t *testing.T) {
 	rec := linkstore.Record{Code: "abcdefg", URL: "https://example.com/x", CreatedAtMs: 1700000000000, ExpiresAtMs: 1800000000000, MaxClicks: 5,
 		Owner: "k1", Title: "a title", Tags: []string{"go", "news"}, RedirectStatus: 307, UpdatedAtMs: 1700000000500}
-	b := linkstore.AppendRecord(AppendResolveResponseHeader(nil), rec)
-	raw, err := DecodeResolveResponse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := linkstore.DecodeRecord(raw)
-	if err != nil || !reflect.DeepEqual(got, rec) {
-		t.Fatalf("decoded %+v %v, want %+v", got, err, rec)
+	var raw []byte
+	for _, tc := range []struct {
+		version      byte
+		applied, out uint64
+	}{{ResolveWireVersion, 1234567, 1234567}, {ResolveWireVersion, 0, 0}, {ResolveWireVersion1, 99, 0}} {
+		b := linkstore.AppendRecord(AppendResolveResponseHeader(nil, tc.version, tc.applied), rec)
+		r, applied, err := DecodeResolveResponse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := linkstore.DecodeRecord(r)
+		if err != nil || !reflect.DeepEqual(got, rec) || applied != tc.out {
+			t.Fatalf("version %d: decoded %+v at %d %v, want %+v at %d", tc.version, got, applied, err, rec, tc.out)
+		}
+		raw = r
 	}
 	for name, b := range map[string][]byte{
 		"empty":         nil,
 		"header only":   {ResolveWireVersion},
-		"version 2":     append([]byte{0x02}, raw...),
+		"v2 short":      {ResolveWireVersion, 0, 0, 0, 0, 0, 0, 0, 1},
+		"version 3":     append([]byte{0x03}, raw...),
 		"JSON link":     []byte(`{"code":"abcdefg","url":"https://example.com/"}`),
 		"no header":     raw,
 		"version 0 too": {0x00, 0x01},
 	} {
-		if _, err := DecodeResolveResponse(b); !errors.Is(err, ErrMalformedResolve) {
+		if _, _, err := DecodeResolveResponse(b); !errors.Is(err, ErrMalformedResolve) {
 			t.Errorf("%s (%q): %v, want ErrMalformedResolve", name, b, err)
 		}
 	}
@@ -86,11 +99,12 @@ func FuzzDecodeResolveRequest(f *testing.F) {
 	f.Add(AppendResolveRequest(nil, strings.Repeat("z", 64), false))
 	f.Add([]byte{ResolveWireVersion, 0, 0})
 	f.Add([]byte{ResolveWireVersion, 0xff, 1, 'a'})
-	f.Add([]byte{0x02, 0, 1, 'a'})
+	f.Add([]byte{0x03, 0, 1, 'a'})
+	f.Add(AppendResolveRequestVersion(nil, ResolveWireVersion1, "abcdefg", true))
 	f.Add([]byte(`{"code":"abcdefg"}`))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		code, lin, err := DecodeResolveRequest(b)
+		code, lin, version, err := DecodeResolveRequest(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformedResolve) {
 				t.Fatalf("error %v does not wrap ErrMalformedResolve", err)
@@ -100,7 +114,7 @@ func FuzzDecodeResolveRequest(f *testing.F) {
 		if len(code) == 0 || len(code) > maxWireCode {
 			t.Fatalf("accepted a code of %d bytes", len(code))
 		}
-		if again := AppendResolveRequest(nil, string(code), lin); !bytes.Equal(again, b) {
+		if again := AppendResolveRequestVersion(nil, version, string(code), lin); !bytes.Equal(again, b) {
 			t.Fatalf("%x decodes to %q %v, which encodes to %x", b, code, lin, again)
 		}
 	})
@@ -111,13 +125,13 @@ func FuzzDecodeResolveRequest(f *testing.F) {
 // accepts survives another encode and decode unchanged (the bytes may
 // differ: the record's varints are not required to be minimal).
 func FuzzDecodeResolveResponse(f *testing.F) {
-	f.Add(linkstore.AppendRecord(AppendResolveResponseHeader(nil), linkstore.Record{Code: "abcdefg", URL: "https://example.com/", CreatedAtMs: 1}))
-	f.Add(linkstore.AppendRecord(AppendResolveResponseHeader(nil), linkstore.Record{Code: "alias", URL: "https://e.x/", Alias: true, ExpiresAtMs: 5, MaxClicks: 2}))
+	f.Add(linkstore.AppendRecord(AppendResolveResponseHeader(nil, ResolveWireVersion, 42), linkstore.Record{Code: "abcdefg", URL: "https://example.com/", CreatedAtMs: 1}))
+	f.Add(linkstore.AppendRecord(AppendResolveResponseHeader(nil, ResolveWireVersion1, 0), linkstore.Record{Code: "alias", URL: "https://e.x/", Alias: true, ExpiresAtMs: 5, MaxClicks: 2}))
 	f.Add([]byte{ResolveWireVersion})
-	f.Add([]byte{ResolveWireVersion, 0x01, 0x00, 0x02, 0x01})
-	f.Add([]byte{0x02, 0x01, 0x00, 0x02, 0x01, 'a', 'b'})
+	f.Add([]byte{ResolveWireVersion1, 0x01, 0x00, 0x02, 0x01})
+	f.Add([]byte{0x03, 0x01, 0x00, 0x02, 0x01, 'a', 'b'})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		raw, err := DecodeResolveResponse(b)
+		raw, applied, err := DecodeResolveResponse(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformedResolve) {
 				t.Fatalf("error %v does not wrap ErrMalformedResolve", err)
@@ -131,9 +145,12 @@ func FuzzDecodeResolveResponse(f *testing.F) {
 		if rec.URL == "" || rec.Code == "" {
 			t.Fatalf("accepted an empty record %+v", rec)
 		}
-		again, err := DecodeResolveResponse(linkstore.AppendRecord(AppendResolveResponseHeader(nil), rec))
+		again, applied2, err := DecodeResolveResponse(linkstore.AppendRecord(AppendResolveResponseHeader(nil, b[0], applied), rec))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if applied2 != applied {
+			t.Fatalf("%x: applied index %d re-encoded decodes to %d", b, applied, applied2)
 		}
 		if rec2, err := linkstore.DecodeRecord(again); err != nil || !reflect.DeepEqual(rec2, rec) {
 			t.Fatalf("%x decodes to %+v, which re-encoded decodes to %+v, %v", b, rec, rec2, err)

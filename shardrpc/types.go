@@ -4,7 +4,8 @@
 //
 // Wire format: HTTP/1.1 (fasthttp on both ends) with keep-alive connections.
 // Every call but the binary resolve (PathResolveBinary, see resolvewire.go)
-// is `POST /rpc/v1/<op>` with a JSON body and the header
+// and the change feed (PathChanges, see feedwire.go) is `POST /rpc/v1/<op>`
+// with a JSON body and the header
 // `X-Linkraft-Shard: <shard id>`; when the cluster has an RPC secret the
 // header `X-Linkraft-Secret` carries it. A success is 200 with the JSON
 // result; a failure is a non-200 status with an ErrorBody (see Code).
@@ -90,6 +91,11 @@ type Link struct {
 	UpdatedAtMs int64 `json:"updated_at_ms,omitempty"`
 	// Created is false when a reuse request returned an existing link.
 	Created bool `json:"created,omitempty"`
+	// AppliedIndex is the answering replica's applied Raft index read
+	// before the link: the link reflects at least every entry up to it
+	// (binary resolve and create answers); 0 when unknown (older nodes,
+	// other calls). A router checks it against the shard's change feed.
+	AppliedIndex uint64 `json:"applied_index,omitempty"`
 }
 
 // StatusRequest asks a node about one shard's replica on it.
