@@ -13,12 +13,25 @@ const cacheShards = 64
 
 // targetCache is a bounded map code -> target URL with CLOCK eviction.
 // Links can be edited (target, status, expiry), deleted or expire, so an
-// entry is served only while it is fresh: for ttl after it was stored
-// (after that Get reports a miss and the router asks the shard again,
-// which refreshes or replaces the entry), and never at or after the link's
+// entry is served only while it is fresh, and never at or after the link's
 // own expiry (Get reports cacheExpired while the entry is fresh).
 // Invalidate drops an entry at once (the router that served a DELETE or a
-// PATCH). Both checks are one integer compare each on a hit.
+// PATCH, or a change the shard's change feed reported).
+//
+// An entry is fresh in one of two ways (feed.go has the argument):
+//
+//   - feed-backed: the entry names its shard's feedState and the
+//     generation it was stored under; it is fresh while that generation is
+//     current (a feed reset moves it) and the shard's change feed confirmed
+//     the shard's changes within ttl (feedState.confirmedAt). The feed
+//     drops the entries of changed codes, so such an entry lives until it
+//     is evicted, changed, or the feed stops answering for ttl.
+//   - on its own TTL: fresh for ttl after it was stored (then Get reports
+//     a miss and the router asks the shard again, which refreshes or
+//     replaces the entry). Put falls back to this when the feed cannot
+//     vouch for the answer (see Put).
+//
+// Either check is one or two integer compares on a hit.
 //
 // It is split into cacheShards parts, each behind an RWMutex. A hit takes
 // only the read lock and sets the entry's reference bit with an atomic
@@ -44,19 +57,51 @@ type targetCache struct {
 	// entry's freshness ends (ttlMs/refreshAheadDiv).
 	refreshAheadMs int64
 	parts          []cachePart
+	// feeds are the change feed states of the cluster's shards, by shard
+	// index (Router.shardIndex); nil without change feeds. Fixed at
+	// construction.
+	feeds []feedState
+}
+
+// feedState is what the cache knows about one shard's change feed. The
+// feed goroutine of the shard (feed.go) writes it; Get and Put read it.
+type feedState struct {
+	// gen is the generation of the shard's feed-backed entries: a reset
+	// moves it, and entries stored under an older one are misses.
+	gen atomic.Uint32
+	// pos is the feed's position: every change of the shard at or below
+	// it has been applied to the cache (its code dropped).
+	pos atomic.Uint64
+	// confirmedAt is the send time (Unix ms) of the feed request last
+	// answered; 0 before the first answer.
+	confirmedAt atomic.Int64
+	// resets counts the resets answered (for FeedStatus).
+	resets atomic.Uint64
+	_      [32]byte // keep neighbouring shards' states off one cache line
+}
+
+// feedTag is an entry's fresh value for a feed-backed entry of shard index
+// shard stored under generation gen: negative, unlike a TTL deadline.
+func feedTag(shard int, gen uint32) int64 { return -1 - (int64(shard)<<32 | int64(gen)) }
+
+// untag returns the shard index and generation of a feed tag.
+func untag(fresh int64) (shard int, gen uint32) {
+	v := -1 - fresh
+	return int(v >> 32), uint32(v)
 }
 
 // cacheState is the outcome of a Get.
 type cacheState uint8
 
 const (
-	// cacheMiss: no entry, or one older than the cache's TTL.
+	// cacheMiss: no entry, or one no longer fresh.
 	cacheMiss cacheState = iota
 	// cacheHit: a fresh entry; the target is valid.
 	cacheHit
-	// cacheHitRefresh: a fresh entry (the target is valid) in the last
-	// part of its TTL (refreshAheadMs): the router revalidates it in the
-	// background, so a code in use never misses.
+	// cacheHitRefresh: a fresh entry on its own TTL (the target is valid)
+	// in the last part of it (refreshAheadMs): the router revalidates it
+	// in the background, so a code in use never misses. Feed-backed
+	// entries have no TTL of their own and never report it.
 	cacheHitRefresh
 	// cacheExpired: the link expired (its expiry is at or before now);
 	// the entry stays, so repeated requests answer 410 without a shard call.
@@ -83,8 +128,9 @@ type cachePart struct {
 type cacheEntry struct {
 	// kv is the code followed by the target.
 	kv string
-	// freshUntil is when the entry must be revalidated (Unix ms).
-	freshUntil int64
+	// fresh is when the entry must be revalidated (Unix ms, >= 0), or
+	// for a feed-backed entry its feedTag (< 0).
+	fresh int64
 	// expiresAt is the link's expiry (Unix ms), 0 for none.
 	expiresAt int64
 	// hash is the high half of the code's hash: its home slot in the
@@ -101,8 +147,10 @@ func (e *cacheEntry) code() string   { return e.kv[:e.codeLen] }
 func (e *cacheEntry) target() string { return e.kv[e.codeLen:] }
 
 // newTargetCache returns a cache holding up to size entries, each served
-// for at most ttl after it was stored, or nil when size <= 0 (caching
-// disabled; a nil *targetCache misses every Get and ignores every Put).
+// for at most ttl after it was stored or after its shard's change feed last
+// confirmed it, or nil when size <= 0 (caching disabled; a nil
+// *targetCache misses every Get and ignores every Put). It has no change
+// feed states until withFeeds.
 func newTargetCache(size int, ttl time.Duration) *targetCache {
 	if size <= 0 {
 		return nil
@@ -124,6 +172,23 @@ func newTargetCache(size int, ttl time.Duration) *targetCache {
 		c.parts[i].tmask = uint64(slots - 1)
 	}
 	return c
+}
+
+// withFeeds gives c the change feed states of shards shards, before any
+// other use, and returns c.
+func (c *targetCache) withFeeds(shards int) *targetCache {
+	if c != nil && shards > 0 {
+		c.feeds = make([]feedState, shards)
+	}
+	return c
+}
+
+// feed returns the change feed state of shard index i, nil for none.
+func (c *targetCache) feed(i int) *feedState {
+	if c == nil || i < 0 || i >= len(c.feeds) {
+		return nil
+	}
+	return &c.feeds[i]
 }
 
 // home returns the table slot a code with hash h starts probing at.
@@ -207,9 +272,9 @@ func (c *targetCache) hashString(code string) (*cachePart, uint32) {
 
 // Get returns the target of code at time now (Unix ms): cacheHit with the
 // target and the link's redirect status (0: the cluster's default;
-// cacheHitRefresh instead when the entry is due for revalidation soon),
-// cacheExpired when the link's expiry has passed, or cacheMiss (no entry,
-// or one not revalidated within the TTL). It allocates nothing.
+// cacheHitRefresh instead when an entry on its own TTL is due for
+// revalidation soon), cacheExpired when the link's expiry has passed, or
+// cacheMiss (no entry, or one no longer fresh). It allocates nothing.
 func (c *targetCache) Get(code []byte, now int64) (string, uint16, cacheState) {
 	if c == nil {
 		return "", 0, cacheMiss
@@ -222,9 +287,14 @@ func (c *targetCache) Get(code []byte, now int64) (string, uint16, cacheState) {
 		return "", 0, cacheMiss
 	}
 	e := &p.entries[i]
-	if now >= e.freshUntil {
-		// Revalidate, an expired entry too: an edit may have moved the
-		// link's expiry later.
+	// Revalidate a stale entry, an expired one too: an edit may have
+	// moved the link's expiry later.
+	if e.fresh >= 0 {
+		if now >= e.fresh {
+			p.mu.RUnlock()
+			return "", 0, cacheMiss
+		}
+	} else if !c.feedFresh(e.fresh, now) {
 		p.mu.RUnlock()
 		return "", 0, cacheMiss
 	}
@@ -237,26 +307,60 @@ func (c *targetCache) Get(code []byte, now int64) (string, uint16, cacheState) {
 	}
 	target, status := e.target(), e.status
 	st := cacheHit
-	if now >= e.freshUntil-c.refreshAheadMs {
+	if e.fresh >= 0 && now >= e.fresh-c.refreshAheadMs {
 		st = cacheHitRefresh
 	}
 	p.mu.RUnlock()
 	return target, status, st
 }
 
+// feedFresh reports whether a feed-backed entry with tag fresh is fresh at
+// now: its generation is its shard's current one and the shard's feed
+// confirmed within the TTL.
+func (c *targetCache) feedFresh(fresh, now int64) bool {
+	shard, gen := untag(fresh)
+	f := &c.feeds[shard]
+	return gen == f.gen.Load() && now-f.confirmedAt.Load() < c.ttlMs
+}
+
 // Put stores code -> target for a link with redirect status status (0:
 // the cluster's default) that expires at expiresAt (Unix ms, 0 for
-// never), fresh until now + the cache's TTL. An existing entry keeps its
-// target, takes the status and is refreshed. A code longer than
-// maxCacheCode is not stored.
+// never), fresh until now + the cache's TTL: PutAt without a shard.
 func (c *targetCache) Put(code, target string, status uint16, expiresAt, now int64) {
+	c.PutAt(code, target, status, expiresAt, now, -1, 0)
+}
+
+// PutAt stores code -> target for a link with redirect status status (0:
+// the cluster's default) that expires at expiresAt (Unix ms, 0 for
+// never). The shard with index shard (-1: unknown) answered it from its
+// state at applied index applied (0: unknown).
+//
+// The entry is feed-backed when the shard's change feed can vouch for it:
+// the feed confirmed within the TTL and its position is at or below
+// applied, so every change after applied is still to come from the feed
+// (changes at or below it are in the answer). Otherwise (an older node, a
+// link with a click limit, a feed behind or down) it is fresh until now +
+// the cache's TTL. An existing entry takes the new answer. A code longer
+// than maxCacheCode is not stored.
+func (c *targetCache) PutAt(code, target string, status uint16, expiresAt, now int64, shard int, applied uint64) {
 	if c == nil || len(code) > maxCacheCode {
 		return
 	}
-	fresh := now + c.ttlMs
 	p, h := c.hashString(code)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Read under the part's lock: the feed moves pos before it drops
+	// the changed codes, each under its part's lock, so either this
+	// entry is stored before its code is dropped, or pos already covers
+	// the change (and then applied < pos if the answer predates it).
+	fresh := now + c.ttlMs
+	if shard >= 0 && shard < len(c.feeds) && applied != 0 {
+		f := &c.feeds[shard]
+		gen := f.gen.Load() // before pos: a reset moves pos, then gen
+		if applied >= f.pos.Load() && now-f.confirmedAt.Load() < c.ttlMs {
+			fresh = feedTag(shard, gen)
+		}
+	}
 	i, s := p.findString(code, h)
 	if i >= 0 {
 		// An edit can change a link's target, status and expiry (later
@@ -264,7 +368,7 @@ func (c *targetCache) Put(code, target string, status uint16, expiresAt, now int
 		// its click limit comes with its expiry set to the check's time:
 		// see admit.)
 		e := &p.entries[i]
-		e.freshUntil = fresh
+		e.fresh = fresh
 		if e.target() != target {
 			e.kv = code + target
 		}
@@ -285,7 +389,7 @@ func (c *targetCache) Put(code, target string, status uint16, expiresAt, now int
 		}
 		p.entries = p.entries[:len(p.entries)+1]
 		e := &p.entries[len(p.entries)-1]
-		e.kv, e.freshUntil, e.expiresAt, e.hash, e.status, e.codeLen = kv, fresh, expiresAt, h, status, uint8(len(code))
+		e.kv, e.fresh, e.expiresAt, e.hash, e.status, e.codeLen = kv, fresh, expiresAt, h, status, uint8(len(code))
 		p.table[s] = int32(len(p.entries))
 		return
 	}
@@ -298,7 +402,7 @@ func (c *targetCache) Put(code, target string, status uint16, expiresAt, now int
 		}
 		victim := int32(p.hand)
 		p.unlink(p.slotOf(victim))
-		e.kv, e.freshUntil, e.expiresAt, e.hash, e.status, e.codeLen = kv, fresh, expiresAt, h, status, uint8(len(code))
+		e.kv, e.fresh, e.expiresAt, e.hash, e.status, e.codeLen = kv, fresh, expiresAt, h, status, uint8(len(code))
 		// The victim's removal may have moved entries: probe again.
 		_, s = p.findString(code, h)
 		p.table[s] = victim + 1
@@ -310,7 +414,7 @@ func (c *targetCache) Put(code, target string, status uint16, expiresAt, now int
 // copyEntry copies src into dst (an atomic.Bool must not be copied by
 // assignment).
 func copyEntry(dst, src *cacheEntry) {
-	dst.kv, dst.freshUntil, dst.expiresAt, dst.hash, dst.status, dst.codeLen = src.kv, src.freshUntil, src.expiresAt, src.hash, src.status, src.codeLen
+	dst.kv, dst.fresh, dst.expiresAt, dst.hash, dst.status, dst.codeLen = src.kv, src.fresh, src.expiresAt, src.hash, src.status, src.codeLen
 	dst.ref.Store(src.ref.Load())
 }
 

@@ -25,6 +25,13 @@ import (
 func startClusterRouter(t *testing.T, cfg *config.Config, id string, opts Options) (r *Router, base string, stop func()) {
 	t.Helper()
 	client := shardrpc.NewClient(cfg, shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
+	return startRouterWith(t, cfg, id, client, client.Close, opts)
+}
+
+// startRouterWith is startClusterRouter with the shard client given;
+// closeClient runs after the router stopped.
+func startRouterWith(t *testing.T, cfg *config.Config, id string, client ShardClient, closeClient func(), opts Options) (r *Router, base string, stop func()) {
+	t.Helper()
 	opts.Logger = testLogger(t)
 	opts.IdleWorkerTimeout = 50 * time.Millisecond
 	r, err := New(cfg, id, client, opts)
@@ -49,7 +56,7 @@ func startClusterRouter(t *testing.T, cfg *config.Config, id string, opts Option
 			if err := <-done; err != ErrServerClosed {
 				t.Errorf("serve %s: %v", id, err)
 			}
-			client.Close()
+			closeClient()
 		})
 	}
 	t.Cleanup(stop)

@@ -82,7 +82,8 @@ func (r *Router) cacheLink(code string, link shardrpc.Link) {
 	if link.MaxClicks != 0 {
 		return
 	}
-	r.cache.Put(code, link.URL, uint16(link.RedirectStatus), link.ExpiresAtMs, time.Now().UnixMilli())
+	r.cache.PutAt(code, link.URL, uint16(link.RedirectStatus), link.ExpiresAtMs, time.Now().UnixMilli(),
+		r.shardIndex(code), link.AppliedIndex)
 }
 
 // admit caches a link that a redirect read from its shard and reports
@@ -101,7 +102,13 @@ func (r *Router) admit(code string, link shardrpc.Link, now int64) bool {
 			exp, live = now, false
 		}
 	}
-	r.cache.Put(code, link.URL, uint16(link.RedirectStatus), exp, now)
+	applied := link.AppliedIndex
+	if link.MaxClicks != 0 {
+		// The click limit is checked here, so the entry must come back
+		// within the TTL: it stays on its own TTL.
+		applied = 0
+	}
+	r.cache.PutAt(code, link.URL, uint16(link.RedirectStatus), exp, now, r.shardIndex(code), applied)
 	return live
 }
 

@@ -12,8 +12,9 @@ import (
 
 // Refresh ahead.
 //
-// A cached entry is served for the cache TTL after its shard last
-// confirmed it; after that a redirect of the code misses and waits for a
+// It applies to the entries on their own TTL (those the shard's change
+// feed cannot vouch for, see feed.go; all of them without feeds). Such an
+// entry is served for the cache TTL after its shard last confirmed it; after that a redirect of the code misses and waits for a
 // resolve RPC. For a code in use that is a miss every TTL: measured with
 // `linkraft bench -workload redirect` (Zipf s=1.1 over 100,000 codes,
 // cache_ttl 5s) at 10,000 to 120,000 redirects/s, 20 % to 8 % of the

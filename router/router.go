@@ -56,10 +56,15 @@
 // The router caches code -> target in a bounded CLOCK cache (cluster.yaml's
 // cache_size per router; 0 disables it). A cache hit answers at once and
 // allocates nothing. Links can be edited or deleted, so an entry is served
-// for at most the cache TTL (cluster.yaml's cache_ttl, default 5 s;
-// Options.CacheTTL overrides it) after the shard last confirmed it; then
-// the next request asks the shard again. The router that serves a DELETE
-// or PATCH drops the entry at once. An entry also
+// only while its shard vouches for it: with a ShardClient that is a
+// FeedClient (*shardrpc.Client is), the router long-polls each shard's
+// change feed and keeps an entry while the feed answers within the cache
+// TTL (cluster.yaml's cache_ttl, default 5 s; Options.CacheTTL overrides
+// it), dropping the codes the feed reports deleted, edited or purged
+// (feed.go); entries the feed cannot vouch for are served for at most the
+// cache TTL after the shard answered them, then the next request asks the
+// shard again. The router that serves a DELETE or PATCH drops the entry at
+// once. An entry also
 // keeps the link's expiry: a hit at or after it answers 410 (one more
 // integer compare, no allocation). max_clicks is checked against the
 // shard's click total whenever a redirect (re)validates the link. A miss asks the owning
@@ -146,11 +151,12 @@ type Options struct {
 	// lives (default 2 s); the server's worker cleaner stops within this
 	// long after Shutdown.
 	IdleWorkerTimeout time.Duration
-	// CacheTTL is how long a cached link is served before the router asks
-	// its shard again: a link deleted through another router stops
-	// redirecting here within CacheTTL plus the replication lag of the
-	// replica asked. Zero: cluster.yaml's cache_ttl (Cluster.CacheTTL),
-	// else DefaultCacheTTL.
+	// CacheTTL bounds how long a cached link is served without its shard
+	// vouching for it: a link deleted through another router stops
+	// redirecting here normally within a change feed round trip, at worst
+	// within CacheTTL plus the replication lag of the replica asked (see
+	// feed.go). Zero: cluster.yaml's cache_ttl (Cluster.CacheTTL), else
+	// DefaultCacheTTL.
 	CacheTTL time.Duration
 	// DisableClicks turns click counting off (benchmarks compare the
 	// redirect path with and without it). Counting is also off when the
@@ -174,6 +180,7 @@ type Router struct {
 	srv            *fasthttp.Server
 	clicks         *clickState // nil: counting off
 	refresh        refresher   // background revalidation of cached entries
+	feeds          *feeds      // the shards' change feeds (feed.go)
 	keys           *apiKeys    // nil: no API keys, the API is open
 	codeSecret     string      // keys the list cursors' MAC
 
@@ -242,6 +249,15 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 	if opts.Listen != "" {
 		r.listen = opts.Listen
 	}
+	ids := make([]uint64, 0, len(cfg.Shards))
+	for _, sh := range cfg.Shards {
+		ids = append(ids, sh.ID)
+	}
+	fc, _ := shards.(FeedClient)
+	r.feeds = newFeeds(fc, ids)
+	if fc != nil {
+		r.cache.withFeeds(len(ids))
+	}
 	if r.clicks, err = newClickState(cfg, routerID, r, shards, opts); err != nil {
 		return nil, err
 	}
@@ -283,6 +299,7 @@ func trimSlash(s string) string {
 // Call Shutdown when done: it flushes the counted clicks.
 func (r *Router) Handler() fasthttp.RequestHandler {
 	r.startClicks()
+	r.startFeeds()
 	return r.handle
 }
 
@@ -298,6 +315,7 @@ func (r *Router) Serve(ln net.Listener) error {
 	r.lns = append(r.lns, ln)
 	r.mu.Unlock()
 	r.startClicks()
+	r.startFeeds()
 	err := r.srv.Serve(lingerListener{Listener: ln, set: r.lingering})
 	if r.closed.Load() {
 		return ErrServerClosed
@@ -335,7 +353,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		_ = ln.Close()
 	}
 	r.lingering.close()
-	cerr := errors.Join(r.closeRefresh(ctx), r.closeClicks(ctx))
+	cerr := errors.Join(r.closeFeeds(ctx), r.closeRefresh(ctx), r.closeClicks(ctx))
 	if err != nil {
 		return fmt.Errorf("router: shutdown: %w", errors.Join(err, cerr))
 	}
