@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/linkraft/linkraft/node/nodetest"
+	"github.com/linkraft/linkraft/raftstore/rafttest"
 	"github.com/linkraft/linkraft/shardrpc"
 )
 
@@ -103,5 +105,95 @@ func TestChangesFeedOnCluster(t *testing.T) {
 	ch, err = cl.Changes(ctx, shard, pos+1_000_000, 0)
 	if err != nil || !ch.Reset || ch.Index >= pos+1_000_000 {
 		t.Fatalf("poll from ahead: %+v %v", ch, err)
+	}
+}
+
+// TestChangesFeedResetsAfterSnapshotInstall: a follower that caught up by
+// a snapshot install never applied the entries the snapshot covers, so it
+// cannot list their changes: once it leads, a feed position from before the
+// install gets a reset, never an answer without the delete it missed.
+func TestChangesFeedResetsAfterSnapshotInstall(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{Raft: func(rc *raft.Config) {
+		rafttest.TestRaftConfig(rc)
+		rc.TrailingLogs = 2 // a snapshot leaves a stopped follower behind the log
+	}})
+	r := mustRing(t, c.Config())
+	c.WaitLeaders()
+	cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
+	t.Cleanup(cl.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const shard = 1
+	p := partitionOf(t, r, shard, 0)
+	create := func(i int) string {
+		t.Helper()
+		l, err := cl.Create(ctx, shard, shardrpc.CreateRequest{Partition: p, URL: fmt.Sprintf("https://example.com/snap/%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Code
+	}
+	gone := create(0)
+	ch, err := cl.Changes(ctx, shard, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := ch.Index
+
+	leader := c.WaitLeader(shard)
+	lagging := follower(t, c, shard, leader)
+	c.StopNode(lagging)
+	if _, err := cl.Delete(ctx, shard, gone); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		create(i)
+	}
+	if err := c.Node(leader).Group(shard).Snapshot(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	c.StartNode(lagging)
+	c.Eventually("the restarted follower to install the snapshot", func() error {
+		g := c.Node(lagging).Group(shard)
+		if g == nil {
+			return fmt.Errorf("no group")
+		}
+		if st := g.Stats(); st.SnapshotRestores == 0 || st.AppliedIndex < c.Node(leader).Group(shard).AppliedIndex() {
+			return fmt.Errorf("%d restores, applied %d", st.SnapshotRestores, st.AppliedIndex)
+		}
+		return nil
+	})
+	// Make the follower lead: stop the leader; if the third replica wins,
+	// it hands over to the only other voter left.
+	c.StopNode(leader)
+	c.Eventually("the restored follower to lead", func() error {
+		l := c.Leader(shard)
+		switch l {
+		case "", leader:
+			return fmt.Errorf("no new leader yet")
+		case lagging:
+			return nil
+		}
+		if err := c.Node(l).Group(shard).TransferLeadership(); err != nil {
+			return fmt.Errorf("transfer from %s: %w", l, err)
+		}
+		return fmt.Errorf("%s led; handed over", l)
+	})
+	ch, err = cl.Changes(ctx, shard, pos, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ch.Reset {
+		t.Fatalf("changes after %d from the restored replica: %+v, want a reset (the delete of %s came by snapshot)", pos, ch, gone)
+	}
+	// From the reset's index on, the feed goes on.
+	pos = ch.Index
+	other := create(6)
+	if _, err := cl.Delete(ctx, shard, other); err != nil {
+		t.Fatal(err)
+	}
+	ch, err = cl.Changes(ctx, shard, pos, time.Second)
+	if err != nil || ch.Reset || len(ch.Events) != 1 || ch.Events[0].Code != other {
+		t.Fatalf("changes after the reset: %+v %v", ch, err)
 	}
 }
