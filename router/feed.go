@@ -176,7 +176,12 @@ func (r *Router) runFeed(i int, id uint64) {
 		}
 		failures = 0
 		applyChanges(r.cache, st, ch)
-		if ch.Reset {
+		switch {
+		case ch.Reset && pos == 0:
+			r.log.Debug("change feed started", "shard", id, "at", ch.Index)
+		case ch.Reset:
+			// The shard's leader cannot list the changes after pos (it
+			// restarted, restored a snapshot, or pos fell out of its ring).
 			r.log.Info("change feed reset: the shard's cached links are dropped", "shard", id, "from", pos, "to", ch.Index)
 		}
 		pos = ch.Index
