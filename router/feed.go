@@ -121,8 +121,11 @@ func (r *Router) startFeeds() {
 	})
 }
 
-// closeFeeds stops the feed goroutines and waits for them (a poll in
-// flight ends with the cancelled context), or until ctx ends.
+// closeFeeds stops the feed goroutines and waits for them, or until ctx
+// ends. A goroutine between polls stops at once; one waiting for a long
+// poll's answer stops when it comes, within the poll's wait (at most
+// maxFeedWait) plus a round trip, or the client's attempt timeout when the
+// node does not answer.
 func (r *Router) closeFeeds(ctx context.Context) error {
 	f := r.feeds
 	f.once.Do(func() {}) // none start after this
