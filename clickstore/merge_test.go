@@ -545,3 +545,130 @@ func BenchmarkSketchMerge(b *testing.B) {
 		})
 	}
 }
+
+// parseSketch and the merge agree with the library on damaged sketches:
+// valid ones of every form with a byte changed, a length field nudged,
+// bytes cut or added. Each one is accepted by both or by neither, and an
+// accepted one merges (alone and with a valid sketch) to the library's
+// bytes.
+func TestParseSketchMatchesLibraryOnDamage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	var m sketchMerger
+	accepted := 0
+	for i := range 6000 {
+		b := randomSketch(rng, sketchKind(i%int(numSketchKinds)))
+		switch rng.IntN(5) {
+		case 0: // any byte
+			b[rng.IntN(len(b))] = byte(rng.IntN(256))
+		case 1: // a header or length byte
+			b[rng.IntN(min(len(b), 24))] += byte(1 + rng.IntN(3))
+		case 2: // cut
+			b = b[:rng.IntN(len(b))]
+		case 3: // extend
+			b = append(b, byte(rng.IntN(256)))
+		default: // a byte of the payload's end
+			b[len(b)-1-rng.IntN(min(len(b), 8))] ^= byte(1 << rng.IntN(8))
+		}
+		v, ok := parseSketch(b)
+		_, err := decodeSketch(b)
+		if ok != (err == nil) {
+			t.Fatalf("sketch %x: parseSketch accepts %v, decodeSketch error %v", b, ok, err)
+		}
+		if !ok {
+			continue
+		}
+		accepted++
+		m.reset()
+		m.add(v)
+		if got, want := m.appendSketch(nil), librarySketch(t, b); !bytes.Equal(got, want) {
+			t.Fatalf("sketch %x: merged alone %x, library %x", b, got, want)
+		}
+		other := randomSketch(rng, sketchKind(rng.IntN(int(numSketchKinds))))
+		vo, _ := parseSketch(other)
+		m.reset()
+		m.add(vo)
+		m.add(v)
+		if got, want := m.appendSketch(nil), librarySketch(t, other, b); !bytes.Equal(got, want) {
+			t.Fatalf("sketch %x after %x: merged %x, library %x", b, other, got, want)
+		}
+	}
+	if accepted < 500 {
+		t.Fatalf("only %d damaged sketches were accepted: the test proves little", accepted)
+	}
+}
+
+// craftSparse builds a version-2 sparse sketch of precision 12 from its
+// parts, whatever they are.
+func craftSparse(tmp []uint32, tmpCount uint32, count, last uint32, stream []byte) []byte {
+	b := []byte{2, clicks.SketchPrecision, 0, 1}
+	b = binary.BigEndian.AppendUint32(b, tmpCount)
+	for _, k := range tmp {
+		b = binary.BigEndian.AppendUint32(b, k)
+	}
+	b = binary.BigEndian.AppendUint32(b, count)
+	b = binary.BigEndian.AppendUint32(b, last)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(stream)))
+	return append(b, stream...)
+}
+
+// Sketches built to break one rule of the library's decoder each (and a
+// few that only look as if they did): parseSketch decides as
+// decodeSketch does.
+func TestParseSketchEdgeCases(t *testing.T) {
+	evens := make([]uint32, skM+1)
+	for i := range evens {
+		evens[i] = uint32(i) << 1
+	}
+	cases := []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"empty list", craftSparse(nil, 0, 0, 0, nil), true},
+		{"first delta 0", craftSparse(nil, 0, 2, 5, []byte{0, 5}), true},
+		{"repeated key", craftSparse(nil, 0, 3, 5, []byte{2, 3, 0}), false},
+		{"varint not minimal", craftSparse(nil, 0, 1, 5, []byte{0x85, 0x00}), false},
+		{"varint of 5 bytes", craftSparse(nil, 0, 1, 1<<28, []byte{0x80, 0x80, 0x80, 0x80, 0x01}), true},
+		{"varint past 32 bits", craftSparse(nil, 0, 1, 0, []byte{0x80, 0x80, 0x80, 0x80, 0x10}), false},
+		{"varint of 6 bytes", craftSparse(nil, 0, 1, 0, []byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x01}), false},
+		{"last wrong", craftSparse(nil, 0, 2, 6, []byte{2, 3}), false},
+		{"count wrong", craftSparse(nil, 0, 3, 5, []byte{2, 3}), false},
+		{"stream longer than 5 bytes a key", craftSparse(nil, 0, 1, 2, []byte{2, 0, 0, 0, 0, 0}), false},
+		{"key wraps", craftSparse(nil, 0, 2, 1, []byte{0xfe, 0xff, 0xff, 0xff, 0x0f, 3}), false},
+		{"rho too large", craftSparse(nil, 0, 1, 0x7f, []byte{0x7f}), false},
+		{"rho at the limit", craftSparse(nil, 0, 1, 40<<1|1, []byte{40<<1 | 1}), true},
+		{"rho one past the limit", craftSparse(nil, 0, 1, 41<<1|1, []byte{41<<1 | 1}), false},
+		{"tmp set of m keys", craftSparse(evens[:skM], skM, 0, 0, nil), true},
+		{"tmp set over m keys", craftSparse(evens, skM+1, 0, 0, nil), false},
+		{"tmp set count past the bytes", craftSparse(evens[:3], 4, 0, 0, nil), false},
+		{"tmp key with rho too large", craftSparse([]uint32{0x7f}, 1, 0, 0, nil), false},
+		{"tmp keys repeated", craftSparse([]uint32{4, 4, 8}, 3, 0, 0, nil), true},
+		{"precision 14", append([]byte{2, 14}, craftSparse(nil, 0, 0, 0, nil)[2:]...), false},
+		{"version 3", append([]byte{3}, craftSparse(nil, 0, 0, 0, nil)[1:]...), false},
+		{"version 2 with b", append([]byte{2, 12, 1}, craftSparse(nil, 0, 0, 0, nil)[3:]...), false},
+		{"version 1 with b", append([]byte{1, 12, 9}, craftSparse(nil, 0, 0, 0, nil)[3:]...), true},
+		{"sparse flag 2", append([]byte{2, 12, 0, 2}, craftSparse(nil, 0, 0, 0, nil)[4:]...), false},
+		{"dense short", append([]byte{2, 12, 0, 0, 0, 0, 0x10, 0}, make([]byte, skM-1)...), false},
+		{"dense count wrong", append([]byte{2, 12, 0, 0, 0, 0, 0x10, 1}, make([]byte, skM)...), false},
+		{"dense register too large", append(append([]byte{2, 12, 0, 0, 0, 0, 0x10, 0}, make([]byte, skM-1)...), skMaxRho+1), false},
+		{"dense register at the limit", append(append([]byte{2, 12, 0, 0, 0, 0, 0x10, 0}, make([]byte, skM-1)...), skMaxRho), true},
+		{"v1 dense bias too large", append([]byte{1, 12, skMaxRho - 14, 0, 0, 0, 0, 0}, bytes.Repeat([]byte{0xff}, skM/2)...), false},
+		{"v1 dense at the limit", append([]byte{1, 12, skMaxRho - 15, 0, 0, 0, 0, 0}, bytes.Repeat([]byte{0xff}, skM/2)...), true},
+	}
+	var m sketchMerger
+	for _, c := range cases {
+		v, ok := parseSketch(c.b)
+		_, err := decodeSketch(c.b)
+		if ok != (err == nil) || ok != c.ok {
+			t.Errorf("%s: parseSketch accepts %v, decodeSketch error %v, want accepted %v", c.name, ok, err, c.ok)
+			continue
+		}
+		if ok {
+			m.reset()
+			m.add(v)
+			if got, want := m.appendSketch(nil), librarySketch(t, c.b); !bytes.Equal(got, want) {
+				t.Errorf("%s: merged %x, library %x", c.name, got, want)
+			}
+		}
+	}
+}

@@ -54,8 +54,9 @@ type sketchView struct {
 
 // parseSketch returns the parts of b if hyperloglog.Sketch.UnmarshalBinary
 // accepts b and its precision is clicks.SketchPrecision (decodeSketch's
-// rule), with the library's checks in full: the library would panic or
-// misbehave on nothing this accepts. It does not allocate.
+// rule). It makes every check the library's decoder makes, so it accepts
+// exactly what decodeSketch accepts (FuzzSketchMerge). It does not
+// allocate.
 func parseSketch(b []byte) (sketchView, bool) { return parseSketchKeys(b, nil) }
 
 // parseSketchKeys is parseSketch that also appends the keys of a sparse
@@ -177,6 +178,8 @@ func sparseReg(k uint32) (idx uint32, rho uint8) {
 	return k >> (skPP - skP + 1) & (skM - 1), uint8(bits.LeadingZeros64(uint64(k<<(32-skPP+skP-1))) - 31)
 }
 
+// validSparseKey reports whether k decodes to a rho the library accepts
+// (its checkSparseKey).
 func validSparseKey(k uint32) bool {
 	_, r := sparseReg(k)
 	return r <= skMaxRho
@@ -196,6 +199,7 @@ type sketchMerger struct {
 	list  []byte   // scratch for the merged stream
 }
 
+// reset empties m for the next merge, keeping its buffers.
 func (m *sketchMerger) reset() {
 	m.n, m.dense = 0, false
 	m.keys, m.tmp = m.keys[:0], m.tmp[:0]
