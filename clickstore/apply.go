@@ -189,9 +189,10 @@ func (a *applier) order(deltas []clicks.Delta) []deltaKey {
 }
 
 // applyDelta merges d (with sk, its parsed sketch, and k, its key from
-// order) into its code's day record and totals. It writes the bytes that decoding the stored record
-// (decodeDayRecord), merging d into it and encoding it again gave before
-// this package merged sketches and tallies in its own buffers
+// order) into its code's day record and totals, reading them from the
+// memo when it holds them. It writes the bytes that decoding the stored
+// record (decodeDayRecord), merging d into it and encoding it again gave
+// before this package merged sketches and tallies in its own buffers
 // (TestApplyMatchesLibraryMerge).
 func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error {
 	dayKey := k.key
