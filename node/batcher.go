@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/linkraft/linkraft/linkstore"
 	"github.com/linkraft/linkraft/raftstore"
@@ -15,7 +17,10 @@ import (
 // a Raft entry costs (the log append, the envelope, the future and its
 // waiter, the replication message, the FSM's bookkeeping) however many
 // links it carries. A lone create waits for nothing: it is proposed at once
-// as a batch of one.
+// as a batch of one. When a proposal ends, the batcher waits up to
+// batchLinger for the clients it just answered to send their next creates
+// (only as many as have not yet), so that they join the next entry rather
+// than the one after it.
 //
 // Idempotency stays per request: each item carries its request ID, and
 // linkstore keeps the request table (see linkstore.RequestWindow), so a
@@ -39,13 +44,19 @@ const (
 // one fills. On the 2-core benchmark machine it measured as good as or
 // better than 2, 4 or 16 at 16 and at 256 concurrent creates, with raft's
 // pipelined replication and without it (docs/BENCHMARKS.md); the shards'
-// groups still replicate side by side. Under a closed loop of many
-// clients the clients settle into two cohorts that take turns (batches of
+// groups still replicate side by side. Without batchLinger a closed loop
+// of many clients settles into two cohorts that take turns (batches of
 // 33, 31, 33, 31 … at 64 connections): one cohort's round replicates while
 // the other's answers go out and its next requests arrive; more slots
 // fragment the cohorts into batches of one (docs/BENCHMARKS.md, "Shorten
 // (this session)"). A variable for the benchmarks (export_test.go).
 var maxInFlight = 1
+
+// batchLinger is how long a batcher waits, when a slot is free, for the
+// creates of the clients it expects back (see batcher.run) before it
+// proposes without them. 0 turns the wait off. A variable for the
+// benchmarks (export_test.go).
+var batchLinger = 2 * time.Millisecond
 
 // createBatching is whether New starts a batcher per shard. Tests and
 // benchmarks turn it off to measure the previous path (one Raft entry per
@@ -56,6 +67,7 @@ var createBatching = true
 type createCall struct {
 	requestID string
 	cmd       []byte // linkstore.AppendCreate encoding
+	queued    int64  // when it was queued (UnixNano)
 	done      chan createOutcome
 }
 
@@ -76,6 +88,12 @@ type batcher struct {
 	g        *raftstore.Group
 	queue    chan *createCall
 	inFlight int // maxInFlight when the batcher started
+	linger   time.Duration
+	// answered is the size of the last proposal that ended, and ended its
+	// time (UnixNano): its clients are likely to send their next creates
+	// soon (see run).
+	answered atomic.Int64
+	ended    atomic.Int64
 	stop     chan struct{}
 	done     chan struct{}
 
@@ -94,6 +112,7 @@ func (n *Node) startBatcher(id uint64, g *raftstore.Group) *batcher {
 		g:        g,
 		queue:    make(chan *createCall, batchQueue),
 		inFlight: maxInFlight,
+		linger:   batchLinger,
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -139,7 +158,7 @@ func (n *Node) proposeCreate(ctx context.Context, shard uint64, g *raftstore.Gro
 		}
 		return g.Propose(ctx, cmd, idem)
 	}
-	call := &createCall{requestID: requestID, cmd: cmd, done: make(chan createOutcome, 1)}
+	call := &createCall{requestID: requestID, cmd: cmd, done: make(chan createOutcome, 1), queued: time.Now().UnixNano()}
 	select {
 	case b.queue <- call:
 	case <-b.stop:
@@ -208,6 +227,43 @@ func (b *batcher) run() {
 				break collect
 			}
 		}
+		// The clients of the proposal that just ended are on their way
+		// back: wait a little for them to join this proposal, so that
+		// the clients do not settle into two cohorts that take turns
+		// (see maxInFlight). A lone client never waits: it is the one
+		// answered.
+		want := len(calls)
+		if back := int(b.answered.Swap(0)); back > 0 {
+			// The calls queued since that proposal ended are some
+			// of its clients already back.
+			end := b.ended.Load()
+			for _, c := range calls {
+				if c.queued >= end {
+					back--
+				}
+			}
+			want = min(want+max(back, 0), maxBatchItems)
+		}
+		if b.linger > 0 && next == nil && len(calls) < want {
+			timer := time.NewTimer(b.linger)
+		wait:
+			for len(calls) < want {
+				select {
+				case c := <-b.queue:
+					if size+itemSize(c) > maxBatchBytes {
+						next = c
+						break wait
+					}
+					calls = append(calls, c)
+					size += itemSize(c)
+				case <-timer.C:
+					break wait
+				case <-b.stop:
+					break wait
+				}
+			}
+			timer.Stop()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -248,9 +304,13 @@ func (b *batcher) propose(calls []*createCall, size int) {
 		answerAll(calls, createOutcome{err: fmt.Errorf("node: shard %d: create batch: %w", b.shard, err)})
 		return
 	}
+	// Recorded before the answers go out, so that every create a client
+	// sends after its answer counts as back (run).
+	b.ended.Store(time.Now().UnixNano())
 	for i, c := range calls {
 		c.done <- createOutcome{raw: results[i]}
 	}
+	b.answered.Add(int64(len(calls)))
 }
 
 func answerAll(calls []*createCall, o createOutcome) {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/linkraft/linkraft/linkstore"
+	"github.com/linkraft/linkraft/node"
 	"github.com/linkraft/linkraft/node/nodetest"
 	"github.com/linkraft/linkraft/raftstore"
 	"github.com/linkraft/linkraft/shardrpc"
@@ -99,4 +101,25 @@ func TestBatchedCreatesRetried(t *testing.T) {
 		t.Fatalf("leadership did not move from %s", leader)
 	}
 	check("retry at the next leader", all())
+}
+
+// TestBatchLingerSparesALoneClient: the batcher waits for the clients of
+// the proposal that just ended only when more of them are still out; a
+// lone client's next create is the one it waits for, so even with a linger
+// of an hour each of its creates is proposed at once (a wait would end in
+// the node's request timeout, a 503).
+func TestBatchLingerSparesALoneClient(t *testing.T) {
+	defer node.SetBatchLinger(time.Hour)()
+	c := nodetest.Start(t, nodetest.Options{Shards: 1})
+	r := mustRing(t, c.Config())
+	c.WaitLeader(1)
+	p := r.PartitionsOf(1)[0]
+	cl := rpc{t: t}
+	for i := range 20 {
+		leader := c.WaitLeader(1)
+		a := cl.call(c.RPCAddr(leader), shardrpc.PathCreate, 1, shardrpc.CreateRequest{Partition: p, URL: fmt.Sprintf("https://alone.example/%d", i), RequestID: fmt.Sprintf("alone-%d", i)})
+		if a.status != 200 {
+			t.Fatalf("create %d: %s", i, a)
+		}
+	}
 }

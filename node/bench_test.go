@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/linkraft/linkraft/node"
 	"github.com/linkraft/linkraft/node/nodetest"
@@ -26,7 +27,8 @@ func BenchmarkCreateRPC(b *testing.B) {
 		name     string
 		batched  bool
 		inFlight int
-	}{{"single", false, 0}, {"batched", true, 0}, {"batched-inflight4", true, 4}} {
+		linger   time.Duration
+	}{{"single", false, 0, 0}, {"batched", true, 0, 0}, {"batched-linger", true, 0, 2 * time.Millisecond}, {"batched-inflight4", true, 4, 0}} {
 		// Connections per GOMAXPROCS: 8 (16 on 2 cores), 32 (64 on 2
 		// cores, make bench's closed-loop shorten run) and 128 (256 on 2
 		// cores, the shorten target's concurrency).
@@ -34,6 +36,7 @@ func BenchmarkCreateRPC(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/par%d", mode.name, par), func(b *testing.B) {
 				restore := node.SetCreateBatching(mode.batched, mode.inFlight)
 				defer restore()
+				defer node.SetBatchLinger(mode.linger)()
 				benchmarkCreateRPC(b, par)
 			})
 		}
