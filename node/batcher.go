@@ -213,16 +213,24 @@ func (b *batcher) run() {
 		calls := []*createCall{next}
 		size := itemSize(next)
 		next = nil
+		// add takes c into this proposal, or keeps it for the next one
+		// (false) when it would make this one too large.
+		add := func(c *createCall) bool {
+			if size+itemSize(c) > maxBatchBytes {
+				next = c
+				return false
+			}
+			calls = append(calls, c)
+			size += itemSize(c)
+			return true
+		}
 	collect:
 		for len(calls) < maxBatchItems {
 			select {
 			case c := <-b.queue:
-				if size+itemSize(c) > maxBatchBytes {
-					next = c
+				if !add(c) {
 					break collect
 				}
-				calls = append(calls, c)
-				size += itemSize(c)
 			default:
 				break collect
 			}
@@ -250,12 +258,9 @@ func (b *batcher) run() {
 			for len(calls) < want {
 				select {
 				case c := <-b.queue:
-					if size+itemSize(c) > maxBatchBytes {
-						next = c
+					if !add(c) {
 						break wait
 					}
-					calls = append(calls, c)
-					size += itemSize(c)
 				case <-timer.C:
 					break wait
 				case <-b.stop:

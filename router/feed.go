@@ -130,17 +130,10 @@ func (r *Router) closeFeeds(ctx context.Context) error {
 	f := r.feeds
 	f.once.Do(func() {}) // none start after this
 	f.cancel()
-	done := make(chan struct{})
-	go func() { // ends with the last feed goroutine
-		f.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("router: change feeds still running: %w", ctx.Err())
+	if err := waitGroupCtx(ctx, &f.wg); err != nil {
+		return fmt.Errorf("router: change feeds still running: %w", err)
 	}
+	return nil
 }
 
 // feedWait is the wait of one long poll.

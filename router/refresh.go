@@ -103,15 +103,25 @@ func (r *Router) closeRefresh(ctx context.Context) error {
 	f.mu.Lock()
 	f.closed = true
 	f.mu.Unlock()
+	// The last refresh ends within the RPC timeout.
+	if err := waitGroupCtx(ctx, &f.wg); err != nil {
+		return fmt.Errorf("router: refreshes of cached links still running: %w", err)
+	}
+	return nil
+}
+
+// waitGroupCtx waits for wg, or until ctx ends (its error). The goroutine
+// it starts ends with wg's last member.
+func waitGroupCtx(ctx context.Context, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
-	go func() { // ends with the last refresh, within the RPC timeout
-		f.wg.Wait()
+	go func() {
+		wg.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("router: refreshes of cached links still running: %w", ctx.Err())
+		return ctx.Err()
 	}
 }

@@ -126,33 +126,7 @@ command -v nginx >/dev/null || { echo "nginx is not installed (scripts/bench.sh 
 # ---- 1. nginx --------------------------------------------------------------
 free_port
 NGINX=127.0.0.1:$PORT
-mkdir -p "$TMP/nginx/logs"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes auto;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events {
-    worker_connections 4096;
-}
-http {
-    access_log off;
-    keepalive_timeout 65s;
-    keepalive_requests 100000000;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server {
-        listen $NGINX;
-        location / {
-            return 301 https://example.com/target;
-        }
-    }
-}
-EOF
+write_nginx_conf "$TMP/nginx" "$NGINX"
 start nginx nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
 NGINX_PID=${PIDS[-1]}
 wait_http "$NGINX" /x 20 nginx
