@@ -12,7 +12,9 @@ import (
 )
 
 // entriesDuring runs do and returns how many Raft log entries shard's
-// leader appended meanwhile. A leader change appends entries of its own,
+// leader appended meanwhile. A leader change appends entries of its own
+// (a fresh leader may still be appending its term's first ones when its
+// term is reported: see the change feed read below),
 // so when the term moved during do, do runs again (it must be
 // repeatable), up to five times.
 func entriesDuring(t *testing.T, cl *shardrpc.Client, shard uint64, do func()) uint64 {
@@ -27,6 +29,16 @@ func entriesDuring(t *testing.T, cl *shardrpc.Client, shard uint64, do func()) u
 		return st
 	}
 	for attempt := 1; ; attempt++ {
+		// A leader appends entries of its own early in its term: its
+		// no-op, then a Barrier at the term's first linearizable read.
+		// Let both happen before counting: a change feed read is a
+		// linearizable read, answered once the no-op is applied.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := cl.Changes(ctx, shard, 0, 0)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
 		before := status()
 		do()
 		after := status()
