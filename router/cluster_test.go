@@ -216,7 +216,7 @@ func decodeBody(resp *http.Response, v any) error {
 // after its server's MaxIdleWorkerDuration (fasthttp's default is 10 s;
 // the nodes' RPC servers use the default), so goleak would report them as
 // leaked although they do end.
-func waitWorkerCleaners(t *testing.T) {
+func waitWorkerCleaners(t testing.TB) {
 	testutil.EventuallyEvery(t, 20*time.Millisecond, 15*time.Second, "fasthttp worker-pool cleaners to exit", func() error {
 		buf := make([]byte, 1<<20)
 		stacks := string(buf[:runtime.Stack(buf, true)])

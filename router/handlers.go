@@ -360,7 +360,7 @@ func (r *Router) create(ctx *fasthttp.RequestCtx) {
 	shard := r.ring.ShardOf(partition)
 	cctx, cancel := context.WithTimeout(context.Background(), r.opts.RPCTimeout)
 	defer cancel()
-	link, err := r.shards.Create(cctx, shard, shardrpc.CreateRequest{
+	link, err := r.creates.create(cctx, shard, shardrpc.CreateRequest{
 		Partition:   partition,
 		URL:         target,
 		Alias:       req.Alias,

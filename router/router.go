@@ -49,7 +49,10 @@
 // A new link goes to a partition (package ring): an alias of the generated
 // code shape to the partition its decoded ID belongs to, any other alias to
 // the hash of the alias, a link without alias to the hash of its normalized
-// URL. The partition's shard stores it through the ShardClient.
+// URL. The partition's shard stores it through the ShardClient. Creates
+// that arrive while their shard already has 8 create RPCs in flight are
+// coalesced into one bulk create when the ShardClient is a BulkClient
+// (createbatch.go); a create on an idle shard goes alone, at once.
 //
 // # Redirects and the cache
 //
@@ -184,7 +187,8 @@ type Router struct {
 	keys           *apiKeys    // nil: no API keys, the API is open
 	codeSecret     string      // keys the list cursors' MAC
 
-	lingering *lingerSet // the connections closing lingering after an error answer
+	lingering *lingerSet     // the connections closing lingering after an error answer
+	creates   *createBatcher // coalesces concurrent creates per shard (createbatch.go)
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -245,6 +249,7 @@ func New(cfg *config.Config, routerID string, shards ShardClient, opts Options) 
 		log:            opts.Logger,
 		opts:           opts,
 		lingering:      newLingerSet(),
+		creates:        newCreateBatcher(shards),
 	}
 	if opts.Listen != "" {
 		r.listen = opts.Listen
