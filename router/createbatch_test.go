@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/linkraft/linkraft/internal/testutil"
 	"github.com/linkraft/linkraft/node/nodetest"
 	"github.com/linkraft/linkraft/shardrpc"
 )
@@ -82,9 +82,16 @@ func (g *gatedShards) BulkCreate(ctx context.Context, _ uint64, items []shardrpc
 	return out, nil
 }
 
-// waitYield lets the other goroutines run while a test waits for a state
-// it polls (no sleep, no deadline: the test's own timeout bounds it).
-func waitYield() { runtime.Gosched() }
+// waitPending waits until n creates wait in shard's open batch.
+func waitPending(t *testing.T, b *createBatcher, shard uint64, n int) {
+	t.Helper()
+	testutil.EventuallyEvery(t, time.Millisecond, 10*time.Second, fmt.Sprintf("%d creates waiting in shard %d's batch", n, shard), func() error {
+		if got := b.pendingLen(shard); got != n {
+			return fmt.Errorf("%d waiting", got)
+		}
+		return nil
+	})
+}
 
 // pendingLen returns how many creates wait in shard's open batch.
 func (b *createBatcher) pendingLen(shard uint64) int {
@@ -120,22 +127,38 @@ func fillSlots(t *testing.T, b *createBatcher, g *gatedShards, shard uint64) cha
 	return out
 }
 
-// startCreates starts n creates on shard and waits until all of them
-// joined the shard's waiting batch.
-func startCreates(t *testing.T, b *createBatcher, shard uint64, n int, urlOf func(int) string) chan createOutcome {
+// startCreates starts n creates on shard (req(i) each) and waits until
+// pending of them wait in the shard's open batch (the others are in
+// batches already sealed).
+func startCreates(t *testing.T, b *createBatcher, shard uint64, n, pending int, req func(int) shardrpc.CreateRequest) chan createOutcome {
 	t.Helper()
 	out := make(chan createOutcome, n)
 	for i := range n {
-		req := shardrpc.CreateRequest{URL: urlOf(i), RequestID: fmt.Sprintf("r%d", i)}
+		req := req(i)
 		go func() {
 			l, err := b.create(context.Background(), shard, req)
 			out <- createOutcome{req, l, err}
 		}()
 	}
-	for b.pendingLen(shard) != n {
-		waitYield()
-	}
+	waitPending(t, b, shard, pending)
 	return out
+}
+
+// releaseAll lets every call of g return and checks that the creates
+// holding the slots and the n waiting ones each got their own link.
+func releaseAll(t *testing.T, g *gatedShards, slots, waiting chan createOutcome, n int) {
+	t.Helper()
+	close(g.release)
+	for range createInflight {
+		if o := <-slots; o.err != nil {
+			t.Fatal(o.err)
+		}
+	}
+	for range n {
+		if o := <-waiting; o.err != nil || o.link.Code != "c-"+o.req.RequestID {
+			t.Fatalf("create %s: %+v, %v", o.req.RequestID, o.link, o.err)
+		}
+	}
 }
 
 func TestCreateBatcherCoalescesWhileBusy(t *testing.T) {
@@ -144,11 +167,12 @@ func TestCreateBatcherCoalescesWhileBusy(t *testing.T) {
 	b := newCreateBatcher(g)
 	const shard, n = 2, 40
 	slots := fillSlots(t, b, g, shard)
-	waiting := startCreates(t, b, shard, n, func(i int) string {
+	waiting := startCreates(t, b, shard, n, n, func(i int) shardrpc.CreateRequest {
+		url := fmt.Sprintf("https://x.example/%d", i)
 		if i == 7 {
-			return "https://taken.example/"
+			url = "https://taken.example/"
 		}
-		return fmt.Sprintf("https://x.example/%d", i)
+		return shardrpc.CreateRequest{URL: url, RequestID: fmt.Sprintf("r%d", i)}
 	})
 
 	close(g.release) // every call returns from here on
@@ -193,29 +217,11 @@ func TestCreateBatcherSplitsFullBatches(t *testing.T) {
 	const shard = 1
 	n := maxCreateBatch + 3
 	slots := fillSlots(t, b, g, shard)
-	out := make(chan createOutcome, n)
-	for i := range n {
-		req := shardrpc.CreateRequest{URL: fmt.Sprintf("https://x.example/%d", i), RequestID: fmt.Sprintf("r%d", i)}
-		go func() {
-			l, err := b.create(context.Background(), shard, req)
-			out <- createOutcome{req, l, err}
-		}()
-	}
-	// The first maxCreateBatch sealed a full batch; the rest wait in the next.
-	for b.pendingLen(shard) != 3 {
-		waitYield()
-	}
-	close(g.release)
-	for range createInflight {
-		if o := <-slots; o.err != nil {
-			t.Fatal(o.err)
-		}
-	}
-	for range n {
-		if o := <-out; o.err != nil || o.link.Code != "c-"+o.req.RequestID {
-			t.Fatalf("create %s: %+v, %v", o.req.RequestID, o.link, o.err)
-		}
-	}
+	// The first maxCreateBatch seal a full batch; the rest wait in the next.
+	out := startCreates(t, b, shard, n, 3, func(i int) shardrpc.CreateRequest {
+		return shardrpc.CreateRequest{URL: fmt.Sprintf("https://x.example/%d", i), RequestID: fmt.Sprintf("r%d", i)}
+	})
+	releaseAll(t, g, slots, out, n)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	sizes := map[int]int{}
@@ -240,29 +246,11 @@ func TestCreateBatcherBoundsBatchBytes(t *testing.T) {
 	}
 	n := perBatch + 2
 	slots := fillSlots(t, b, g, shard)
-	out := make(chan createOutcome, n)
-	for i := range n {
-		req := shardrpc.CreateRequest{Title: title, URL: fmt.Sprintf("https://x.example/%03d", i), RequestID: fmt.Sprintf("r%03d", i)}
-		go func() {
-			l, err := b.create(context.Background(), shard, req)
-			out <- createOutcome{req, l, err}
-		}()
-	}
-	// The first perBatch filled a batch; the next sealed it and opened another.
-	for b.pendingLen(shard) != 2 {
-		waitYield()
-	}
-	close(g.release)
-	for range createInflight {
-		if o := <-slots; o.err != nil {
-			t.Fatal(o.err)
-		}
-	}
-	for range n {
-		if o := <-out; o.err != nil || o.link.Code != "c-"+o.req.RequestID {
-			t.Fatalf("create %s: %+v, %v", o.req.RequestID, o.link, o.err)
-		}
-	}
+	// The first perBatch fill a batch; the next seals it and opens another.
+	out := startCreates(t, b, shard, n, 2, func(i int) shardrpc.CreateRequest {
+		return shardrpc.CreateRequest{Title: title, URL: fmt.Sprintf("https://x.example/%03d", i), RequestID: fmt.Sprintf("r%03d", i)}
+	})
+	releaseAll(t, g, slots, out, n)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.bulkReqs) != 2 || len(g.bulkReqs[0])+len(g.bulkReqs[1]) != n {
@@ -285,7 +273,9 @@ func TestCreateBatcherWholeCallError(t *testing.T) {
 	b := newCreateBatcher(g)
 	const shard = 3
 	slots := fillSlots(t, b, g, shard)
-	waiting := startCreates(t, b, shard, 5, func(i int) string { return fmt.Sprintf("https://x.example/%d", i) })
+	waiting := startCreates(t, b, shard, 5, 5, func(i int) shardrpc.CreateRequest {
+		return shardrpc.CreateRequest{URL: fmt.Sprintf("https://x.example/%d", i), RequestID: fmt.Sprintf("r%d", i)}
+	})
 	close(g.release)
 	for range createInflight {
 		<-slots
@@ -308,9 +298,7 @@ func TestCreateBatcherCanceledWhileWaiting(t *testing.T) {
 		_, err := b.create(ctx, shard, shardrpc.CreateRequest{URL: "https://x.example/", RequestID: "r"})
 		done <- err
 	}()
-	for b.pendingLen(shard) != 1 {
-		waitYield()
-	}
+	waitPending(t, b, shard, 1)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled create: err %v, want context.Canceled", err)
