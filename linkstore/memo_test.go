@@ -135,17 +135,25 @@ func TestRangeHasAllocator(t *testing.T) {
 	}
 }
 
-// allocGets counts the allocator reads that reach the store.
-type allocGets struct {
+// keyGets counts the reads of the keys match selects that reach the
+// store (and, as countingTxn, all of them).
+type keyGets struct {
 	countingTxn
-	allocs int
+	match   func(key []byte) bool
+	matched int
 }
 
-func (a *allocGets) Get(key []byte) ([]byte, error) {
-	if _, ok := nextKeyPartition(key); ok {
-		a.allocs++
+func (k *keyGets) Get(key []byte) ([]byte, error) {
+	if k.match(key) {
+		k.matched++
 	}
-	return a.countingTxn.Get(key)
+	return k.countingTxn.Get(key)
+}
+
+// isAllocatorKey selects a partition allocator's key.
+func isAllocatorKey(key []byte) bool {
+	_, ok := nextKeyPartition(key)
+	return ok
 }
 
 // TestMemoSparesAllocatorReads: with the replica's memo, a partition's
@@ -165,14 +173,14 @@ func TestMemoSparesAllocatorReads(t *testing.T) {
 				cb.Items = append(cb.Items, BatchItem{RequestID: fmt.Sprintf("%d-%d", round, p), Create: Create{Partition: p, URL: fmt.Sprintf("https://r.example/%d/%d", round, p)}})
 			}
 			pb := rep.db.NewIndexedBatch()
-			tx := &allocGets{countingTxn: countingTxn{Txn: raftstore.NewMemoTxn(pb, testGroup, memo), memo: memo}}
+			tx := &keyGets{countingTxn: countingTxn{Txn: raftstore.NewMemoTxn(pb, testGroup, memo), memo: memo}, match: isAllocatorKey}
 			rep.ix++
 			rep.m.Apply(tx, rep.ix, AppendCreateBatch(nil, cb))
 			if err := pb.Commit(nil); err != nil {
 				t.Fatal(err)
 			}
 			_ = pb.Close()
-			reads = append(reads, tx.allocs)
+			reads = append(reads, tx.matched)
 		}
 		want := []int{3, 3, 3}
 		if withMemo {
