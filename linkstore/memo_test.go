@@ -77,18 +77,18 @@ func checkMemoExact(t *testing.T, r *replica, partitions int) {
 	}
 }
 
-// TestMemoAppliesAlike: a replica that keeps its allocators in a memo
-// across batches (as every group's FSM does) answers every command and
-// ends byte for byte like one that reads them from the store every time,
-// also when the memo is dropped half-way (a restart or a snapshot restore),
-// and the memo always holds the stored values.
-func TestMemoAppliesAlike(t *testing.T) {
-	const partitions = 16
-	rg := testRing(t, 7, partitions)
+// applyAlike applies cmds in random batches (rnd picks their sizes) to a
+// replica that reads the store every time and to one with a memo (rg's
+// placement both), and fails unless every command gets the same result
+// from both, check(memoReplica) holds after every batch, and both end byte
+// for byte alike. Half-way, once held(memo) says the memo was used, the
+// memo is dropped, as at a restart or a snapshot restore. It returns the
+// replica with the memo.
+func applyAlike(t *testing.T, rg Placement, cmds [][]byte, rnd *rand.Rand, check func(*replica), held func(*raftstore.Memo) error) *replica {
+	t.Helper()
 	plain, memo := newReplica(t, rg), newReplica(t, rg)
 	memo.memo = raftstore.NewMemo()
-	cmds := memoWorkload(rg, partitions, 4000, 1)
-	rnd := rand.New(rand.NewPCG(9, 9))
+	dropped := false
 	for i := 0; i < len(cmds); {
 		n := min(1+rnd.IntN(32), len(cmds)-i)
 		a := plain.applyBatch(cmds[i : i+n]...)
@@ -98,18 +98,38 @@ func TestMemoAppliesAlike(t *testing.T) {
 				t.Fatalf("command %d: results differ: %x vs %x", i+j, a[j], b[j])
 			}
 		}
-		checkMemoExact(t, memo, partitions)
+		check(memo)
 		i += n
-		if i >= len(cmds)/2 && i-n < len(cmds)/2 {
-			if memo.memo.Len() == 0 {
-				t.Fatal("the memo holds nothing after half the workload")
+		if !dropped && i >= len(cmds)/2 {
+			if err := held(memo.memo); err != nil {
+				t.Fatalf("after half the workload: %v", err)
 			}
 			memo.memo.Clear()
+			dropped = true
 		}
 	}
 	if !equalDumps(plain.dump(), memo.dump()) {
 		t.Fatal("replicas differ")
 	}
+	return memo
+}
+
+// TestMemoAppliesAlike: a replica that keeps its allocators in a memo
+// across batches (as every group's FSM does) answers every command and
+// ends byte for byte like one that reads them from the store every time,
+// also when the memo is dropped half-way (a restart or a snapshot restore),
+// and the memo always holds the stored values.
+func TestMemoAppliesAlike(t *testing.T) {
+	const partitions = 16
+	rg := testRing(t, 7, partitions)
+	applyAlike(t, rg, memoWorkload(rg, partitions, 4000, 1), rand.New(rand.NewPCG(9, 9)),
+		func(r *replica) { checkMemoExact(t, r, partitions) },
+		func(m *raftstore.Memo) error {
+			if m.Len() == 0 {
+				return errors.New("the memo holds nothing")
+			}
+			return nil
+		})
 }
 
 func TestRangeHasAllocator(t *testing.T) {
@@ -225,50 +245,21 @@ func TestRequestSetAppliesAlike(t *testing.T) {
 
 	const partitions = 16
 	rg := testRing(t, 7, partitions)
-	plain, memo := newReplica(t, rg), newReplica(t, rg)
-	memo.memo = raftstore.NewMemo()
-	cmds := memoWorkload(rg, partitions, 4000, 2)
-	rnd := rand.New(rand.NewPCG(5, 7))
-	dropped := false
-	for i := 0; i < len(cmds); {
-		n := min(1+rnd.IntN(32), len(cmds)-i)
-		a := plain.applyBatch(cmds[i : i+n]...)
-		b := memo.applyBatch(cmds[i : i+n]...)
-		for j := range a {
-			if !bytes.Equal(a[j], b[j]) {
-				t.Fatalf("command %d: results differ: %x vs %x", i+j, a[j], b[j])
+	memo := applyAlike(t, rg, memoWorkload(rg, partitions, 4000, 2), rand.New(rand.NewPCG(5, 7)),
+		func(r *replica) { checkRequestSetExact(t, r) },
+		func(m *raftstore.Memo) error {
+			if _, ok := m.Get(requestMemoKey{}); !ok {
+				return errors.New("no request set")
 			}
-		}
-		checkRequestSetExact(t, memo)
-		i += n
-		if !dropped && i >= len(cmds)/2 {
-			if _, ok := memo.memo.Get(requestMemoKey{}); !ok {
-				t.Fatal("no request set after half the workload")
-			}
-			memo.memo.Clear()
-			dropped = true
-		}
-	}
+			return nil
+		})
 	if ids, _, _ := requestTable(t, memo); ids != int(requestWindow) {
 		t.Fatalf("the workload left %d request IDs, want the window (%d): it did not prune", ids, requestWindow)
 	}
-	if !equalDumps(plain.dump(), memo.dump()) {
-		t.Fatal("replicas differ")
-	}
 }
 
-// requestGets counts the request table reads that reach the store.
-type requestGets struct {
-	countingTxn
-	requests int
-}
-
-func (r *requestGets) Get(key []byte) ([]byte, error) {
-	if bytes.HasPrefix(key, requestPrefix) {
-		r.requests++
-	}
-	return r.countingTxn.Get(key)
-}
+// isRequestKey selects a request table key.
+func isRequestKey(key []byte) bool { return bytes.HasPrefix(key, requestPrefix) }
 
 // TestRequestSetSparesReads: with the replica's memo, a batch of new request
 // IDs reads nothing from the request table, a retry still reads its first
@@ -284,7 +275,7 @@ func TestRequestSetSparesReads(t *testing.T) {
 			cb.Items = append(cb.Items, BatchItem{RequestID: id, Create: Create{Partition: 1, URL: "https://s.example/" + id}})
 		}
 		pb := rep.db.NewIndexedBatch()
-		tx := &requestGets{countingTxn: countingTxn{Txn: raftstore.NewMemoTxn(pb, testGroup, memo), memo: memo}}
+		tx := &keyGets{countingTxn: countingTxn{Txn: raftstore.NewMemoTxn(pb, testGroup, memo), memo: memo}, match: isRequestKey}
 		rep.ix++
 		raw := rep.m.Apply(tx, rep.ix, AppendCreateBatch(nil, cb))
 		if err := pb.Commit(nil); err != nil {
@@ -303,7 +294,7 @@ func TestRequestSetSparesReads(t *testing.T) {
 			}
 			out = append(out, r)
 		}
-		return out, tx.requests
+		return out, tx.matched
 	}
 	first, reads := apply(memo, "a", "b", "c")
 	if reads != 0 {

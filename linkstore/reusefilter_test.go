@@ -1,7 +1,7 @@
 package linkstore
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -80,33 +80,14 @@ func reuseWorkload(rg Placement, partitions, n int, seed uint64) [][]byte {
 func TestReuseFilterAppliesAlike(t *testing.T) {
 	const partitions = 8
 	rg := testRing(t, 7, partitions)
-	plain, memo := newReplica(t, rg), newReplica(t, rg)
-	memo.memo = raftstore.NewMemo()
-	cmds := reuseWorkload(rg, partitions, 6000, 3)
-	rnd := rand.New(rand.NewPCG(4, 4))
-	dropped := false
-	for i := 0; i < len(cmds); {
-		n := min(1+rnd.IntN(32), len(cmds)-i)
-		a := plain.applyBatch(cmds[i : i+n]...)
-		b := memo.applyBatch(cmds[i : i+n]...)
-		for j := range a {
-			if !bytes.Equal(a[j], b[j]) {
-				t.Fatalf("command %d: results differ: %x vs %x", i+j, a[j], b[j])
+	applyAlike(t, rg, reuseWorkload(rg, partitions, 6000, 3), rand.New(rand.NewPCG(4, 4)),
+		func(r *replica) { checkReuseFiltersHold(t, r, partitions) },
+		func(m *raftstore.Memo) error {
+			if _, ok := m.Get(reuseFilterKey(0)); !ok {
+				return errors.New("no reuse filter of partition 0")
 			}
-		}
-		checkReuseFiltersHold(t, memo, partitions)
-		i += n
-		if !dropped && i >= len(cmds)/2 {
-			if _, ok := memo.memo.Get(reuseFilterKey(0)); !ok {
-				t.Fatal("no reuse filter of partition 0 after half the workload")
-			}
-			memo.memo.Clear()
-			dropped = true
-		}
-	}
-	if !equalDumps(plain.dump(), memo.dump()) {
-		t.Fatal("replicas differ")
-	}
+			return nil
+		})
 }
 
 // isReuseKey selects a reuse index key.
