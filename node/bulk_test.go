@@ -56,10 +56,7 @@ func entriesDuring(t *testing.T, cl *shardrpc.Client, shard uint64, do func()) u
 // whole without an entry.
 func TestBulkCreateOnCluster(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{})
-	r := mustRing(t, c.Config())
-	c.WaitLeaders()
-	cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
-	t.Cleanup(cl.Close)
+	r, cl := clusterClient(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -58,10 +58,7 @@ func TestClicksAppliedOnceAcrossRetriesAndRestarts(t *testing.T) {
 		rafttest.TestRaftConfig(rc)
 		rc.TrailingLogs = 2 // a snapshot leaves a stopped follower behind the log
 	}})
-	r := mustRing(t, c.Config())
-	c.WaitLeaders()
-	cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
-	t.Cleanup(cl.Close)
+	r, cl := clusterClient(t, c)
 	day := clicks.DayOf(time.Now())
 
 	code1, code2 := codeIn(t, r, 1, 0), codeIn(t, r, 2, 1)

@@ -20,10 +20,7 @@ func ptr[T any](v T) *T { return &v }
 // or with one that changes nothing.
 func TestEditOnCluster(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{})
-	r := mustRing(t, c.Config())
-	c.WaitLeaders()
-	cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
-	t.Cleanup(cl.Close)
+	r, cl := clusterClient(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -19,10 +19,7 @@ import (
 // the group, and answers at the wait's end when nothing changed.
 func TestChangesFeedOnCluster(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{})
-	r := mustRing(t, c.Config())
-	c.WaitLeaders()
-	cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
-	t.Cleanup(cl.Close)
+	r, cl := clusterClient(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const shard = 1
@@ -117,10 +114,7 @@ func TestChangesFeedResetsAfterSnapshotInstall(t *testing.T) {
 		rafttest.TestRaftConfig(rc)
 		rc.TrailingLogs = 2 // a snapshot leaves a stopped follower behind the log
 	}})
-	r := mustRing(t, c.Config())
-	c.WaitLeaders()
-	cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
-	t.Cleanup(cl.Close)
+	r, cl := clusterClient(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const shard = 1

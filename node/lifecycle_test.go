@@ -17,10 +17,7 @@ import (
 // is answered as deleted, and all of it survives a restart of every node.
 func TestDeleteOnCluster(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{})
-	r := mustRing(t, c.Config())
-	c.WaitLeaders()
-	cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
-	t.Cleanup(cl.Close)
+	r, cl := clusterClient(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

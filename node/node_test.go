@@ -51,6 +51,18 @@ func mustRing(t *testing.T, cfg *config.Config) *ring.Ring {
 	return r
 }
 
+// clusterClient waits until every shard of c has a leader and returns the
+// cluster's ring and an RPC client of it (closed when the test ends) that
+// forgets idle connections soon, as the tests restart nodes.
+func clusterClient(t *testing.T, c *nodetest.Cluster) (*ring.Ring, *shardrpc.Client) {
+	t.Helper()
+	r := mustRing(t, c.Config())
+	c.WaitLeaders()
+	cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
+	t.Cleanup(cl.Close)
+	return r, cl
+}
+
 // follower returns a running replica of shard other than the leader.
 func follower(t *testing.T, c *nodetest.Cluster, shard uint64, leader string) string {
 	t.Helper()

@@ -75,10 +75,7 @@ func TestPurgeSweepOnCluster(t *testing.T) {
 		o.PurgeGrace = -1    // purge at expiry
 		o.PurgeScanLimit = 3 // many ticks per pass: exercises the cursor
 	}})
-	r := mustRing(t, c.Config())
-	c.WaitLeaders()
-	cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
-	t.Cleanup(cl.Close)
+	r, cl := clusterClient(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
