@@ -475,11 +475,17 @@ func (c *Client) deadline(ctx context.Context) time.Time {
 	return time.Now().Add(c.opts.Timeout)
 }
 
-// prepare sets the method, path and headers of a call to shard s.
+// prepare sets the method, path and headers of a JSON call to shard s.
 func (c *Client) prepare(req *fasthttp.Request, s *shardState, path string) {
+	c.prepareAs(req, s, path, "application/json")
+}
+
+// prepareAs sets the method, path and headers of a call to shard s with a
+// body of contentType.
+func (c *Client) prepareAs(req *fasthttp.Request, s *shardState, path, contentType string) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI(path)
-	req.Header.SetContentType("application/json")
+	req.Header.SetContentType(contentType)
 	req.Header.Set(HeaderShard, s.idHeader)
 	if c.secret != "" {
 		req.Header.Set(HeaderSecret, c.secret)

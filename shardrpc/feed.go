@@ -25,13 +25,7 @@ func (c *Client) Changes(ctx context.Context, shard, since uint64, wait time.Dur
 	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetRequestURI(PathChanges)
-	req.Header.SetContentType(ContentTypeChanges)
-	req.Header.Set(HeaderShard, s.idHeader)
-	if c.secret != "" {
-		req.Header.Set(HeaderSecret, c.secret)
-	}
+	c.prepareAs(req, s, PathChanges, ContentTypeChanges)
 	var buf [changesRequestSize]byte
 	body := AppendChangesRequest(buf[:0], since, wait.Milliseconds())
 

@@ -33,13 +33,7 @@ func LinkFromRecord(r linkstore.Record) Link {
 // prepareResolve sets the method, path and headers of a binary resolve
 // call to shard s.
 func (c *Client) prepareResolve(req *fasthttp.Request, s *shardState) {
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetRequestURI(PathResolveBinary)
-	req.Header.SetContentType(ContentTypeResolve)
-	req.Header.Set(HeaderShard, s.idHeader)
-	if c.secret != "" {
-		req.Header.Set(HeaderSecret, c.secret)
-	}
+	c.prepareAs(req, s, PathResolveBinary, ContentTypeResolve)
 }
 
 // attemptResolve sends a binary resolve request with body once to node n
