@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/linkraft/linkraft/internal/testutil"
 	"github.com/linkraft/linkraft/shardrpc"
 )
 
@@ -179,18 +180,12 @@ func BenchmarkCacheGetFeed(b *testing.B) {
 // entry, which tests counting entries must not see).
 func waitFeeds(t *testing.T, r *Router) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok := true
+	testutil.EventuallyEvery(t, 10*time.Millisecond, 30*time.Second, "every change feed to answer", func() error {
 		for _, f := range r.FeedStatus() {
-			ok = ok && f.Lag >= 0
+			if f.Lag < 0 {
+				return fmt.Errorf("not answering: %+v", r.FeedStatus())
+			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("change feeds not answering: %+v", r.FeedStatus())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
