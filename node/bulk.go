@@ -11,47 +11,83 @@ import (
 	"github.com/linkraft/linkraft/shardrpc"
 )
 
-// bulkCreate proposes the items of a bulk create as one linkstore create
-// batch, one Raft entry, at the shard's leader, and answers one result per
-// item. It checks only what concerns the whole request (the items' shard
-// and request IDs); the machine checks each item as it would a single
-// create, so a bad item gets its own bad_request and changes nothing.
-// Each item carries its request ID into the batch: the machine's request
-// table answers a retried item with its first result.
+// bulkCreate answers the JSON bulk create RPC (shardrpc.PathBulkCreate):
+// see proposeBulk.
 func (n *Node) bulkCreate(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) {
 	var req shardrpc.BulkCreateRequest
 	if err := decodeBody(ctx, &req); err != nil {
 		badRequest(ctx, err.Error())
 		return
 	}
-	if len(req.Items) == 0 || len(req.Items) > linkstore.MaxBatchItems {
-		badRequest(ctx, fmt.Sprintf("a bulk create takes 1 to %d items, not %d", linkstore.MaxBatchItems, len(req.Items)))
+	results, _, ok := n.proposeBulk(ctx, shard, g, req.Items)
+	if !ok {
 		return
+	}
+	out := shardrpc.BulkCreateResult{Results: make([]shardrpc.BulkItemResult, len(results))}
+	for i, r := range results {
+		out.Results[i] = n.bulkItemResult(shard, req.Items[i], r)
+	}
+	writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// bulkCreateBinary answers the binary bulk create RPC
+// (shardrpc.PathBulkCreateBinary, shardrpc/bulkwire.go): the same creates
+// as bulkCreate, and the machine's batch result passed through as the
+// answer, without a per-item encoding.
+func (n *Node) bulkCreateBinary(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group) {
+	items, err := shardrpc.DecodeBulkCreateRequest(ctx.PostBody())
+	if err != nil {
+		badRequest(ctx, err.Error())
+		return
+	}
+	_, raw, ok := n.proposeBulk(ctx, shard, g, items)
+	if !ok {
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType(shardrpc.ContentTypeBulkCreate)
+	ctx.Response.SetBodyRaw(shardrpc.AppendBulkCreateResponse(make([]byte, 0, 1+len(raw)), raw))
+}
+
+// proposeBulk proposes items as one linkstore create batch, one Raft
+// entry, at the shard's leader, and returns the machine's batch result
+// (raw) and each item's encoded result in it. It checks only what concerns
+// the whole request (the items' shard and request IDs); the machine checks
+// each item as it would a single create, so a bad item gets its own
+// bad_request and changes nothing. Each item carries its request ID into
+// the batch: the machine's request table answers a retried item with its
+// first result. When it returns false it has answered ctx.
+func (n *Node) proposeBulk(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group, items []shardrpc.CreateRequest) (results [][]byte, raw []byte, ok bool) {
+	if len(items) == 0 || len(items) > linkstore.MaxBatchItems {
+		badRequest(ctx, fmt.Sprintf("a bulk create takes 1 to %d items, not %d", linkstore.MaxBatchItems, len(items)))
+		return nil, nil, false
 	}
 	now := time.Now().UnixMilli()
 	size := 16
-	for _, it := range req.Items {
+	for i := range items {
+		it := &items[i]
 		size += 2*10 + len(it.RequestID) + 3 + 4 + 5*10 + len(it.Alias) + len(it.URL) + len(it.Owner) + len(it.Title) + 33*len(it.Tags)
 	}
-	cmd := linkstore.AppendBatchHeader(make([]byte, 0, size), len(req.Items))
+	cmd := linkstore.AppendBatchHeader(make([]byte, 0, size), len(items))
 	var create []byte
-	for i, it := range req.Items {
+	for i := range items {
+		it := &items[i]
 		if int64(it.Partition) >= int64(n.ring.Partitions()) {
 			badRequest(ctx, fmt.Sprintf("item %d: partition %d is outside [0, %d)", i, it.Partition, n.ring.Partitions()))
-			return
+			return nil, nil, false
 		}
 		if owner := n.ring.ShardOf(it.Partition); owner != shard {
 			writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("item %d: partition %d belongs to shard %d, not %d", i, it.Partition, owner, shard)})
-			return
+			return nil, nil, false
 		}
 		if len(it.RequestID) > maxRequestID {
 			badRequest(ctx, fmt.Sprintf("item %d: request_id of %d bytes is longer than %d", i, len(it.RequestID), maxRequestID))
-			return
+			return nil, nil, false
 		}
 		if !linkstore.ValidRedirectStatus(it.RedirectStatus) {
 			// Checked here: the command carries it as a u16.
 			badRequest(ctx, fmt.Sprintf("item %d: redirect_status %d is not 0, 301, 302, 307 or 308", i, it.RedirectStatus))
-			return
+			return nil, nil, false
 		}
 		create = linkstore.AppendCreate(create[:0], linkstore.Create{
 			Partition:   it.Partition,
@@ -74,54 +110,42 @@ func (n *Node) bulkCreate(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.G
 	cancel()
 	if err != nil {
 		n.raftError(ctx, shard, "bulk create", err)
-		return
+		return nil, nil, false
 	}
 	if raw == nil {
 		// Applied before this replica restarted: the items' results are
 		// in the request table, which a retry with the same IDs reads.
 		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "the bulk create was applied before a restart; retry with the same request IDs"})
-		return
+		return nil, nil, false
 	}
-	results, err := linkstore.DecodeBatchResult(raw)
-	if err == nil && len(results) != len(req.Items) {
-		err = fmt.Errorf("%w: %d results for %d items", linkstore.ErrMalformed, len(results), len(req.Items))
+	results, err = linkstore.DecodeBatchResult(raw)
+	if err == nil && len(results) != len(items) {
+		err = fmt.Errorf("%w: %d results for %d items", linkstore.ErrMalformed, len(results), len(items))
 	}
 	if err != nil {
-		n.logger.Error("undecodable bulk create result", "shard", shard, "items", len(req.Items), "err", err)
+		n.logger.Error("undecodable bulk create result", "shard", shard, "items", len(items), "err", err)
 		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: " + err.Error()})
-		return
+		return nil, nil, false
 	}
-	out := shardrpc.BulkCreateResult{Results: make([]shardrpc.BulkItemResult, len(results))}
-	for i, r := range results {
-		out.Results[i] = n.bulkItemResult(shard, req.Items[i], r)
-	}
-	writeJSON(ctx, fasthttp.StatusOK, out)
+	return results, raw, true
 }
 
 // bulkItemResult turns one item's encoded linkstore result into its RPC
-// result.
+// result (shardrpc.BulkItemResultOf); an undecodable or unknown result is
+// logged and answered as unavailable.
 func (n *Node) bulkItemResult(shard uint64, it shardrpc.CreateRequest, raw []byte) shardrpc.BulkItemResult {
-	fail := func(code shardrpc.Code, msg string) shardrpc.BulkItemResult {
-		return shardrpc.BulkItemResult{Error: &shardrpc.ErrorBody{Code: code, Message: msg}}
+	fail := func(msg string) shardrpc.BulkItemResult {
+		return shardrpc.BulkItemResult{Error: &shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: "internal error: " + msg}}
 	}
 	res, err := linkstore.DecodeResult(raw)
 	if err != nil {
 		n.logger.Error("undecodable bulk item result", "shard", shard, "err", err)
-		return fail(shardrpc.ErrCodeUnavailable, "internal error: "+err.Error())
+		return fail(err.Error())
 	}
-	switch res.Status {
-	case linkstore.ResultCreated, linkstore.ResultExisting:
-		link := toLink(res.Record)
-		link.Created = res.Status == linkstore.ResultCreated
-		return shardrpc.BulkItemResult{Link: &link}
-	case linkstore.ResultAliasTaken:
-		return fail(shardrpc.ErrCodeAliasTaken, fmt.Sprintf("alias %q is taken", it.Alias))
-	case linkstore.ResultExhausted:
-		return fail(shardrpc.ErrCodeExhausted, fmt.Sprintf("partition %d has no free code left", it.Partition))
-	case linkstore.ResultBadRequest:
-		return fail(shardrpc.ErrCodeBadRequest, res.Reason)
-	default:
+	out, err := shardrpc.BulkItemResultOf(it, res)
+	if err != nil {
 		n.logger.Error("unknown bulk item result", "shard", shard, "status", res.Status)
-		return fail(shardrpc.ErrCodeUnavailable, "internal error: unknown result "+res.Status.String())
+		return fail(err.Error())
 	}
+	return out
 }

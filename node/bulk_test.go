@@ -2,8 +2,10 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -147,4 +149,90 @@ func TestBulkCreateOnCluster(t *testing.T) {
 	if _, err := cl.BulkCreate(ctx, 1, nil); !errors.Is(err, shardrpc.ErrBadRequest) {
 		t.Fatalf("client bulk create of nothing: %v", err)
 	}
+}
+
+// TestBulkCreateBinaryOnCluster: the binary bulk create RPC stores and
+// answers what the JSON one does (a retry over one call of a bulk first
+// sent over the other gets the first results, equal field by field), and
+// refuses a bulk that is bad as a whole, malformed bytes included, with a
+// JSON error and without an entry.
+func TestBulkCreateBinaryOnCluster(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	r, bin := clusterClient(t, c)
+	js := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond, BulkCreateJSON: true})
+	t.Cleanup(js.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	items := func(prefix string) []shardrpc.CreateRequest {
+		alias, ap := aliasOf(t, r, 1, prefix+"-alias")
+		var its []shardrpc.CreateRequest
+		for i := 0; i < 20; i++ {
+			its = append(its, shardrpc.CreateRequest{Partition: partitionOf(t, r, 1, i), URL: fmt.Sprintf("https://example.com/%s/%d", prefix, i), RequestID: fmt.Sprintf("%s-%d", prefix, i),
+				Owner: "o1", Title: "t", Tags: []string{"a", "b"}, RedirectStatus: 302, ExpiresAtMs: 4102444800000, MaxClicks: 9})
+		}
+		return append(its,
+			shardrpc.CreateRequest{Partition: ap, URL: "https://example.com/alias", Alias: alias, RequestID: prefix + "-alias-1"},
+			shardrpc.CreateRequest{Partition: ap, URL: "https://example.com/alias2", Alias: alias, RequestID: prefix + "-alias-2"},
+			shardrpc.CreateRequest{Partition: ap, URL: "", RequestID: prefix + "-empty"},
+			shardrpc.CreateRequest{Partition: partitionOf(t, r, 1, 0), URL: "https://example.com/reuse", Reuse: true, RequestID: prefix + "-reuse"},
+		)
+	}
+	for _, tc := range []struct {
+		name         string
+		first, retry *shardrpc.Client
+	}{{"json-then-binary", js, bin}, {"binary-then-json", bin, js}} {
+		its := items(tc.name)
+		first, err := tc.first.BulkCreate(ctx, 1, its)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		again, err := tc.retry.BulkCreate(ctx, 1, its)
+		if err != nil {
+			t.Fatalf("%s: retry: %v", tc.name, err)
+		}
+		if !reflect.DeepEqual(first, again) {
+			t.Fatalf("%s: retry answered\n%s\nfirst\n%s", tc.name, dumpResults(again), dumpResults(first))
+		}
+		for i := 0; i < 20; i++ {
+			if l := first[i].Link; l == nil || !l.Created || l.URL != its[i].URL || l.Title != "t" || l.RedirectStatus != 302 || l.MaxClicks != 9 || len(l.Tags) != 2 {
+				t.Fatalf("%s: item %d: %+v %+v", tc.name, i, first[i].Link, first[i].Error)
+			}
+		}
+		if first[21].Error == nil || first[21].Error.Code != shardrpc.ErrCodeAliasTaken || first[22].Error == nil || first[22].Error.Code != shardrpc.ErrCodeBadRequest {
+			t.Fatalf("%s: refused items: %+v %+v", tc.name, first[21].Error, first[22].Error)
+		}
+	}
+
+	leader := c.WaitLeader(1)
+	good := items("refused")[:2]
+	other := shardrpc.CreateRequest{Partition: partitionOf(t, r, 2, 0), URL: "https://example.com/other"}
+	for name, tc := range map[string]struct {
+		body   []byte
+		status int
+	}{
+		"empty":       {nil, 400},
+		"malformed":   {[]byte{shardrpc.BulkWireVersion, 1, 0xff}, 400},
+		"version":     {append([]byte{0x09}, shardrpc.AppendBulkCreateRequest(nil, good)[1:]...), 400},
+		"JSON":        {[]byte(`{"items":[{"partition":1,"url":"https://x/"}]}`), 400},
+		"wrong shard": {shardrpc.AppendBulkCreateRequest(nil, []shardrpc.CreateRequest{good[0], other}), 421},
+		"partition":   {shardrpc.AppendBulkCreateRequest(nil, []shardrpc.CreateRequest{{Partition: 1 << 20, URL: "https://x/"}}), 400},
+		"status":      {shardrpc.AppendBulkCreateRequest(nil, []shardrpc.CreateRequest{{Partition: good[0].Partition, URL: "https://x/", RedirectStatus: 303}}), 400},
+		"request id":  {shardrpc.AppendBulkCreateRequest(nil, []shardrpc.CreateRequest{{Partition: good[0].Partition, URL: "https://x/", RequestID: string(make([]byte, 129))}}), 400},
+	} {
+		if n := entriesDuring(t, bin, 1, func() {
+			a := (rpc{t: t}).call(c.RPCAddr(leader), shardrpc.PathBulkCreateBinary, 1, tc.body)
+			var e shardrpc.ErrorBody
+			if a.status != tc.status || json.Unmarshal(a.body, &e) != nil || e.Message == "" {
+				t.Errorf("%s: %s, want %d with an ErrorBody", name, a, tc.status)
+			}
+		}); n != 0 {
+			t.Errorf("%s: a refused bulk create appended %d entries", name, n)
+		}
+	}
+}
+
+func dumpResults(rs []shardrpc.BulkItemResult) string {
+	b, _ := json.Marshal(rs)
+	return string(b)
 }

@@ -53,6 +53,8 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		op = n.list
 	case shardrpc.PathBulkCreate:
 		op = n.bulkCreate
+	case shardrpc.PathBulkCreateBinary:
+		op = n.bulkCreateBinary
 	case shardrpc.PathEdit:
 		op = n.edit
 	case shardrpc.PathChanges:

@@ -5,8 +5,8 @@
 #
 #   1. shorten, single client (-c 1): the latency of one create;
 #   2. shorten at -c $WRITES_C (256), with a CPU and an allocation profile of
-#      every node taken during the run (their admin listeners), kept in
-#      $WRITES_OUT when set;
+#      every node and a CPU profile of the router taken during the run
+#      (their admin listeners), kept in $WRITES_OUT when set;
 #   3. $WRITES_LINKS (1,000,000) links created through the router, then
 #      $WRITES_SETTLE (150s: longer than raft's snapshot interval) of rest so
 #      that snapshots and log truncation happen; the cluster is stopped and
@@ -92,7 +92,9 @@ ADMIN=()
 		printf '  - id: %d\n    replicas: [n1, n2, n3]\n' "$i"
 	done
 	printf 'routers:\n'
-	printf '  - id: r1\n    listen: %s\n    base_url: http://%s\n    cache_size: 1000000\n' "$R1" "$R1"
+	free_port
+	RADMIN=127.0.0.1:$PORT
+	printf '  - id: r1\n    listen: %s\n    admin_addr: %s\n    base_url: http://%s\n    cache_size: 1000000\n' "$R1" "$RADMIN" "$R1"
 } >"$CLUSTER/cluster.yaml"
 log "starting the cluster (router $R1, node admin ${ADMIN[*]})"
 setsid "$BIN" up --config "$CLUSTER/cluster.yaml" >"$TMP/up.log" 2>&1 &
@@ -119,6 +121,8 @@ if [[ -z ${WRITES_SKIP_SHORTEN:-} ]]; then
 			curl -fsS -o "$OUT/n$((i + 1)).allocs.pprof" "http://${ADMIN[$i]}/debug/pprof/allocs") &
 		PROFILERS+=($!)
 	done
+	(sleep 3 && curl -fsS -o "$OUT/r1.cpu.pprof" "http://$RADMIN/debug/pprof/profile?seconds=$secs") &
+	PROFILERS+=($!)
 	run_bench 02-shorten-c$CONC -label "shorten c=$CONC" -workload shorten -c "$CONC" -duration "$DURATION" -warmup 2s
 	wait "${PROFILERS[@]}" || log "a profile could not be taken"
 

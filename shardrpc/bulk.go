@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // PathBulkCreate creates many links in one shard as one Raft entry: the
@@ -60,12 +63,16 @@ func (c *Client) BulkCreate(ctx context.Context, shard uint64, items []CreateReq
 			req.Items[i].RequestID = NewRequestID()
 		}
 	}
-	body, err := json.Marshal(&req)
-	if err != nil {
-		return nil, fmt.Errorf("shardrpc: encode bulk create: %w", err)
-	}
 	var res BulkCreateResult
-	if err := c.leaderCall(ctx, s, PathBulkCreate, body, &res, nil); err != nil {
+	if c.opts.BulkCreateJSON {
+		body, err := json.Marshal(&req)
+		if err != nil {
+			return nil, fmt.Errorf("shardrpc: encode bulk create: %w", err)
+		}
+		if err := c.leaderCall(ctx, s, PathBulkCreate, body, &res, nil); err != nil {
+			return nil, fmt.Errorf("bulk create of %d links on shard %d: %w", len(items), shard, err)
+		}
+	} else if err := c.bulkCreateBinary(ctx, s, req.Items, &res); err != nil {
 		return nil, fmt.Errorf("bulk create of %d links on shard %d: %w", len(items), shard, err)
 	}
 	if len(res.Results) != len(items) {
@@ -77,4 +84,29 @@ func (c *Client) BulkCreate(ctx context.Context, shard uint64, items []CreateReq
 		}
 	}
 	return res.Results, nil
+}
+
+// bulkCreateBinary sends items to the shard's leader over the binary bulk
+// create RPC (bulkwire.go) and decodes the answer into res.
+func (c *Client) bulkCreateBinary(ctx context.Context, s *shardState, items []CreateRequest, res *BulkCreateResult) error {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	c.prepareAs(req, s, PathBulkCreateBinary, ContentTypeBulkCreate)
+	req.SetBodyRaw(AppendBulkCreateRequest(make([]byte, 0, bulkRequestSize(items)), items))
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	return c.leaderLoop(ctx, s, func(deadline time.Time, n *nodeConn) error {
+		if err := c.send(deadline, n, n.hc, req, resp); err != nil {
+			return err
+		}
+		if resp.StatusCode() != fasthttp.StatusOK {
+			return remoteError(n, resp)
+		}
+		results, err := DecodeBulkCreateResponse(resp.Body(), items)
+		if err != nil {
+			return fmt.Errorf("%w: node %s: decode answer: %w", ErrProtocol, n.id, err)
+		}
+		res.Results = results
+		return nil
+	})
 }

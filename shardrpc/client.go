@@ -62,6 +62,10 @@ type ClientOptions struct {
 	// capped at BackoffMax, with jitter (defaults 5 ms and 100 ms).
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+	// BulkCreateJSON makes BulkCreate call the JSON bulk create RPC
+	// (PathBulkCreate) instead of the binary one (PathBulkCreateBinary):
+	// for nodes built before the binary RPC, during an upgrade.
+	BulkCreateJSON bool
 	// ResolveJSON makes Resolve call the JSON resolve RPC (PathResolve)
 	// instead of the binary one (PathResolveBinary): for nodes built before
 	// the binary RPC, during an upgrade, and for comparing the two.
