@@ -6,7 +6,9 @@
 #   1. shorten, single client (-c 1): the latency of one create;
 #   2. shorten at -c $WRITES_C (256), with a CPU and an allocation profile of
 #      every node and a CPU profile of the router taken during the run
-#      (their admin listeners), kept in $WRITES_OUT when set;
+#      (their admin listeners), kept in $WRITES_OUT when set, and the CPU
+#      per create of the nodes (summed) and of the router, from
+#      /proc/<pid>/stat over the measured part of the run;
 #   3. $WRITES_LINKS (1,000,000) links created through the router, then
 #      $WRITES_SETTLE (150s: longer than raft's snapshot interval) of rest so
 #      that snapshots and log truncation happen; the cluster is stopped and
@@ -15,7 +17,8 @@
 #
 # Knobs (environment): WRITES_DURATION (10s), WRITES_C (256), WRITES_LINKS,
 # WRITES_SETTLE, WRITES_OUT (a directory to keep results and profiles in),
-# WRITES_SKIP_SHORTEN=1 (only the disk part), LINKRAFT_BIN. It loads the
+# WRITES_SKIP_SHORTEN=1 (only the disk part), WRITES_SKIP_C1=1 (no
+# single-client run), LINKRAFT_BIN. It loads the
 # whole machine: run it rarely.
 set -euo pipefail
 
@@ -102,6 +105,30 @@ UP_PID=$!
 wait_ready "$R1"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# cpu_ticks PID...: the user + system clock ticks of the processes.
+cpu_ticks() {
+	local t=0 p f
+	for p in "$@"; do
+		read -r -a f <"/proc/$p/stat"
+		# Fields 14 and 15 (utime, stime); the command name (field 2) of
+		# these processes has no spaces.
+		t=$((t + f[13] + f[14]))
+	done
+	echo "$t"
+}
+
+# The cluster's processes, children of `linkraft up`: the nodes and the router.
+NODE_PIDS=()
+ROUTER_PIDS=()
+for p in $(pgrep -P "$UP_PID"); do
+	case " $(tr '\0' ' ' <"/proc/$p/cmdline")" in
+	*" node "*) NODE_PIDS+=("$p") ;;
+	*" router "*) ROUTER_PIDS+=("$p") ;;
+	esac
+done
+((${#NODE_PIDS[@]} == 3 && ${#ROUTER_PIDS[@]} == 1)) || { echo "found ${#NODE_PIDS[@]} nodes and ${#ROUTER_PIDS[@]} routers under pid $UP_PID, want 3 and 1" >&2; exit 1; }
+TICK=$(getconf CLK_TCK)
+
 run_bench() {
 	local name=$1
 	shift
@@ -110,7 +137,11 @@ run_bench() {
 }
 
 if [[ -z ${WRITES_SKIP_SHORTEN:-} ]]; then
-	run_bench 01-shorten-c1 -label "shorten c=1" -workload shorten -c 1 -duration "$DURATION" -warmup 2s
+	RESULTS=$OUT/02-shorten-c$CONC.json
+	if [[ -z ${WRITES_SKIP_C1:-} ]]; then
+		run_bench 01-shorten-c1 -label "shorten c=1" -workload shorten -c 1 -duration "$DURATION" -warmup 2s
+		RESULTS=$OUT/01-shorten-c1.json,$RESULTS
+	fi
 	# Profile every node during the loaded run: they share the load (each leads
 	# about one shard and follows the others).
 	secs=$(( ${DURATION%s} - 2 ))
@@ -123,14 +154,25 @@ if [[ -z ${WRITES_SKIP_SHORTEN:-} ]]; then
 	done
 	(sleep 3 && curl -fsS -o "$OUT/r1.cpu.pprof" "http://$RADMIN/debug/pprof/profile?seconds=$secs") &
 	PROFILERS+=($!)
-	run_bench 02-shorten-c$CONC -label "shorten c=$CONC" -workload shorten -c "$CONC" -duration "$DURATION" -warmup 2s
+	# CPU of the nodes and the router over the measured part of the run
+	# (after its 2s warmup), per create.
+	run_bench 02-shorten-c$CONC -label "shorten c=$CONC" -workload shorten -c "$CONC" -duration "$DURATION" -warmup 2s &
+	BENCH_PID=$!
+	sleep 2
+	n0=$(cpu_ticks "${NODE_PIDS[@]}") r0=$(cpu_ticks "${ROUTER_PIDS[@]}")
+	wait "$BENCH_PID"
+	n1=$(cpu_ticks "${NODE_PIDS[@]}") r1=$(cpu_ticks "${ROUTER_PIDS[@]}")
 	wait "${PROFILERS[@]}" || log "a profile could not be taken"
+	creates=$(grep -o '"ok": [0-9]*' "$OUT/02-shorten-c$CONC.json" | head -1 | sed 's/.*: //')
 
 	echo "## linkraft write bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo
 	echo "Machine: $(nproc) CPUs, $(uname -sr); load average $LOAD_BEFORE before the runs."
 	echo
-	"$BIN" bench -combine "$OUT/01-shorten-c1.json,$OUT/02-shorten-c$CONC.json" | tail -n +3
+	"$BIN" bench -combine "$RESULTS" | tail -n +3
+	echo
+	awk -v n=$((n1 - n0)) -v r=$((r1 - r0)) -v hz="$TICK" -v c="$creates" -v conc="$CONC" 'BEGIN {
+		if (c > 0) printf "CPU per create at c=%s (%d creates): nodes %.1f us (the three summed), router %.1f us.\n", conc, c, n / hz * 1e6 / c, r / hz * 1e6 / c }'
 fi
 
 if ((LINKS > 0)); then
