@@ -167,6 +167,7 @@ type deltaKey struct {
 // code, see ring.PartitionOfCode).
 func (a *applier) order(deltas []clicks.Delta) []deltaKey {
 	var buf []byte
+	sorted := true
 	for i := range deltas {
 		d := &deltas[i]
 		if d.Clicks == 0 && d.Bots == 0 {
@@ -175,7 +176,16 @@ func (a *applier) order(deltas []clicks.Delta) []deltaKey {
 		start := len(buf)
 		p := a.partitionOf(d.Code)
 		buf = appendDayKey(buf, p, d.Code, uint32(d.Day))
-		a.keys = append(a.keys, deltaKey{key: buf[start:len(buf):len(buf)], p: p, i: i})
+		k := deltaKey{key: buf[start:len(buf):len(buf)], p: p, i: i}
+		if sorted && len(a.keys) > 0 && bytes.Compare(a.keys[len(a.keys)-1].key, k.key) > 0 {
+			sorted = false
+		}
+		a.keys = append(a.keys, k)
+	}
+	if sorted {
+		// In key order already (the leader proposes batches ordered by
+		// OrderDeltas), equal keys in batch order: nothing to sort.
+		return a.keys
 	}
 	// Equal keys in batch order: (key, index) is a total order, so an
 	// unstable sort gives what a stable one would, without its merges.
@@ -186,6 +196,49 @@ func (a *applier) order(deltas []clicks.Delta) []deltaKey {
 		return cmp.Compare(x.i, y.i)
 	})
 	return a.keys
+}
+
+// OrderDeltas returns deltas in the order Apply merges them: by day key
+// (partition, code, day), deltas of one code and day in their order in
+// deltas. partitions[i] is the partition of deltas[i].Code
+// (ring.PartitionOfCode). Deltas without clicks or bots keep their place
+// relative to the others of their key; Apply skips them.
+//
+// Applying the result stores what applying deltas does (the batch order of
+// deltas of different keys does not matter, see the package doc), and
+// Apply recognizes a batch in this order and does not sort it again: the
+// leader orders a batch once before proposing it, instead of every replica
+// sorting it in its apply. The result is a new slice; deltas is unchanged.
+func OrderDeltas(deltas []clicks.Delta, partitions []uint32) []clicks.Delta {
+	if len(partitions) != len(deltas) {
+		panic(fmt.Sprintf("clickstore: OrderDeltas: %d partitions for %d deltas", len(partitions), len(deltas)))
+	}
+	idx := make([]int32, len(deltas))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	// The day key compares as (partition, code, day): partitions are
+	// big-endian, and a code holds no 0x00, so the 0x00 after it makes a
+	// code sort before the codes it is a prefix of, as string comparison
+	// does. (key, index) is a total order, so the unstable sort is stable.
+	slices.SortFunc(idx, func(x, y int32) int {
+		if c := cmp.Compare(partitions[x], partitions[y]); c != 0 {
+			return c
+		}
+		dx, dy := &deltas[x], &deltas[y]
+		if c := cmp.Compare(dx.Code, dy.Code); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(dx.Day, dy.Day); c != 0 {
+			return c
+		}
+		return cmp.Compare(x, y)
+	})
+	out := make([]clicks.Delta, len(deltas))
+	for j, i := range idx {
+		out[j] = deltas[i]
+	}
+	return out
 }
 
 // applyDelta merges d (with sk, its parsed sketch, and k, its key from

@@ -53,7 +53,11 @@
 // day in their batch order), so a batch's reads walk the
 // store in key order; deltas of different keys touch different records and
 // add to totals, which commute, so the result is the one batch order gives
-// (TestApplyOrderMatchesBatchOrder).
+// (TestApplyOrderMatchesBatchOrder). The node's leader proposes each batch
+// already in that order ([OrderDeltas]), and Apply takes a batch in it as
+// it is, so the replicas do not sort it again; a batch in any other order
+// (an entry proposed before, a batch from a test) is sorted in the apply
+// and stores the same bytes.
 //
 // # The record memo
 //

@@ -225,6 +225,14 @@ func TestApplyMatchesLibraryMerge(t *testing.T) {
 					m.Clear()
 					return append(out, applyWith(t, db, rng, batches[len(batches)/2:], Apply, m)...)
 				}},
+				{"ordered by the leader", func(db *pebble.DB, rng *rand.Rand) []Outcome {
+					ordered := make([]clicks.Batch, len(batches))
+					for i, b := range batches {
+						ordered[i] = b
+						ordered[i].Deltas = OrderDeltas(b.Deltas, partitionsOf(b.Deltas))
+					}
+					return applyWith(t, db, rng, ordered, Apply, raftstore.NewMemo())
+				}},
 				{"small memo", func(db *pebble.DB, rng *rand.Rand) []Outcome {
 					defer func(b int) { recordMemoBudget = b }(recordMemoBudget)
 					recordMemoBudget = 4 << 10

@@ -3,6 +3,7 @@ package clickstore
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -100,4 +101,72 @@ func FuzzDecodeTallyAt(f *testing.F) {
 			t.Fatalf("decodeTallyAt %+v, clicks.DecodeTally %+v", got, want)
 		}
 	})
+}
+
+// partitionsOf returns the test partition of each delta's code.
+func partitionsOf(deltas []clicks.Delta) []uint32 {
+	ps := make([]uint32, len(deltas))
+	for i := range deltas {
+		ps[i] = partitionOf(deltas[i].Code)
+	}
+	return ps
+}
+
+// OrderDeltas puts a batch's deltas in day key order, deltas of one key
+// in their batch order, without changing any delta; Apply's order takes a
+// batch in that order as it is and sorts any other.
+func TestOrderDeltas(t *testing.T) {
+	for seed := range uint64(4) {
+		for bi, b := range randomBatches(rand.New(rand.NewPCG(seed, 9)), 20) {
+			// Tag each delta with its batch index (in Bots' high bits,
+			// which no test batch sets) to check stability and that the
+			// result is a permutation.
+			in := slices.Clone(b.Deltas)
+			for i := range in {
+				in[i].Bots |= uint64(i) << 40
+			}
+			before := slices.Clone(in)
+			out := OrderDeltas(in, partitionsOf(in))
+			if !reflect.DeepEqual(in, before) {
+				t.Fatalf("seed %d batch %d: OrderDeltas changed its input", seed, bi)
+			}
+			if len(out) != len(in) {
+				t.Fatalf("seed %d batch %d: %d deltas in, %d out", seed, bi, len(in), len(out))
+			}
+			seen := make([]bool, len(in))
+			for j := range out {
+				i := int(out[j].Bots >> 40)
+				if seen[i] || !reflect.DeepEqual(out[j], in[i]) {
+					t.Fatalf("seed %d batch %d: delta %d of the result is not delta %d of the input, once", seed, bi, j, i)
+				}
+				seen[i] = true
+				if j == 0 {
+					continue
+				}
+				prev, cur := &out[j-1], &out[j]
+				c := bytes.Compare(DayKey(partitionOf(prev.Code), prev.Code, uint32(prev.Day)), DayKey(partitionOf(cur.Code), cur.Code, uint32(cur.Day)))
+				if c > 0 || c == 0 && prev.Bots>>40 > cur.Bots>>40 {
+					t.Fatalf("seed %d batch %d: deltas %d and %d out of order: %+v, %+v", seed, bi, j-1, j, *prev, *cur)
+				}
+			}
+			// Apply's order: the deltas with clicks in key order, for the
+			// batch as it came and as ordered, and as they are for the
+			// ordered one.
+			for _, ds := range [][]clicks.Delta{in, out} {
+				a := applier{partitionOf: partitionOf}
+				keys := a.order(ds)
+				for j := 1; j < len(keys); j++ {
+					if c := bytes.Compare(keys[j-1].key, keys[j].key); c > 0 || c == 0 && keys[j-1].i > keys[j].i {
+						t.Fatalf("seed %d batch %d: applier.order out of order at %d", seed, bi, j)
+					}
+				}
+			}
+			a := applier{partitionOf: partitionOf}
+			for j, k := range a.order(out) {
+				if j > 0 && k.i <= a.keys[j-1].i {
+					t.Fatalf("seed %d batch %d: applier.order reordered an ordered batch", seed, bi)
+				}
+			}
+		}
+	}
 }

@@ -35,16 +35,23 @@ func (n *Node) clicks(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 		badRequest(ctx, "a click batch needs a router ID and a sequence > 0")
 		return
 	}
-	for _, d := range batch.Deltas {
+	partitions := make([]uint32, len(batch.Deltas))
+	for i := range batch.Deltas {
+		d := &batch.Deltas[i]
 		if !clickstore.ValidCode(d.Code) {
 			badRequest(ctx, fmt.Sprintf("click batch: bad code %q", d.Code))
 			return
 		}
-		if owner := n.ring.ShardOf(n.ring.PartitionOfCode(d.Code)); owner != shard {
+		partitions[i] = n.ring.PartitionOfCode(d.Code)
+		if owner := n.ring.ShardOf(partitions[i]); owner != shard {
 			writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", d.Code, owner, shard)})
 			return
 		}
 	}
+	// Proposed in the order the apply merges the deltas, so that no
+	// replica sorts the batch again (clickstore.OrderDeltas): one sort
+	// here instead of one on each replica.
+	batch.Deltas = clickstore.OrderDeltas(batch.Deltas, partitions)
 	rctx, cancel := n.requestContext()
 	// The command is the body re-encoded behind a 2-byte header: sized
 	// once rather than grown from nothing.
