@@ -1,9 +1,11 @@
 package clicks
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // Batch is one flush of one router to one shard.
@@ -103,9 +105,11 @@ func appendString(dst []byte, s string) []byte {
 // ErrUnknownVersion. The result does not alias b.
 //
 // It allocates a handful of times a batch, not a few times a delta: the
-// router ID, codes and tally keys are substrings of one copy of b, the
-// sketches slices of another, and the tallies share slabs of Counts. So
-// any one of them keeps the whole batch's copy in memory.
+// router ID, codes and tally keys are strings over one copy of b, the
+// sketches slices of the same copy (capped at their ends), and the tallies
+// share slabs of Counts. So any one of them keeps the whole batch's copy
+// in memory. The strings and the sketches cover disjoint bytes of the
+// copy, so writing a sketch's bytes never changes a string.
 func DecodeBatch(b []byte) (Batch, error) {
 	if len(b) == 0 {
 		return Batch{}, fmt.Errorf("%w: empty", ErrMalformed)
@@ -113,7 +117,8 @@ func DecodeBatch(b []byte) (Batch, error) {
 	if b[0] != batchVersion {
 		return Batch{}, fmt.Errorf("%w: %#x", ErrUnknownVersion, b[0])
 	}
-	d := decoder{b: b[1:], str: string(b[1:]), shared: true}
+	buf := bytes.Clone(b[1:])
+	d := decoder{b: buf, str: unsafe.String(unsafe.SliceData(buf), len(buf)), copy: buf, shared: true}
 	var out Batch
 	out.Router = d.string(MaxRouterLen, "router")
 	out.Seq = d.uvarint("seq")
@@ -166,9 +171,10 @@ func DecodeTally(b []byte) ([]Count, error) {
 type decoder struct {
 	b   []byte
 	err error
-	// shared: strings are substrings of str, which holds the bytes
-	// being decoded (b is its suffix); sketches are copied into one
-	// clone of them (copy); tallies are cut from the counts slab.
+	// shared: b is a suffix of copy, a copy of the bytes being decoded
+	// that nothing else holds; strings are substrings of str, a string
+	// over copy's bytes, and sketches slices of copy; tallies are cut
+	// from the counts slab.
 	shared bool
 	str    string
 	copy   []byte
@@ -218,18 +224,14 @@ func (d *decoder) string(limit int, what string) string {
 	return d.str[end-len(v) : end]
 }
 
-// copyOf returns a copy of v, which d.bytes just returned: with shared, a
-// slice (capped, so appends do not run into its neighbours) of one clone
-// of the bytes being decoded, made at the first call.
+// copyOf returns a copy of v, which d.bytes just returned: with shared,
+// v itself, a slice of copy (capped, so appends do not run into its
+// neighbours).
 func (d *decoder) copyOf(v []byte) []byte {
 	if !d.shared {
 		return append([]byte(nil), v...)
 	}
-	if d.copy == nil {
-		d.copy = []byte(d.str)
-	}
-	end := len(d.str) - len(d.b)
-	return d.copy[end-len(v) : end : end]
+	return v[:len(v):len(v)]
 }
 
 // count reads an element count, each element taking at least minSize bytes.

@@ -51,6 +51,21 @@ func TestDecodeBatchOwnsItsMemory(t *testing.T) {
 			t.Fatalf("delta %d: visitors differ", i)
 		}
 	}
+	// The strings share the decoded copy with the sketches: writing every
+	// sketch's bytes must leave every string as it was.
+	sketches := 0
+	for i := range got.Deltas {
+		if v := got.Deltas[i].Visitors; len(v) > 0 {
+			sketches++
+			for j := range v {
+				v[j] = 'z'
+			}
+			want.Deltas[i].Visitors = v
+		}
+	}
+	if sketches == 0 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("writing the sketches (%d) changed a string", sketches)
+	}
 }
 
 // BenchmarkDecodeBatch decodes a 5,000-code batch, as every replica does
