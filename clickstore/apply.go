@@ -166,7 +166,14 @@ type deltaKey struct {
 // It computes each delta's partition once (partitionOf may unpermute the
 // code, see ring.PartitionOfCode).
 func (a *applier) order(deltas []clicks.Delta) []deltaKey {
-	var buf []byte
+	// Sized once: the keys' bytes are one buffer, which growing by
+	// appends would allocate about twice over.
+	size := 0
+	for i := range deltas {
+		size += 10 + len(deltas[i].Code) // a day key's bytes
+	}
+	buf := make([]byte, 0, size)
+	a.keys = slices.Grow(a.keys[:0], len(deltas))
 	sorted := true
 	for i := range deltas {
 		d := &deltas[i]
