@@ -119,7 +119,7 @@ func (r *Router) handle(ctx *fasthttp.RequestCtx) {
 			methodNotAllowed(ctx, allowGetHead)
 			return
 		}
-		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok", "router": r.id})
+		r.health(ctx)
 	case string(path) == pathReady:
 		if !ctx.IsGet() && !ctx.IsHead() {
 			methodNotAllowed(ctx, allowGetHead)
