@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages that own goroutines run under the race detector in `make test`.
 RACE_PKGS   := ./raftmux/... ./raftstore/... ./node/... ./router/... ./shardrpc/... ./robust/... ./faultproxy/... ./diskfault/... ./history/...
 
-.PHONY: all build build-faultinject run test test-unit test-race test-docker e2e-docker soak lint fmt bench bench-writes bench-go clean
+.PHONY: all build build-faultinject run test test-unit test-race test-docker e2e-docker soak lint fmt bench bench-writes bench-memory bench-go clean
 
 all: build
 
@@ -66,6 +66,10 @@ bench: build
 ## bench-writes: shorten at c=1 and c=256 with node profiles, then disk per link after 1,000,000 creates (about 10 minutes)
 bench-writes: build
 	LINKRAFT_BIN=$(CURDIR)/$(BIN) bash scripts/bench-writes.sh
+
+## bench-memory: RSS and heap of a live router holding 1,000,000 cached links (MEM_LINKS; about 10 minutes)
+bench-memory: build
+	LINKRAFT_BIN=$(CURDIR)/$(BIN) bash scripts/bench-memory.sh
 
 ## bench-go: the Go benchmarks (raftstore, router, codes), briefly
 bench-go:
