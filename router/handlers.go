@@ -51,7 +51,6 @@ const (
 )
 
 var (
-	strLocation   = "Location"
 	strAllow      = "Allow"
 	allowGetHead  = "GET, HEAD"
 	contentJSON   = "application/json"
@@ -150,7 +149,7 @@ func (r *Router) codeShape(s []byte) bool {
 
 // redirect answers GET or HEAD /{code}.
 func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
-	now := time.Now().UnixMilli()
+	now := requestTime(ctx).UnixMilli()
 	switch target, status, st := r.cache.Get(code, now); st {
 	case cacheHit:
 		writeRedirect(ctx, r.statusOf(status), target)
@@ -193,6 +192,17 @@ func (r *Router) redirect(ctx *fasthttp.RequestCtx, code []byte) {
 	}
 	writeRedirect(ctx, r.statusOf(uint16(link.RedirectStatus)), link.URL)
 	r.countClick(ctx, code)
+}
+
+// requestTime is the time the server started handling the request: the
+// clock fasthttp read right before calling the handler, so a redirect does
+// not read it again. A RequestCtx that no server handed to the handler
+// (tests) has none; the clock then.
+func requestTime(ctx *fasthttp.RequestCtx) time.Time {
+	if t := ctx.Time(); !t.IsZero() {
+		return t
+	}
+	return time.Now()
 }
 
 // statusOf returns the redirect status of a link whose own status is

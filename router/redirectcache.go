@@ -2,6 +2,7 @@ package router
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
@@ -42,20 +43,35 @@ const (
 	cacheControlTemporary = "no-store"
 )
 
-// redirectCacheControl returns the Cache-Control of a redirect with status.
-func redirectCacheControl(status int) string {
+// The header names and Cache-Control values of a redirect as bytes, in
+// canonical form, for ResponseHeader.SetCanonical: Set would copy and
+// normalize the name on every redirect.
+var (
+	headerLocation        = []byte("Location")
+	headerCacheControl    = []byte("Cache-Control")
+	bytesControlPermanent = []byte(cacheControlPermanent)
+	bytesControlTemporary = []byte(cacheControlTemporary)
+)
+
+// redirectCacheControl returns the Cache-Control of a redirect with
+// status, which the caller must not modify.
+func redirectCacheControl(status int) []byte {
 	switch status {
 	case fasthttp.StatusMovedPermanently, fasthttp.StatusPermanentRedirect:
-		return cacheControlPermanent
+		return bytesControlPermanent
 	default:
-		return cacheControlTemporary
+		return bytesControlTemporary
 	}
 }
 
 // writeRedirect answers a redirect to target with status (301, 302, 307 or
 // 308) and the status's Cache-Control. It allocates nothing.
+//
+// SetCanonical copies the value into the response (and blanks any CR or
+// LF in the copy), so passing the target's bytes without a copy of our own
+// is safe: fasthttp never writes through them.
 func writeRedirect(ctx *fasthttp.RequestCtx, status int, target string) {
 	ctx.SetStatusCode(status)
-	ctx.Response.Header.Set(strLocation, target)
-	ctx.Response.Header.Set(strCacheControl, redirectCacheControl(status))
+	ctx.Response.Header.SetCanonical(headerLocation, unsafe.Slice(unsafe.StringData(target), len(target)))
+	ctx.Response.Header.SetCanonical(headerCacheControl, redirectCacheControl(status))
 }
