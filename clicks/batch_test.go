@@ -2,6 +2,7 @@ package clicks
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"reflect"
 	"testing"
@@ -79,5 +80,42 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		if _, err := DecodeBatch(enc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// AppendBatch grows its buffer once, to the encoding's length, for batches
+// of every size (batchSize agrees with the encoding), and appends after
+// what dst already holds.
+func TestAppendBatchSizesExactly(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 200, 3000} {
+		b := benchBatch(n)
+		b.Seq = 1<<63 + uint64(n) // a 10-byte varint
+		enc := AppendBatch(nil, b)
+		if got := batchSize(b); got != len(enc) {
+			t.Fatalf("%d codes: batchSize %d, encoding %d bytes", n, got, len(enc))
+		}
+		if allocs := testing.AllocsPerRun(5, func() { _ = AppendBatch(nil, b) }); allocs != 1 && !raceEnabled {
+			t.Fatalf("%d codes: %v allocations per encoding, want 1", n, allocs)
+		}
+		prefixed := AppendBatch([]byte("xy"), b)
+		if string(prefixed[:2]) != "xy" || !bytes.Equal(prefixed[2:], enc) {
+			t.Fatalf("%d codes: appending after a prefix changed the encoding", n)
+		}
+	}
+	for _, x := range []uint64{0, 1, 127, 128, 16383, 16384, 1<<63 - 1, 1 << 63, ^uint64(0)} {
+		if got, want := uvarintSize(x), len(binary.AppendUvarint(nil, x)); got != want {
+			t.Fatalf("uvarintSize(%d) = %d, want %d", x, got, want)
+		}
+	}
+}
+
+// BenchmarkAppendBatch encodes a 5,000-code batch, as a router does for
+// each shard every flush interval. One op is one batch.
+func BenchmarkAppendBatch(b *testing.B) {
+	batch := benchBatch(5000)
+	b.SetBytes(int64(len(AppendBatch(nil, batch))))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = AppendBatch(nil, batch)
 	}
 }
