@@ -12,7 +12,9 @@
 #   2. A cluster of 3 nodes and 3 shards of 3 replicas with cache_ttl 1h
 #      and two routers: A runs $LINKRAFT_BIN, B (when HIT_BIN_B is set) runs
 #      HIT_BIN_B against the same nodes, for an A/B of two builds. Each
-#      process is started on its own, so its CPU time can be read.
+#      process is started on its own, so its CPU time can be read, and has
+#      an admin_addr (printed at start-up) to profile it during the rounds:
+#      go tool pprof http://ADDR/debug/pprof/profile?seconds=4
 #   3. HIT_LINKS links are created through A, then every router is warmed
 #      with the cold workload (uniform over the codes) for HIT_WARM, so
 #      that the measured redirects are cache hits (all but the few codes
@@ -141,20 +143,28 @@ free_port
 RA=127.0.0.1:$PORT
 free_port
 RB=127.0.0.1:$PORT
+# Admin listeners (Go's profiler) of nodes n1-n3 and routers A and B,
+# printed below, so that a profile can be taken while the rounds run.
+ADMIN=()
+for _ in 1 2 3 4 5; do
+	free_port
+	ADMIN+=("127.0.0.1:$PORT")
+done
 {
 	printf 'cluster:\n  partitions: 1024\n  code_length: 7\n  redirect_status: 301\n  click_flush_interval: 1s\n  cache_ttl: 1h\n'
 	printf 'nodes:\n'
 	for i in 1 2 3; do
-		printf '  - id: n%d\n    raft_addr: 127.0.0.1:%d\n    rpc_addr: 127.0.0.1:%d\n    data_dir: %s/data/n%d\n' \
-			"$i" "${NODE_PORTS[$((2 * i - 2))]}" "${NODE_PORTS[$((2 * i - 1))]}" "$TMP" "$i"
+		printf '  - id: n%d\n    raft_addr: 127.0.0.1:%d\n    rpc_addr: 127.0.0.1:%d\n    data_dir: %s/data/n%d\n    admin_addr: %s\n' \
+			"$i" "${NODE_PORTS[$((2 * i - 2))]}" "${NODE_PORTS[$((2 * i - 1))]}" "$TMP" "$i" "${ADMIN[$((i - 1))]}"
 	done
 	printf 'shards:\n'
 	for i in 1 2 3; do
 		printf '  - id: %d\n    replicas: [n1, n2, n3]\n' "$i"
 	done
 	printf 'routers:\n'
-	for r in "ra $RA" "rb $RB"; do
-		printf '  - id: %s\n    listen: %s\n    base_url: http://%s\n    cache_size: 1000000\n' ${r% *} ${r#* } ${r#* }
+	for r in "ra $RA ${ADMIN[3]}" "rb $RB ${ADMIN[4]}"; do
+		read -r id hp adm <<<"$r"
+		printf '  - id: %s\n    listen: %s\n    base_url: http://%s\n    cache_size: 1000000\n    admin_addr: %s\n' "$id" "$hp" "$hp" "$adm"
 	done
 } >"$TMP/cluster.yaml"
 NODE_PIDS=()
@@ -170,6 +180,7 @@ if [[ -n $BIN_B ]]; then
 	SERVERS+=("B $RB ${PIDS[-1]}")
 fi
 log "cluster: 3 nodes, router A $RA ($BIN)${BIN_B:+, router B $RB ($BIN_B)}"
+log "profilers (/debug/pprof/): n1-n3 ${ADMIN[*]:0:3}, router A ${ADMIN[3]}${BIN_B:+, router B ${ADMIN[4]}}"
 wait_http "$RA" /readyz 90 "router A"
 [[ -z $BIN_B ]] || wait_http "$RB" /readyz 30 "router B"
 
