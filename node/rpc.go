@@ -33,6 +33,8 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx) {
 		op = n.create
 	case shardrpc.PathResolveBinary:
 		op = n.resolveBinary
+	case shardrpc.PathResolveMany:
+		op = n.resolveMany
 	case shardrpc.PathResolve:
 		op = n.resolve
 	case shardrpc.PathStatus:
@@ -294,6 +296,12 @@ func (n *Node) status(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 
 // raftError answers the failure of a group operation.
 func (n *Node) raftError(ctx *fasthttp.RequestCtx, shard uint64, op string, err error) {
+	writeError(ctx, n.raftErrorBody(shard, op, err))
+}
+
+// raftErrorBody is the ErrorBody raftError answers for err: also the
+// per-item error of a multi-resolve (resolvemany.go).
+func (n *Node) raftErrorBody(shard uint64, op string, err error) shardrpc.ErrorBody {
 	var nl *raftstore.NotLeaderError
 	switch {
 	case errors.As(err, &nl):
@@ -302,14 +310,14 @@ func (n *Node) raftError(ctx *fasthttp.RequestCtx, shard uint64, op string, err 
 		if id == "" {
 			msg += "; no leader is known (an election may be under way)"
 		}
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeNotLeader, Message: msg, LeaderID: id, LeaderRPC: rpc})
+		return shardrpc.ErrorBody{Code: shardrpc.ErrCodeNotLeader, Message: msg, LeaderID: id, LeaderRPC: rpc}
 	case errors.Is(err, raftstore.ErrClosed), errors.Is(err, context.Canceled):
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("node %s is shutting down", n.self.ID)})
+		return shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("node %s is shutting down", n.self.ID)}
 	case errors.Is(err, context.DeadlineExceeded):
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("shard %d: %s timed out", shard, op)})
+		return shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("shard %d: %s timed out", shard, op)}
 	default:
 		n.logger.Warn("rpc failed", "op", op, "shard", shard, "err", err)
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("shard %d: %s: %v", shard, op, err)})
+		return shardrpc.ErrorBody{Code: shardrpc.ErrCodeUnavailable, Message: fmt.Sprintf("shard %d: %s: %v", shard, op, err)}
 	}
 }
 

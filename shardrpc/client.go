@@ -128,6 +128,10 @@ type nodeConn struct {
 	hc   *fasthttp.HostClient
 	// resolver carries the binary resolve calls.
 	resolver doer
+	// noManyUntil is when, in Unix nanoseconds, the client tries the
+	// multi-resolve RPC at this node again after a 404 (resolvebatch.go);
+	// 0 while the node serves it.
+	noManyUntil atomic.Int64
 }
 
 // shardState is what the client knows about one shard.
@@ -137,6 +141,8 @@ type shardState struct {
 	replicas []*nodeConn
 	// leader is the index in replicas of the hinted leader, -1 if unknown.
 	leader atomic.Int32
+	// batch coalesces concurrent local resolves (resolvebatch.go).
+	batch resolveShard
 }
 
 func (s *shardState) leaderIndex() int { return int(s.leader.Load()) }
@@ -296,9 +302,7 @@ func (c *Client) resolve(ctx context.Context, deadline time.Time, shard uint64, 
 	body := AppendResolveRequest(buf[:0], code, false)
 
 	var link Link
-	done, err := c.tryReplicasLocal(ctx, deadline, s, func(n *nodeConn) error {
-		return c.attemptResolve(deadline, n, false, req, body, resp, &link)
-	})
+	done, err := c.resolveLocal(ctx, deadline, s, code, req, body, resp, &link)
 	if err != nil {
 		return Link{}, fmt.Errorf("resolve %q on shard %d: %w", code, shard, err)
 	}
