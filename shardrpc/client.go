@@ -269,7 +269,9 @@ func NewRequestID() string {
 //
 // The call is the binary resolve RPC (PathResolveBinary; see
 // ClientOptions.ResolveJSON for the JSON one). Its answer is the stored
-// record, decoded with linkstore.DecodeRecord.
+// record, decoded with linkstore.DecodeRecord. Local reads of one shard
+// that wait while its resolve RPCs are busy share one multi-resolve
+// (PathResolveMany; see resolvebatch.go), with the same answers.
 func (c *Client) Resolve(ctx context.Context, shard uint64, code string) (Link, error) {
 	return c.resolve(ctx, c.deadline(ctx), shard, code)
 }

@@ -3,8 +3,9 @@
 // leader of a shard.
 //
 // Wire format: HTTP/1.1 (fasthttp on both ends) with keep-alive connections.
-// Every call but the binary resolve (PathResolveBinary, see resolvewire.go)
-// and the change feed (PathChanges, see feedwire.go) is `POST /rpc/v1/<op>`
+// Every call but the binary resolve (PathResolveBinary, see resolvewire.go),
+// the multi-resolve (PathResolveMany, see resolvemanywire.go) and the change
+// feed (PathChanges, see feedwire.go) is `POST /rpc/v1/<op>`
 // with a JSON body and the header
 // `X-Linkraft-Shard: <shard id>`; when the cluster has an RPC secret the
 // header `X-Linkraft-Secret` carries it. A success is 200 with the JSON
