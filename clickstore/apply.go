@@ -288,7 +288,7 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error 
 	}
 	for i, t := range [...][]clicks.Count{d.Referrers, d.Browsers, d.OSes, d.Devices} {
 		if len(t) > 0 {
-			a.tallies[i] = mergeTally(append(a.tallies[i], t...))
+			a.tallies[i] = mergeTally(a.tallies[i], t)
 		}
 	}
 	v = append(a.val[:0], recordVersion)
@@ -389,24 +389,36 @@ func (e *codeMemo) dayRecord(day uint32) ([]byte, bool) {
 // smallTally is the most counts mergeTally merges itself.
 const smallTally = 16
 
-// mergeTally returns clicks.TopCounts(t, clicks.MaxTallyKeys), reusing t's
-// array, for t the stored tally followed by the delta's. With at most
-// smallTally counts (fewer than the cap: nothing is folded into OtherKey)
-// it sums equal keys by a linear search and sorts by count with an
-// insertion sort, cheaper than TopCounts' two general sorts on such short
-// tallies; the order (count descending, then key) is total on distinct
-// keys, so the result is the same (TestMergeTallyMatchesTopCounts).
-func mergeTally(t []clicks.Count) []clicks.Count {
-	if len(t) > smallTally {
-		return clicks.TopCounts(t, clicks.MaxTallyKeys)
+// mergeTally returns clicks.TopCounts(append(stored, add...),
+// clicks.MaxTallyKeys), reusing stored's array, for stored the stored
+// tally and add the delta's. With at most smallTally counts in all (fewer
+// than the cap: nothing is folded into OtherKey) it sums equal keys by a
+// linear search and sorts by count with an insertion sort, cheaper than
+// TopCounts' two general sorts on such short tallies; the order (count
+// descending, then key) is total on distinct keys, so the result is the
+// same (TestMergeTallyMatchesTopCounts).
+//
+// It adds the delta's counts to the stored ones where the keys match
+// rather than appending them and summing after: a Count holds a string,
+// so each count copied into the array is a pointer write (with the GC's
+// write barrier while it marks), and a delta's keys are mostly ones the
+// record already holds.
+func mergeTally(stored, add []clicks.Count) []clicks.Count {
+	if len(stored)+len(add) > smallTally {
+		return clicks.TopCounts(append(stored, add...), clicks.MaxTallyKeys)
 	}
-	out := t[:0] // out never passes the count being read
-	for _, c := range t {
-		j := 0
-		for j < len(out) && out[j].Key != c.Key {
-			j++
+	out := stored[:0] // out never passes the count being read
+	for i, c := range stored {
+		if j := countIndex(out, c.Key); j >= 0 {
+			out[j].N += c.N
+		} else if len(out) == i {
+			out = out[:i+1] // in place already (a stored tally's keys are distinct)
+		} else {
+			out = append(out, c)
 		}
-		if j < len(out) {
+	}
+	for _, c := range add {
+		if j := countIndex(out, c.Key); j >= 0 {
 			out[j].N += c.N
 		} else {
 			out = append(out, c)
@@ -418,6 +430,16 @@ func mergeTally(t []clicks.Count) []clicks.Count {
 		}
 	}
 	return out
+}
+
+// countIndex returns the index of key in t, or -1.
+func countIndex(t []clicks.Count, key string) int {
+	for j := range t {
+		if t[j].Key == key {
+			return j
+		}
+	}
+	return -1
 }
 
 // countBefore reports whether a sorts before b in a tally: larger count
