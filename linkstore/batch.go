@@ -19,7 +19,10 @@ import (
 const TypeCreateBatch CommandType = 0x10
 
 // ResultBatch is the status of the result of a CreateBatch: one result per
-// item follows (see DecodeBatchResult). DecodeResult does not accept it.
+// item follows, then the replay trailer (see DecodeBatchResultReplays).
+// DecodeResult does not accept it. A batch result is never stored: it goes
+// from the machine to the proposer's node (and, in the binary bulk create
+// answer, to its client).
 const ResultBatch Status = 0x10
 
 // Limits of a CreateBatch. Apply refuses a batch beyond them.
@@ -200,7 +203,8 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 	// The request and order keys of each item are built in the same two
 	// buffers (Txn.Set copies them).
 	var res, key, order []byte
-	for _, it := range b.Items {
+	var replayed []int // the items answered from the request table
+	for i, it := range b.Items {
 		if it.RequestID == "" {
 			res = AppendResult(res[:0], m.applyCreate(tx, it.Create))
 			out = AppendBatchItemResult(out, res)
@@ -212,6 +216,7 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 			switch {
 			case err == nil:
 				out = AppendBatchItemResult(out, v)
+				replayed = append(replayed, i)
 				continue
 			case !errors.Is(err, raftstore.ErrNotFound):
 				must("read request table", err)
@@ -227,12 +232,24 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 		}
 		seq++
 	}
+	out = appendReplays(out, replayed)
 	if seq == start {
 		return out
 	}
 	must("store request sequence", tx.Set(requestSeqKey, binary.BigEndian.AppendUint64(nil, seq)))
 	m.pruneRequests(tx, set, start, seq)
 	return out
+}
+
+// appendReplays appends the batch result's replay trailer: the count of
+// replayed items (answered from the request table with the result of an
+// earlier entry) and their indexes, each a uvarint, in ascending order.
+func appendReplays(dst []byte, replayed []int) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(replayed)))
+	for _, i := range replayed {
+		dst = binary.AppendUvarint(dst, uint64(i))
+	}
+	return dst
 }
 
 // requestSet is a replica's memo of its request table (under
@@ -526,38 +543,70 @@ func AppendBatchItemResult(dst, res []byte) []byte {
 // DecodeBatchResult decodes the result of a CreateBatch into one encoded
 // result per item (each for DecodeResult; they alias b). A batch refused as
 // a whole (ResultBadRequest: it did not decode) is returned as an error
-// wrapping ErrBatchRefused. It never panics.
+// wrapping ErrBatchRefused. It never panics. See DecodeBatchResultReplays
+// for which items were replayed.
 func DecodeBatchResult(b []byte) ([][]byte, error) {
+	items, _, _, err := DecodeBatchResultReplays(b)
+	return items, err
+}
+
+// DecodeBatchResultReplays is DecodeBatchResult that also returns which
+// items were replayed (replayed[i]: item i's request ID was in the request
+// table, so its result is that of the entry that first applied it, not of
+// this one; the others were applied by this entry) and end, the length of
+// the items' part of b: b[:end] is the result without the replay trailer,
+// the batch result of builds before the trailer, which DecodeBatchResult
+// reads too (every item fresh).
+func DecodeBatchResultReplays(b []byte) (items [][]byte, replayed []bool, end int, err error) {
 	if len(b) < 2 {
-		return nil, fmt.Errorf("%w: batch result of %d bytes", ErrMalformed, len(b))
+		return nil, nil, 0, fmt.Errorf("%w: batch result of %d bytes", ErrMalformed, len(b))
 	}
 	if b[0] != resultVersion {
-		return nil, fmt.Errorf("%w: result version %#x", ErrUnknownVersion, b[0])
+		return nil, nil, 0, fmt.Errorf("%w: result version %#x", ErrUnknownVersion, b[0])
 	}
 	if Status(b[1]) != ResultBatch {
 		r, err := DecodeResult(b)
 		if err != nil {
-			return nil, fmt.Errorf("batch result: %w", err)
+			return nil, nil, 0, fmt.Errorf("batch result: %w", err)
 		}
-		return nil, fmt.Errorf("%w: %s: %s", ErrBatchRefused, r.Status, r.Reason)
+		return nil, nil, 0, fmt.Errorf("%w: %s: %s", ErrBatchRefused, r.Status, r.Reason)
 	}
 	count, n := binary.Uvarint(b[2:])
 	if n <= 0 || count > MaxBatchItems {
-		return nil, fmt.Errorf("%w: batch result count", ErrMalformed)
+		return nil, nil, 0, fmt.Errorf("%w: batch result count", ErrMalformed)
 	}
-	b = b[2+n:]
-	out := make([][]byte, count)
-	for i := range out {
-		res, rest, err := cutLength(b, len(b))
+	rest := b[2+n:]
+	items = make([][]byte, count)
+	for i := range items {
+		res, r, err := cutLength(rest, len(rest))
 		if err != nil {
-			return nil, fmt.Errorf("batch result item %d: %w", i, err)
+			return nil, nil, 0, fmt.Errorf("batch result item %d: %w", i, err)
 		}
-		out[i], b = res, rest
+		items[i], rest = res, r
 	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the batch result", ErrMalformed, len(b))
+	end = len(b) - len(rest)
+	replayed = make([]bool, count)
+	if len(rest) == 0 {
+		return items, replayed, end, nil
 	}
-	return out, nil
+	k, n := binary.Uvarint(rest)
+	if n <= 0 || k > count {
+		return nil, nil, 0, fmt.Errorf("%w: batch result replay count", ErrMalformed)
+	}
+	rest = rest[n:]
+	prev := -1
+	for range k {
+		i, n := binary.Uvarint(rest)
+		if n <= 0 || i >= count || int(i) <= prev {
+			return nil, nil, 0, fmt.Errorf("%w: batch result replay index", ErrMalformed)
+		}
+		rest = rest[n:]
+		replayed[i], prev = true, int(i)
+	}
+	if len(rest) != 0 {
+		return nil, nil, 0, fmt.Errorf("%w: %d bytes after the batch result", ErrMalformed, len(rest))
+	}
+	return items, replayed, end, nil
 }
 
 // ErrBatchRefused is returned by DecodeBatchResult for a batch that was

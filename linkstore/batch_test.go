@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -98,6 +99,21 @@ func TestCreateBatchRetriedItems(t *testing.T) {
 	item := func(id string, i int) BatchItem {
 		return BatchItem{RequestID: id, Create: Create{Partition: p, URL: fmt.Sprintf("https://r.example/%d", i), CreatedAtMs: int64(i)}}
 	}
+	// replays applies items as one batch and returns which items the
+	// batch result names as replayed.
+	replays := func(items ...BatchItem) []bool {
+		raw := rep.applyBatch(AppendCreateBatch(nil, CreateBatch{Items: items}))[0]
+		res, replayed, end, err := DecodeBatchResultReplays(raw)
+		if err != nil || len(res) != len(items) || len(replayed) != len(items) {
+			t.Fatalf("batch result: %d items, %v", len(res), err)
+		}
+		// Without the trailer, the result reads as before: nothing replayed.
+		old, oldReplayed, oldEnd, err := DecodeBatchResultReplays(raw[:end])
+		if err != nil || len(old) != len(items) || oldEnd != end || slices.Contains(oldReplayed, true) {
+			t.Fatalf("batch result without its trailer: %d items, %v, %v", len(old), oldReplayed, err)
+		}
+		return replayed
+	}
 	first := rep.batch(item("r0", 0), item("r1", 1), item("r1", 1), item("r2", 2))
 	if !first[1].Equal(first[2]) {
 		t.Fatalf("same request ID twice in a batch: %+v and %+v", first[1], first[2])
@@ -109,6 +125,11 @@ func TestCreateBatchRetriedItems(t *testing.T) {
 	}
 	if n, err := Count(rep.reader(), p); err != nil || n != 4 {
 		t.Fatalf("Count = %d, %v; want 4 links (r0 to r3)", n, err)
+	}
+	// Replayed: the items answered from the request table (a repeat in
+	// the same batch included), not the ones this batch applied.
+	if got, want := replays(item("r4", 4), item("r1", 11), item("r5", 5), item("r5", 5), item("", 6), item("r3", 13)), []bool{false, true, false, true, false, true}; !slices.Equal(got, want) {
+		t.Fatalf("replayed items %v, want %v", got, want)
 	}
 	// A create without a request ID is not idempotent.
 	a, b := rep.batch(item("", 5))[0], rep.batch(item("", 5))[0]
@@ -216,10 +237,26 @@ func FuzzDecodeBatchResult(f *testing.F) {
 	f.Add(AppendBatchItemResult(AppendBatchItemResult(AppendBatchResultHeader(nil, 2), ok), AppendResult(nil, Result{Status: ResultAliasTaken})))
 	f.Add(AppendResult(nil, Result{Status: ResultBadRequest, Reason: "why"}))
 	f.Add(AppendBatchResultHeader(nil, 3))
+	f.Add(appendReplays(AppendBatchItemResult(AppendBatchResultHeader(nil, 1), ok), []int{0}))
+	f.Add(appendReplays(AppendBatchItemResult(AppendBatchItemResult(AppendBatchResultHeader(nil, 2), ok), ok), []int{1, 0}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		items, err := DecodeBatchResult(b)
 		if err != nil {
 			return
+		}
+		_, replayed, end, err := DecodeBatchResultReplays(b)
+		if err != nil || len(replayed) != len(items) || end > len(b) {
+			t.Fatalf("DecodeBatchResultReplays of an accepted result: %d flags, end %d, %v", len(replayed), end, err)
+		}
+		var idx []int
+		for i, r := range replayed {
+			if r {
+				idx = append(idx, i)
+			}
+		}
+		_, back, _, err := DecodeBatchResultReplays(appendReplays(bytes.Clone(b[:end]), idx))
+		if err != nil || !slices.Equal(back, replayed) {
+			t.Fatalf("the replay trailer of %x does not round-trip: %v, %v", b, back, err)
 		}
 		again := AppendBatchResultHeader(nil, len(items))
 		for _, it := range items {

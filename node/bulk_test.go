@@ -153,9 +153,11 @@ func TestBulkCreateOnCluster(t *testing.T) {
 
 // TestBulkCreateBinaryOnCluster: the binary bulk create RPC stores and
 // answers what the JSON one does (a retry over one call of a bulk first
-// sent over the other gets the first results, equal field by field), and
-// refuses a bulk that is bad as a whole, malformed bytes included, with a
-// JSON error and without an entry.
+// sent over the other gets the first results, equal field by field), tags
+// the links its entry applied with the entry's index and replayed ones
+// with none, answers a version 1 request in version 1, and refuses a bulk
+// that is bad as a whole, malformed bytes included, with a JSON error and
+// without an entry.
 func TestBulkCreateBinaryOnCluster(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{})
 	r, bin := clusterClient(t, c)
@@ -191,6 +193,31 @@ func TestBulkCreateBinaryOnCluster(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: retry: %v", tc.name, err)
 		}
+		// The binary call tags the links its entry applied with the
+		// entry's index; a retry's links are replays, never tagged.
+		firstIndex := uint64(0)
+		for i, r := range first {
+			switch {
+			case r.Link == nil:
+			case tc.first == js && r.Link.AppliedIndex != 0:
+				t.Fatalf("%s: JSON item %d tagged with index %d", tc.name, i, r.Link.AppliedIndex)
+			case tc.first == bin && (r.Link.AppliedIndex == 0 || firstIndex != 0 && r.Link.AppliedIndex != firstIndex):
+				t.Fatalf("%s: item %d tagged with index %d, the others %d", tc.name, i, r.Link.AppliedIndex, firstIndex)
+			default:
+				firstIndex = r.Link.AppliedIndex
+			}
+		}
+		if st, err := bin.Status(ctx, 1); err != nil || tc.first == bin && firstIndex > st.AppliedIndex {
+			t.Fatalf("%s: links tagged with index %d, leader applied %d (%v)", tc.name, firstIndex, st.AppliedIndex, err)
+		}
+		for i, r := range again {
+			if r.Link != nil && r.Link.AppliedIndex != 0 {
+				t.Fatalf("%s: replayed item %d tagged with index %d", tc.name, i, r.Link.AppliedIndex)
+			}
+			if first[i].Link != nil {
+				first[i].Link.AppliedIndex = 0
+			}
+		}
 		if !reflect.DeepEqual(first, again) {
 			t.Fatalf("%s: retry answered\n%s\nfirst\n%s", tc.name, dumpResults(again), dumpResults(first))
 		}
@@ -205,6 +232,15 @@ func TestBulkCreateBinaryOnCluster(t *testing.T) {
 	}
 
 	leader := c.WaitLeader(1)
+	v1Items := items("v1")[:3]
+	a := (rpc{t: t}).call(c.RPCAddr(leader), shardrpc.PathBulkCreateBinary, 1, shardrpc.AppendBulkCreateRequestVersion(nil, shardrpc.BulkWireVersion1, v1Items))
+	if a.status != 200 || len(a.body) == 0 || a.body[0] != shardrpc.BulkWireVersion1 {
+		t.Fatalf("version 1 request: %s", a)
+	}
+	if res, err := shardrpc.DecodeBulkCreateResponse(a.body, v1Items); err != nil || res[0].Link == nil || !res[0].Link.Created || res[0].Link.AppliedIndex != 0 {
+		t.Fatalf("version 1 answer: %+v, %v", res, err)
+	}
+
 	good := items("refused")[:2]
 	other := shardrpc.CreateRequest{Partition: partitionOf(t, r, 2, 0), URL: "https://example.com/other"}
 	for name, tc := range map[string]struct {
@@ -213,7 +249,7 @@ func TestBulkCreateBinaryOnCluster(t *testing.T) {
 	}{
 		"empty":       {nil, 400},
 		"malformed":   {[]byte{shardrpc.BulkWireVersion, 1, 0xff}, 400},
-		"version":     {append([]byte{0x09}, shardrpc.AppendBulkCreateRequest(nil, good)[1:]...), 400},
+		"version":     {shardrpc.AppendBulkCreateRequestVersion(nil, 0x09, good), 400},
 		"JSON":        {[]byte(`{"items":[{"partition":1,"url":"https://x/"}]}`), 400},
 		"wrong shard": {shardrpc.AppendBulkCreateRequest(nil, []shardrpc.CreateRequest{good[0], other}), 421},
 		"partition":   {shardrpc.AppendBulkCreateRequest(nil, []shardrpc.CreateRequest{{Partition: 1 << 20, URL: "https://x/"}}), 400},

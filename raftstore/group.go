@@ -109,40 +109,49 @@ func (g *Group) Raft() *raft.Raft { return g.raft }
 // context.Canceled) and the outcome is unknown: the command may still
 // commit. As with leadership loss, retry with the same idemKey.
 func (g *Group) Propose(ctx context.Context, cmd, idemKey []byte) ([]byte, error) {
+	res, _, err := g.ProposeAt(ctx, cmd, idemKey)
+	return res, err
+}
+
+// ProposeAt is Propose that also returns the log index at which the
+// command was applied: the state right after it is the state at that
+// applied index (what a change feed position or AppliedIndex compares
+// with). The index is 0 when the result is nil (see Propose) or an error.
+func (g *Group) ProposeAt(ctx context.Context, cmd, idemKey []byte) ([]byte, uint64, error) {
 	if g.closed.Load() {
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	if len(idemKey) > maxIdemKey {
-		return nil, fmt.Errorf("raftstore: group %d: idempotency key of %d bytes exceeds %d", g.id, len(idemKey), maxIdemKey)
+		return nil, 0, fmt.Errorf("raftstore: group %d: idempotency key of %d bytes exceeds %d", g.id, len(idemKey), maxIdemKey)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var timeout time.Duration
 	if dl, ok := ctx.Deadline(); ok {
 		if timeout = time.Until(dl); timeout <= 0 {
-			return nil, context.DeadlineExceeded
+			return nil, 0, context.DeadlineExceeded
 		}
 	}
 	data := appendEnvelope(make([]byte, 0, 1+2+len(idemKey)+len(cmd)), idemKey, cmd)
 	f := g.raft.Apply(data, timeout)
 	if err := g.await(ctx, f); err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return nil, fmt.Errorf("raftstore: group %d: propose: outcome unknown: %w", g.id, err)
+			return nil, 0, fmt.Errorf("raftstore: group %d: propose: outcome unknown: %w", g.id, err)
 		}
-		return nil, g.mapErr("propose", err)
+		return nil, 0, g.mapErr("propose", err)
 	}
 	switch r := f.Response().(type) {
 	case []byte:
-		return r, nil
+		return r, f.Index(), nil
 	case error:
-		return nil, r
+		return nil, 0, r
 	case nil:
 		// A skipped entry (already applied before a restart): nobody can
 		// be waiting for it on this replica's current incarnation.
-		return nil, nil
+		return nil, 0, nil
 	default:
-		return nil, fmt.Errorf("raftstore: group %d: unexpected apply result %T", g.id, r)
+		return nil, 0, fmt.Errorf("raftstore: group %d: unexpected apply result %T", g.id, r)
 	}
 }
 

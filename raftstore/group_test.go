@@ -234,9 +234,14 @@ func TestGroupSingleNode(t *testing.T) {
 	if calls := n.machine.calls.Load(); calls != 2 {
 		t.Fatalf("StateMachine.Apply called %d times, want 2", calls)
 	}
+	// ProposeAt returns the index the machine applied the command at.
+	res, idx, err := g.ProposeAt(context.Background(), []byte("a"), nil)
+	if err != nil || string(res) != fmt.Sprintf("a=3@%d", idx) || idx == 0 || idx != g.AppliedIndex() {
+		t.Fatalf("ProposeAt: %q at %d, %v (applied %d)", res, idx, err, g.AppliedIndex())
+	}
 	for _, mode := range []ReadMode{ReadLinearizable, ReadLocal} {
-		if c, err := readCount(t, g, mode, "a"); err != nil || c != 2 {
-			t.Fatalf("read mode %d: %d, %v; want 2", mode, c, err)
+		if c, err := readCount(t, g, mode, "a"); err != nil || c != 3 {
+			t.Fatalf("read mode %d: %d, %v; want 3", mode, c, err)
 		}
 	}
 	st := g.Stats()

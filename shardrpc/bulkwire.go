@@ -13,7 +13,7 @@ import (
 // creates it coalesced (router/createbatch.go), so the one create path call
 // whose JSON cost showed in the profiles (docs/BENCHMARKS.md). The request
 // carries the items' fields length-prefixed; the answer is the create
-// batch's result exactly as the shard's state machine returned it
+// batch's result as the shard's state machine returned it
 // (linkstore.AppendBatchResultHeader and AppendBatchItemResult: one
 // encoded linkstore result, a status and the stored record, per item), so
 // the node encodes nothing per item and the client turns each result into
@@ -21,25 +21,42 @@ import (
 // answer uses as well.
 //
 //	POST /rpc/v2/bulk-create, X-Linkraft-Shard and X-Linkraft-Secret as for every call
-//	request:  version 0x01 | item count uvarint (1..MaxBulkItems) | items
+//	request:  version (0x01 or 0x02) | item count uvarint (1..MaxBulkItems) | items
 //	item:     request_id | partition u32 (big-endian) | url | alias | flags u8 (bit 0: reuse) |
 //	          expires_at_ms varint | max_clicks uvarint | owner | title |
 //	          tag count uvarint | tags | redirect_status uvarint
 //	          (every string: length uvarint | bytes)
-//	200:      Content-Type application/vnd.linkraft.bulk-create.v1,
-//	          version 0x01 | the linkstore batch result
+//	200 to a version 0x02 request:
+//	          Content-Type application/vnd.linkraft.bulk-create.v1,
+//	          version 0x02 | applied index u64 (big-endian) | the linkstore batch result
+//	          with its replay trailer (linkstore.DecodeBatchResultReplays)
+//	200 to a version 0x01 request:
+//	          version 0x01 | the linkstore batch result without the trailer
 //	non-200:  the JSON ErrorBody of every call (not_leader, wrong_shard, bad_request, ...)
 //
-// As for the binary resolve, nodes learn the call before routers send it
-// (upgrade the nodes first); ClientOptions.BulkCreateJSON keeps a client on
-// the JSON call (PathBulkCreate) meanwhile.
+// The applied index of a version 0x02 answer is the Raft index of the
+// entry that applied the bulk: the client sets it as Link.AppliedIndex of
+// every item the entry applied (not of a replayed item, answered from the
+// request table with the result of an earlier entry, as its record may
+// have changed since), so a router caches a new link feed-backed at once
+// (router cache PutAt).
+//
+// As for the binary resolve, the version byte comes first both ways, a
+// node answers in the version of the request and refuses a version it
+// does not know with 400 bad_request; nodes learn a version before routers
+// send it (upgrade the nodes first), and ClientOptions.BulkCreateJSON keeps
+// a client on the JSON call (PathBulkCreate) meanwhile.
 const (
 	// PathBulkCreateBinary is the path of the binary bulk create RPC.
 	PathBulkCreateBinary = "/rpc/v2/bulk-create"
 	// ContentTypeBulkCreate is the content type of its request and answer.
 	ContentTypeBulkCreate = "application/vnd.linkraft.bulk-create.v1"
-	// BulkWireVersion is the version byte of the request and the answer.
-	BulkWireVersion = 0x01
+	// BulkWireVersion is the version byte this build writes: its answers
+	// carry the applied index.
+	BulkWireVersion = 0x02
+	// BulkWireVersion1 is the first version, without the applied index;
+	// this build still reads and answers it.
+	BulkWireVersion1 = 0x01
 
 	bulkFlagReuse = 0x01
 )
@@ -52,7 +69,14 @@ var ErrMalformedBulk = errors.New("shardrpc: malformed binary bulk create messag
 // to dst. The node checks the values as it checks those of the JSON call;
 // a RedirectStatus outside [0, 65535] makes the request malformed.
 func AppendBulkCreateRequest(dst []byte, items []CreateRequest) []byte {
-	dst = append(dst, BulkWireVersion)
+	return AppendBulkCreateRequestVersion(dst, BulkWireVersion, items)
+}
+
+// AppendBulkCreateRequestVersion is AppendBulkCreateRequest in the given
+// version (BulkWireVersion or BulkWireVersion1): the items are the same in
+// both.
+func AppendBulkCreateRequestVersion(dst []byte, version byte, items []CreateRequest) []byte {
+	dst = append(dst, version)
 	dst = binary.AppendUvarint(dst, uint64(len(items)))
 	for i := range items {
 		it := &items[i]
@@ -102,18 +126,28 @@ func appendWireString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// DecodeBulkCreateRequest decodes a binary bulk create request. The
-// strings are copies: nothing aliases b. It never panics; bad input
-// (including a count outside [1, MaxBulkItems] and trailing bytes) gives an
-// error wrapping ErrMalformedBulk.
-func DecodeBulkCreateRequest(b []byte) ([]CreateRequest, error) {
-	if len(b) == 0 || b[0] != BulkWireVersion {
-		if len(b) == 0 {
-			return nil, fmt.Errorf("%w: empty request", ErrMalformedBulk)
-		}
-		return nil, fmt.Errorf("%w: request version %#x (this node reads %#x)", ErrMalformedBulk, b[0], BulkWireVersion)
+// DecodeBulkCreateRequest decodes a binary bulk create request of either
+// version and returns its items and version. The strings are copies:
+// nothing aliases b. It never panics; bad input (including a count outside
+// [1, MaxBulkItems] and trailing bytes) gives an error wrapping
+// ErrMalformedBulk.
+func DecodeBulkCreateRequest(b []byte) ([]CreateRequest, byte, error) {
+	if len(b) == 0 {
+		return nil, 0, fmt.Errorf("%w: empty request", ErrMalformedBulk)
 	}
-	d := wireDecoder{b: b[1:]}
+	version := b[0]
+	if version != BulkWireVersion && version != BulkWireVersion1 {
+		return nil, 0, fmt.Errorf("%w: request version %#x (this node reads %#x and %#x)", ErrMalformedBulk, b[0], BulkWireVersion1, BulkWireVersion)
+	}
+	items, err := decodeBulkItems(b[1:])
+	if err != nil {
+		return nil, 0, err
+	}
+	return items, version, nil
+}
+
+func decodeBulkItems(b []byte) ([]CreateRequest, error) {
+	d := wireDecoder{b: b}
 	count := d.uvarint("item count")
 	if d.err == nil && (count == 0 || count > MaxBulkItems) {
 		return nil, fmt.Errorf("%w: %d items, want 1 to %d", ErrMalformedBulk, count, MaxBulkItems)
@@ -244,26 +278,51 @@ func (d *wireDecoder) str(field string) string {
 	return s
 }
 
-// AppendBulkCreateResponse appends the body of a 200 answer to dst: the
-// version byte, then the linkstore batch result the shard's state machine
-// returned (one item result per request item, in order).
-func AppendBulkCreateResponse(dst, batchResult []byte) []byte {
-	return append(append(dst, BulkWireVersion), batchResult...)
+// AppendBulkCreateResponse appends the body of a 200 answer in version
+// (that of the request) to dst: the version byte, then for
+// BulkWireVersion the applied index of the entry and the linkstore batch
+// result as the state machine returned it (with its replay trailer), for
+// BulkWireVersion1 the batch result without the trailer.
+func AppendBulkCreateResponse(dst []byte, version byte, applied uint64, batchResult []byte) ([]byte, error) {
+	switch version {
+	case BulkWireVersion:
+		dst = binary.BigEndian.AppendUint64(append(dst, version), applied)
+		return append(dst, batchResult...), nil
+	case BulkWireVersion1:
+		_, _, end, err := linkstore.DecodeBatchResultReplays(batchResult)
+		if err != nil {
+			return nil, fmt.Errorf("shardrpc: bulk create answer: %w", err)
+		}
+		return append(append(dst, version), batchResult[:end]...), nil
+	}
+	return nil, fmt.Errorf("shardrpc: bulk create answer version %#x", version)
 }
 
-// DecodeBulkCreateResponse decodes the body of a 200 answer to the
-// request of items into one result per item, in order. It never panics;
-// bad input (another version, an undecodable batch or item result, a
+// DecodeBulkCreateResponse decodes the body of a 200 answer of either
+// version to the request of items into one result per item, in order. In
+// a BulkWireVersion answer, the link of every item the entry applied (not
+// replayed) carries the entry's index as AppliedIndex. It never panics;
+// bad input (an unknown version, an undecodable batch or item result, a
 // result count other than len(items)) gives an error wrapping
 // ErrMalformedBulk.
 func DecodeBulkCreateResponse(b []byte, items []CreateRequest) ([]BulkItemResult, error) {
-	if len(b) == 0 || b[0] != BulkWireVersion {
-		if len(b) == 0 {
-			return nil, fmt.Errorf("%w: empty answer", ErrMalformedBulk)
-		}
-		return nil, fmt.Errorf("%w: answer version %#x (this client reads %#x)", ErrMalformedBulk, b[0], BulkWireVersion)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty answer", ErrMalformedBulk)
 	}
-	raws, err := linkstore.DecodeBatchResult(b[1:])
+	var applied uint64
+	switch b[0] {
+	case BulkWireVersion1:
+		b = b[1:]
+	case BulkWireVersion:
+		if len(b) < 9 {
+			return nil, fmt.Errorf("%w: version %#x answer of %d bytes", ErrMalformedBulk, b[0], len(b))
+		}
+		applied = binary.BigEndian.Uint64(b[1:9])
+		b = b[9:]
+	default:
+		return nil, fmt.Errorf("%w: answer version %#x (this client reads %#x and %#x)", ErrMalformedBulk, b[0], BulkWireVersion1, BulkWireVersion)
+	}
+	raws, replayed, _, err := linkstore.DecodeBatchResultReplays(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedBulk, err)
 	}
@@ -278,6 +337,9 @@ func DecodeBulkCreateResponse(b []byte, items []CreateRequest) ([]BulkItemResult
 		}
 		if out[i], err = BulkItemResultOf(items[i], res); err != nil {
 			return nil, fmt.Errorf("%w: item %d: %w", ErrMalformedBulk, i, err)
+		}
+		if out[i].Link != nil && !replayed[i] {
+			out[i].Link.AppliedIndex = applied
 		}
 	}
 	return out, nil
