@@ -76,7 +76,10 @@ type createCall struct {
 // the proposal's error.
 type createOutcome struct {
 	raw []byte
-	err error
+	// index is the Raft index of the entry that applied the create; 0
+	// when that entry did not (a retry answered from the request table).
+	index uint64
+	err   error
 }
 
 // batcher owns the create queue of one shard's group. Its goroutine
@@ -145,8 +148,11 @@ func (n *Node) stopBatchers() {
 // proposeCreate proposes an encoded create at g and returns its encoded
 // linkstore.Result, as Group.Propose would for the create alone: through
 // the shard's batcher, or, with batching off, as its own entry with the
-// request ID as raftstore's idempotency key.
-func (n *Node) proposeCreate(ctx context.Context, shard uint64, g *raftstore.Group, cmd []byte, requestID string) ([]byte, error) {
+// request ID as raftstore's idempotency key. index is the Raft index of
+// the entry that applied the create, 0 when unknown: a retry answered
+// with an earlier entry's result, or batching off (raftstore's
+// idempotency table does not tell a retry).
+func (n *Node) proposeCreate(ctx context.Context, shard uint64, g *raftstore.Group, cmd []byte, requestID string) (raw []byte, index uint64, err error) {
 	var b *batcher
 	if r := n.served()[shard]; r != nil {
 		b = r.b
@@ -156,30 +162,31 @@ func (n *Node) proposeCreate(ctx context.Context, shard uint64, g *raftstore.Gro
 		if requestID != "" {
 			idem = []byte(requestID)
 		}
-		return g.Propose(ctx, cmd, idem)
+		raw, err := g.Propose(ctx, cmd, idem)
+		return raw, 0, err
 	}
 	call := &createCall{requestID: requestID, cmd: cmd, done: make(chan createOutcome, 1), queued: time.Now().UnixNano()}
 	select {
 	case b.queue <- call:
 	case <-b.stop:
-		return nil, raftstore.ErrClosed
+		return nil, 0, raftstore.ErrClosed
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 	select {
 	case o := <-call.done:
-		return o.raw, o.err
+		return o.raw, o.index, o.err
 	case <-ctx.Done():
 		// The create may still be proposed: the outcome is unknown, and
 		// a retry with the same request ID is safe.
-		return nil, fmt.Errorf("node: shard %d: create: outcome unknown: %w", shard, ctx.Err())
+		return nil, 0, fmt.Errorf("node: shard %d: create: outcome unknown: %w", shard, ctx.Err())
 	case <-b.done:
 		// Queued after the batcher drained its queue for the last time.
 		select {
 		case o := <-call.done:
-			return o.raw, o.err
+			return o.raw, o.index, o.err
 		default:
-			return nil, raftstore.ErrClosed
+			return nil, 0, raftstore.ErrClosed
 		}
 	}
 }
@@ -289,7 +296,7 @@ func (b *batcher) propose(calls []*createCall, size int) {
 		buf = linkstore.AppendBatchItem(buf, c.requestID, c.cmd)
 	}
 	ctx, cancel := context.WithTimeout(b.n.ctx, b.n.opts.RequestTimeout)
-	raw, err := b.g.Propose(ctx, buf, nil)
+	raw, index, err := b.g.ProposeAt(ctx, buf, nil)
 	cancel()
 	switch {
 	case err != nil:
@@ -300,7 +307,7 @@ func (b *batcher) propose(calls []*createCall, size int) {
 		answerAll(calls, createOutcome{})
 		return
 	}
-	results, err := linkstore.DecodeBatchResult(raw)
+	results, replayed, _, err := linkstore.DecodeBatchResultReplays(raw)
 	if err == nil && len(results) != len(calls) {
 		err = fmt.Errorf("%w: %d results for %d creates", linkstore.ErrMalformed, len(results), len(calls))
 	}
@@ -313,7 +320,11 @@ func (b *batcher) propose(calls []*createCall, size int) {
 	// sends after its answer counts as back (run).
 	b.ended.Store(time.Now().UnixNano())
 	for i, c := range calls {
-		c.done <- createOutcome{raw: results[i]}
+		o := createOutcome{raw: results[i], index: index}
+		if replayed[i] {
+			o.index = 0
+		}
+		c.done <- o
 	}
 	b.answered.Add(int64(len(calls)))
 }

@@ -272,3 +272,31 @@ func dumpResults(rs []shardrpc.BulkItemResult) string {
 	b, _ := json.Marshal(rs)
 	return string(b)
 }
+
+// TestCreateAnswerAppliedIndex: a single create's answer carries the
+// index of the entry that applied it (at most the leader's applied index
+// after the answer); a retry with the same request ID, answered from the
+// request table, carries none.
+func TestCreateAnswerAppliedIndex(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	r, cl := clusterClient(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req := shardrpc.CreateRequest{Partition: partitionOf(t, r, 1, 0), URL: "https://example.com/indexed", RequestID: "indexed-1"}
+	first, err := cl.Create(ctx, 1, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := cl.Status(ctx, 1)
+	if err != nil || first.AppliedIndex == 0 || first.AppliedIndex > st.AppliedIndex {
+		t.Fatalf("create tagged with index %d, leader applied %d (%v)", first.AppliedIndex, st.AppliedIndex, err)
+	}
+	again, err := cl.Create(ctx, 1, req)
+	if err != nil || again.Code != first.Code || again.AppliedIndex != 0 {
+		t.Fatalf("retried create: %+v, %v; first %+v", again, err, first)
+	}
+	second, err := cl.Create(ctx, 1, shardrpc.CreateRequest{Partition: req.Partition, URL: "https://example.com/indexed/2", RequestID: "indexed-2"})
+	if err != nil || second.AppliedIndex <= first.AppliedIndex {
+		t.Fatalf("a later create tagged with index %d, the first %d (%v)", second.AppliedIndex, first.AppliedIndex, err)
+	}
+}

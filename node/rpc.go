@@ -168,7 +168,7 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 		RedirectStatus: uint16(req.RedirectStatus),
 	})
 	rctx, cancel := n.requestContext()
-	raw, err := n.proposeCreate(rctx, shard, g, cmd, req.RequestID)
+	raw, index, err := n.proposeCreate(rctx, shard, g, cmd, req.RequestID)
 	cancel()
 	if err != nil {
 		n.raftError(ctx, shard, "create", err)
@@ -191,6 +191,7 @@ func (n *Node) create(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.Group
 	case linkstore.ResultCreated, linkstore.ResultExisting:
 		link := toLink(res.Record)
 		link.Created = res.Status == linkstore.ResultCreated
+		link.AppliedIndex = index
 		writeJSON(ctx, fasthttp.StatusOK, link)
 	case linkstore.ResultAliasTaken:
 		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeAliasTaken, Message: fmt.Sprintf("alias %q is taken", req.Alias)})

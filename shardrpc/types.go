@@ -94,10 +94,10 @@ type Link struct {
 	Created bool `json:"created,omitempty"`
 	// AppliedIndex is the answering replica's applied Raft index read
 	// before the link: the link reflects at least every entry up to it
-	// (binary resolve answers; in a binary bulk create answer, the index
-	// of the entry that applied the item); 0 when unknown (older nodes,
-	// other calls, a replayed create). A router checks it against the
-	// shard's change feed.
+	// (binary resolve answers; in a create or binary bulk create answer,
+	// the index of the entry that applied the create); 0 when unknown
+	// (older nodes, other calls, a retried create answered from the
+	// request table). A router checks it against the shard's change feed.
 	AppliedIndex uint64 `json:"applied_index,omitempty"`
 }
 
