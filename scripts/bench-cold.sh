@@ -36,130 +36,27 @@ ROUNDS=${COLD_ROUNDS:-3}
 DURATION=${COLD_DURATION:-6s}
 CONC=${COLD_C:-64}
 PROFILE=${COLD_PROFILE:-}
-TICK=$(getconf CLK_TCK)
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkraft-cold.XXXXXX")
-PIDS=()  # every process started here, stopped in reverse order on exit
-NAMES=()
 
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+make_tmp cold
 
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-	local rc=$? i
-	trap - EXIT INT TERM
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		stop_pid "${PIDS[$i]}" "${NAMES[$i]}"
-	done
-	if [[ $rc -ne 0 ]]; then
-		for f in "$TMP"/*.log; do
-			[[ -s $f ]] && { echo "---- last lines of $f ----" >&2; tail -n 20 "$f" >&2; }
-		done
-	fi
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start NAME CMD...: runs CMD in its own session, logging to $TMP/NAME.log.
-start() {
-	local name=$1
-	shift
-	setsid "$@" >"$TMP/$name.log" 2>&1 &
-	PIDS+=("$!")
-	NAMES+=("$name")
-}
-
-# wait_http HOST:PORT PATH SECONDS NAME: until GET PATH answers 200 or 301.
-wait_http() {
-	local hp=$1 path=$2 secs=$3 name=$4 line=
-	for _ in $(seq 1 $((secs * 5))); do
-		if { exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}"; } 2>/dev/null; then
-			printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$path" "$hp" >&3
-			IFS= read -r -t 5 line <&3 || line=
-			exec 3<&- 3>&-
-			[[ $line == *" 200 "* || $line == *" 301 "* ]] && return 0
-		fi
-		sleep 0.2
-	done
-	echo "$name: GET $path on $hp did not answer 200/301 within ${secs}s (last: $line)" >&2
-	return 1
-}
-
-# cpu_ticks PID...: the user + system clock ticks of the processes.
-cpu_ticks() {
-	local t=0 p f
-	for p in "$@"; do
-		read -r -a f <"/proc/$p/stat"
-		# Fields 14 and 15 (utime, stime); the command name (field 2) of
-		# these processes has no spaces.
-		t=$((t + f[13] + f[14]))
-	done
-	echo "$t"
-}
-
-# children_ticks: the user + system ticks of this shell's waited-for
-# children so far (the second line of the `times` builtin). It must run in
-# this shell, not in a command substitution (a subshell has children of
-# its own), so it sets CHILD_TICKS.
-CHILD_TICKS=0
-children_ticks() {
-	times >"$TMP/times"
-	CHILD_TICKS=$(awk -v hz="$TICK" 'function sec(x, m) { split(x, m, "m"); sub("s", "", m[2]); return m[1] * 60 + m[2] }
-		NR == 2 { printf "%d\n", (sec($1) + sec($2)) * hz + 0.5 }' "$TMP/times")
-}
-
-if [[ -z ${LINKRAFT_BIN:-} && ! -x $BIN ]]; then
-	log "building bin/linkraft"
-	CGO_ENABLED=0 "$GO" build -o "$BIN" ./cmd/linkraft
-fi
+build_linkraft if-missing
 
 # ---- 1. the cluster --------------------------------------------------------
-NODE_PORTS=()
-for _ in 1 2 3 4 5 6 7 8 9; do
-	free_port
-	NODE_PORTS+=("$PORT")
-done
-free_port
-RA=127.0.0.1:$PORT
-free_port
-RA_ADMIN=127.0.0.1:$PORT
-free_port
-RB=127.0.0.1:$PORT
-free_port
-RB_ADMIN=127.0.0.1:$PORT
-{
-	printf 'cluster:\n  partitions: 1024\n  code_length: 7\n  redirect_status: 301\n  click_flush_interval: 1s\n'
-	printf 'nodes:\n'
-	for i in 1 2 3; do
-		printf '  - id: n%d\n    raft_addr: 127.0.0.1:%d\n    rpc_addr: 127.0.0.1:%d\n    admin_addr: 127.0.0.1:%d\n    data_dir: %s/data/n%d\n' \
-			"$i" "${NODE_PORTS[$((3 * i - 3))]}" "${NODE_PORTS[$((3 * i - 2))]}" "${NODE_PORTS[$((3 * i - 1))]}" "$TMP" "$i"
-	done
-	printf 'shards:\n'
-	for i in 1 2 3; do
-		printf '  - id: %d\n    replicas: [n1, n2, n3]\n' "$i"
-	done
-	printf 'routers:\n'
-	printf '  - id: ra\n    listen: %s\n    base_url: http://%s\n    cache_size: 0\n    admin_addr: %s\n' "$RA" "$RA" "$RA_ADMIN"
-	printf '  - id: rb\n    listen: %s\n    base_url: http://%s\n    cache_size: 0\n    admin_addr: %s\n' "$RB" "$RB" "$RB_ADMIN"
-} >"$TMP/cluster.yaml"
-NODE_PIDS=()
-for i in 1 2 3; do
-	start "n$i" "$BIN" node --config "$TMP/cluster.yaml" --id "n$i"
-	NODE_PIDS+=("${PIDS[-1]}")
-done
+write_cluster "$TMP/cluster.yaml" "$TMP/data" default "ra 0" "rb 0"
+RA=${ROUTER_ADDR[ra]}
+RB=${ROUTER_ADDR[rb]}
+start_nodes "$TMP/cluster.yaml"
 start ra "$BIN" router --config "$TMP/cluster.yaml" --id ra
-SERVERS=("A $RA ${PIDS[-1]} $RA_ADMIN")
+SERVERS=("A $RA ${PIDS[-1]} ${ROUTER_ADMIN[ra]}")
 if [[ -n $BIN_B ]]; then
 	start rb "$BIN_B" router --config "$TMP/cluster.yaml" --id rb
-	SERVERS+=("B $RB ${PIDS[-1]} $RB_ADMIN")
+	SERVERS+=("B $RB ${PIDS[-1]} ${ROUTER_ADMIN[rb]}")
 fi
 log "cluster: 3 nodes, router A $RA ($BIN)${BIN_B:+, router B $RB ($BIN_B)}, both cache_size 0"
-wait_http "$RA" /readyz 90 "router A"
-[[ -z $BIN_B ]] || wait_http "$RB" /readyz 30 "router B"
+wait_status "$RA" /readyz 200 90 "router A"
+[[ -z $BIN_B ]] || wait_status "$RB" /readyz 200 30 "router B"
 
 # ---- 2. links --------------------------------------------------------------
 log "creating $LINKS links through A"
@@ -216,7 +113,7 @@ if [[ -n $PROFILE ]]; then
 		curl -s -o "$PROFILE/$name-router.pprof" "http://$admin/debug/pprof/profile?seconds=$secs" &
 		fetch+=("$!")
 		for i in 1 2 3; do
-			curl -s -o "$PROFILE/$name-n$i.pprof" "http://127.0.0.1:${NODE_PORTS[$((3 * i - 1))]}/debug/pprof/profile?seconds=$secs" &
+			curl -s -o "$PROFILE/$name-n$i.pprof" "http://${NODE_ADMIN[$((i - 1))]}/debug/pprof/profile?seconds=$secs" &
 			fetch+=("$!")
 		done
 		wait "${fetch[@]}" "$load"
@@ -237,8 +134,7 @@ echo "| medians | ops/s | router µs/redirect | nodes µs/redirect | generator �
 echo "|---|--:|--:|--:|--:|"
 for s in "${SERVERS[@]}"; do
 	name=${s%% *}
-	awk -v n="$name" 'function median(a, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-			return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
+	awk -v n="$name" "$AWK_MEDIAN"'
 		$2 == n { k++; ops[k] = $3; sv[k] = $5; nd[k] = $6; g[k] = $7 }
 		END { printf "| %s | %.0f | %.1f | %.1f | %.1f |\n", n, median(ops, k), median(sv, k), median(nd, k), median(g, k) }' "$TMP/runs"
 done

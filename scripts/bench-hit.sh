@@ -43,86 +43,12 @@ ROUNDS=${HIT_ROUNDS:-3}
 DURATION=${HIT_DURATION:-4s}
 CONC=${HIT_C:-64}
 WARM=${HIT_WARM:-5s}
-TICK=$(getconf CLK_TCK)
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkraft-hit.XXXXXX")
-PIDS=()  # every process started here, stopped in reverse order on exit
-NAMES=()
 
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+make_tmp hit
 
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-	local rc=$? i
-	trap - EXIT INT TERM
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		stop_pid "${PIDS[$i]}" "${NAMES[$i]}"
-	done
-	if [[ $rc -ne 0 ]]; then
-		for f in "$TMP"/*.log "$TMP"/nginx/error.log; do
-			[[ -s $f ]] && { echo "---- last lines of $f ----" >&2; tail -n 20 "$f" >&2; }
-		done
-	fi
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start NAME CMD...: runs CMD in its own session, logging to $TMP/NAME.log.
-start() {
-	local name=$1
-	shift
-	setsid "$@" >"$TMP/$name.log" 2>&1 &
-	PIDS+=("$!")
-	NAMES+=("$name")
-}
-
-# wait_http HOST:PORT PATH SECONDS NAME: until GET PATH answers 200 or 301.
-wait_http() {
-	local hp=$1 path=$2 secs=$3 name=$4 line=
-	for _ in $(seq 1 $((secs * 5))); do
-		if { exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}"; } 2>/dev/null; then
-			printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$path" "$hp" >&3
-			IFS= read -r -t 5 line <&3 || line=
-			exec 3<&- 3>&-
-			[[ $line == *" 200 "* || $line == *" 301 "* ]] && return 0
-		fi
-		sleep 0.2
-	done
-	echo "$name: GET $path on $hp did not answer 200/301 within ${secs}s (last: $line)" >&2
-	return 1
-}
-
-# cpu_ticks PID...: the user + system clock ticks of the processes.
-cpu_ticks() {
-	local t=0 p f
-	for p in "$@"; do
-		read -r -a f <"/proc/$p/stat"
-		# Fields 14 and 15 (utime, stime); the command name (field 2) of
-		# these processes has no spaces.
-		t=$((t + f[13] + f[14]))
-	done
-	echo "$t"
-}
-
-# children_ticks: the user + system ticks of this shell's waited-for
-# children so far (the second line of the `times` builtin). It must run in
-# this shell, not in a command substitution (a subshell has children of
-# its own), so it sets CHILD_TICKS.
-CHILD_TICKS=0
-children_ticks() {
-	times >"$TMP/times"
-	CHILD_TICKS=$(awk -v hz="$TICK" 'function sec(x, m) { split(x, m, "m"); sub("s", "", m[2]); return m[1] * 60 + m[2] }
-		NR == 2 { printf "%d\n", (sec($1) + sec($2)) * hz + 0.5 }' "$TMP/times")
-}
-
-if [[ -z ${LINKRAFT_BIN:-} && ! -x $BIN ]]; then
-	log "building bin/linkraft"
-	CGO_ENABLED=0 "$GO" build -o "$BIN" ./cmd/linkraft
-fi
+build_linkraft if-missing
 command -v nginx >/dev/null || { echo "nginx is not installed (scripts/bench.sh installs it)" >&2; exit 1; }
 
 # ---- 1. nginx --------------------------------------------------------------
@@ -131,47 +57,16 @@ NGINX=127.0.0.1:$PORT
 write_nginx_conf "$TMP/nginx" "$NGINX"
 start nginx nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
 NGINX_PID=${PIDS[-1]}
-wait_http "$NGINX" /x 20 nginx
+wait_status "$NGINX" /x 301 20 nginx
 
 # ---- 2. the cluster --------------------------------------------------------
-NODE_PORTS=()
-for _ in 1 2 3 4 5 6; do
-	free_port
-	NODE_PORTS+=("$PORT")
-done
-free_port
-RA=127.0.0.1:$PORT
-free_port
-RB=127.0.0.1:$PORT
+write_cluster "$TMP/cluster.yaml" "$TMP/data" 1h "ra 1000000" "rb 1000000"
+RA=${ROUTER_ADDR[ra]}
+RB=${ROUTER_ADDR[rb]}
 # Admin listeners (Go's profiler) of nodes n1-n3 and routers A and B,
 # printed below, so that a profile can be taken while the rounds run.
-ADMIN=()
-for _ in 1 2 3 4 5; do
-	free_port
-	ADMIN+=("127.0.0.1:$PORT")
-done
-{
-	printf 'cluster:\n  partitions: 1024\n  code_length: 7\n  redirect_status: 301\n  click_flush_interval: 1s\n  cache_ttl: 1h\n'
-	printf 'nodes:\n'
-	for i in 1 2 3; do
-		printf '  - id: n%d\n    raft_addr: 127.0.0.1:%d\n    rpc_addr: 127.0.0.1:%d\n    data_dir: %s/data/n%d\n    admin_addr: %s\n' \
-			"$i" "${NODE_PORTS[$((2 * i - 2))]}" "${NODE_PORTS[$((2 * i - 1))]}" "$TMP" "$i" "${ADMIN[$((i - 1))]}"
-	done
-	printf 'shards:\n'
-	for i in 1 2 3; do
-		printf '  - id: %d\n    replicas: [n1, n2, n3]\n' "$i"
-	done
-	printf 'routers:\n'
-	for r in "ra $RA ${ADMIN[3]}" "rb $RB ${ADMIN[4]}"; do
-		read -r id hp adm <<<"$r"
-		printf '  - id: %s\n    listen: %s\n    base_url: http://%s\n    cache_size: 1000000\n    admin_addr: %s\n' "$id" "$hp" "$hp" "$adm"
-	done
-} >"$TMP/cluster.yaml"
-NODE_PIDS=()
-for i in 1 2 3; do
-	start "n$i" "$BIN" node --config "$TMP/cluster.yaml" --id "n$i"
-	NODE_PIDS+=("${PIDS[-1]}")
-done
+ADMIN=("${NODE_ADMIN[@]}" "${ROUTER_ADMIN[ra]}" "${ROUTER_ADMIN[rb]}")
+start_nodes "$TMP/cluster.yaml"
 start ra "$BIN" router --config "$TMP/cluster.yaml" --id ra
 RA_PID=${PIDS[-1]}
 SERVERS=("nginx $NGINX $NGINX_PID" "A $RA $RA_PID")
@@ -181,8 +76,8 @@ if [[ -n $BIN_B ]]; then
 fi
 log "cluster: 3 nodes, router A $RA ($BIN)${BIN_B:+, router B $RB ($BIN_B)}"
 log "profilers (/debug/pprof/): n1-n3 ${ADMIN[*]:0:3}, router A ${ADMIN[3]}${BIN_B:+, router B ${ADMIN[4]}}"
-wait_http "$RA" /readyz 90 "router A"
-[[ -z $BIN_B ]] || wait_http "$RB" /readyz 30 "router B"
+wait_status "$RA" /readyz 200 90 "router A"
+[[ -z $BIN_B ]] || wait_status "$RB" /readyz 200 30 "router B"
 
 # ---- 3. links and warm caches ----------------------------------------------
 log "creating $LINKS links through A"
@@ -201,9 +96,9 @@ run() {
 	local round=$1 name=$2 hp=$3 pids=$4 s0 n0 g0 s1 n1 g1 row
 	local codes=(-codes-file "$TMP/codes.txt")
 	[[ $name == nginx ]] && codes=(-codes-from none -links "$LINKS")
-	# shellcheck disable=SC2086 # pids is a list
 	children_ticks
 	g0=$CHILD_TICKS
+	# shellcheck disable=SC2086 # pids is a list
 	s0=$(cpu_ticks $pids) n0=$(cpu_ticks "${NODE_PIDS[@]}")
 	"$BIN" bench -target "http://$hp" -workload redirect -c "$CONC" "${codes[@]}" -duration "$DURATION" \
 		-warmup 0s -progress=false -label "$name" >"$TMP/run.md"
@@ -250,8 +145,7 @@ echo "| medians | ops/s | vs nginx (per round) | server µs/redirect | nodes µs
 echo "|---|--:|--:|--:|--:|--:|"
 for s in "${SERVERS[@]}"; do
 	name=${s%% *}
-	awk -v n="$name" 'function median(a, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-			return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
+	awk -v n="$name" "$AWK_MEDIAN"'
 		{ if ($2 == "nginx") base[$1] = $3 }
 		$2 == n { k++; ops[k] = $3; ratio[k] = $3 / base[$1]; sv[k] = $5; nd[k] = $6; g[k] = $7 }
 		END { printf "| %s | %.0f | %.2fx | %.1f | %.1f | %.1f |\n", n, median(ops, k), median(ratio, k), median(sv, k), median(nd, k), median(g, k) }' "$TMP/runs"

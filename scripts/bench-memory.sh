@@ -44,51 +44,9 @@ LOAD_DURATION=${MEM_LOAD_DURATION:-10s}
 CONC=${MEM_C:-64}
 PROFILE=${MEM_PROFILE:-}
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkraft-mem.XXXXXX")
-PIDS=() # every process started here, stopped in reverse order on exit
-NAMES=()
-
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
-
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-	local rc=$? i
-	trap - EXIT INT TERM
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		stop_pid "${PIDS[$i]}" "${NAMES[$i]}"
-	done
-	if [[ $rc -ne 0 ]]; then
-		for f in "$TMP"/*.log; do
-			[[ -s $f ]] && { echo "---- last lines of $f ----" >&2; tail -n 20 "$f" >&2; }
-		done
-	fi
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start NAME CMD...: runs CMD in its own session, logging to $TMP/NAME.log.
-start() {
-	local name=$1
-	shift
-	setsid "$@" >"$TMP/$name.log" 2>&1 &
-	PIDS+=("$!")
-	NAMES+=("$name")
-}
-
-# wait_ready HOST:PORT SECONDS NAME: until GET /readyz answers 200.
-wait_ready() {
-	local hp=$1 secs=$2 name=$3
-	for _ in $(seq 1 $((secs * 5))); do
-		curl -fsS -o /dev/null "http://$hp/readyz" 2>/dev/null && return 0
-		sleep 0.2
-	done
-	echo "$name: /readyz on $hp did not answer 200 within ${secs}s" >&2
-	return 1
-}
+make_tmp mem
 
 # kib FIELD: FIELD (VmRSS:, VmHWM:) of the router's /proc status, in KiB.
 kib() { awk -v f="$1" '$1 == f { print $2 }' "/proc/$ROUTER_PID/status"; }
@@ -113,43 +71,18 @@ if ! command -v curl >/dev/null; then
 	echo "curl is not installed" >&2
 	exit 1
 fi
-if [[ -z ${LINKRAFT_BIN:-} && ! -x $BIN ]]; then
-	log "building bin/linkraft"
-	CGO_ENABLED=0 "$GO" build -o "$BIN" ./cmd/linkraft
-fi
+build_linkraft if-missing
 ((BATCH >= 1 && BATCH <= 1000)) || { echo "MEM_BATCH must be 1 to 1000 (a bulk create's limit)" >&2; exit 1; }
 
 # ---- 1. the cluster --------------------------------------------------------
-NODE_PORTS=()
-for _ in 1 2 3 4 5 6; do
-	free_port
-	NODE_PORTS+=("$PORT")
-done
-free_port
-ROUTER=127.0.0.1:$PORT
-free_port
-ADMIN=127.0.0.1:$PORT
-{
-	printf 'cluster:\n  partitions: 1024\n  code_length: 7\n  redirect_status: 301\n  click_flush_interval: 1s\n  cache_ttl: 1h\n'
-	printf 'nodes:\n'
-	for i in 1 2 3; do
-		printf '  - id: n%d\n    raft_addr: 127.0.0.1:%d\n    rpc_addr: 127.0.0.1:%d\n    data_dir: %s/data/n%d\n' \
-			"$i" "${NODE_PORTS[$((2 * i - 2))]}" "${NODE_PORTS[$((2 * i - 1))]}" "$TMP" "$i"
-	done
-	printf 'shards:\n'
-	for i in 1 2 3; do
-		printf '  - id: %d\n    replicas: [n1, n2, n3]\n' "$i"
-	done
-	printf 'routers:\n  - id: r1\n    listen: %s\n    base_url: http://%s\n    cache_size: %d\n    admin_addr: %s\n' \
-		"$ROUTER" "$ROUTER" "$CACHE" "$ADMIN"
-} >"$TMP/cluster.yaml"
-for i in 1 2 3; do
-	start "n$i" "$BIN" node --config "$TMP/cluster.yaml" --id "n$i"
-done
+write_cluster "$TMP/cluster.yaml" "$TMP/data" 1h "r1 $CACHE"
+ROUTER=${ROUTER_ADDR[r1]}
+ADMIN=${ROUTER_ADMIN[r1]}
+start_nodes "$TMP/cluster.yaml"
 start r1 "$BIN" router --config "$TMP/cluster.yaml" --id r1
 ROUTER_PID=${PIDS[-1]}
 log "cluster: 3 nodes, router $ROUTER (admin $ADMIN, cache_size $CACHE, $BIN)"
-wait_ready "$ROUTER" 90 router
+wait_status "$ROUTER" /readyz 200 90 router
 EMPTY_RSS=$(kib VmRSS:)
 EMPTY_HEAP=$(memstat HeapAlloc gc)
 
@@ -181,6 +114,7 @@ log "creating $LINKS links in $BATCHES bulk creates of up to $BATCH, $PAR in fli
 export ROUTER
 fill_start=$(date +%s.%N)
 # Each curl keeps one connection for its share of the files (--next).
+# shellcheck disable=SC2016 # the inner script expands its own variables
 find "$TMP/bulk" -name '*.json' -print0 | sort -z | xargs -0 -P "$PAR" -n 50 bash -c '
 	args=()
 	for f; do

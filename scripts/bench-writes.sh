@@ -31,91 +31,26 @@ LINKS=${WRITES_LINKS:-1000000}
 SETTLE=${WRITES_SETTLE:-150}
 BIN=${LINKRAFT_BIN:-$ROOT/bin/linkraft}
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkraft-writes.XXXXXX")
-OUT=${WRITES_OUT:-$TMP/out}
-mkdir -p "$OUT"
-UP_PID=
-
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+make_tmp writes
+STOP_SECS=30
+OUT=${WRITES_OUT:-$TMP/out}
+mkdir -p "$OUT"
 
-stop_up() {
-	stop_pid "$UP_PID" "the cluster" 30
-	UP_PID=
-}
-
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	stop_up
-	[[ $rc -ne 0 && -s $TMP/up.log ]] && { echo "---- last lines of up.log ----" >&2; tail -n 40 "$TMP/up.log" >&2; }
-	rm -rf "$TMP"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-wait_ready() {
-	local hp=$1
-	for _ in $(seq 1 450); do
-		curl -fsS -o /dev/null "http://$hp/readyz" 2>/dev/null && return 0
-		sleep 0.2
-	done
-	echo "router $hp not ready within 90s" >&2
-	return 1
-}
-
-if [[ -z ${LINKRAFT_BIN:-} ]]; then
-	log "building bin/linkraft"
-	CGO_ENABLED=0 "$GO" build -o "$BIN" ./cmd/linkraft
-fi
+build_linkraft always
 
 CLUSTER=$TMP/cluster
 mkdir -p "$CLUSTER"
-free_port
-R1=127.0.0.1:$PORT
-ADMIN=()
-{
-	printf 'cluster:\n  partitions: 1024\n  code_length: 7\n  redirect_status: 301\n  click_flush_interval: 1s\n'
-	printf 'nodes:\n'
-	for i in 1 2 3; do
-		free_port
-		raft=$PORT
-		free_port
-		rpc=$PORT
-		free_port
-		ADMIN+=("127.0.0.1:$PORT")
-		printf '  - id: n%d\n    raft_addr: 127.0.0.1:%d\n    rpc_addr: 127.0.0.1:%d\n    admin_addr: 127.0.0.1:%d\n    data_dir: data/n%d\n' \
-			"$i" "$raft" "$rpc" "$PORT" "$i"
-	done
-	printf 'shards:\n'
-	for i in 1 2 3; do
-		printf '  - id: %d\n    replicas: [n1, n2, n3]\n' "$i"
-	done
-	printf 'routers:\n'
-	free_port
-	RADMIN=127.0.0.1:$PORT
-	printf '  - id: r1\n    listen: %s\n    admin_addr: %s\n    base_url: http://%s\n    cache_size: 1000000\n' "$R1" "$RADMIN" "$R1"
-} >"$CLUSTER/cluster.yaml"
+write_cluster "$CLUSTER/cluster.yaml" "$CLUSTER/data" default "r1 1000000"
+R1=${ROUTER_ADDR[r1]}
+RADMIN=${ROUTER_ADMIN[r1]}
+ADMIN=("${NODE_ADMIN[@]}")
 log "starting the cluster (router $R1, node admin ${ADMIN[*]})"
-setsid "$BIN" up --config "$CLUSTER/cluster.yaml" >"$TMP/up.log" 2>&1 &
-UP_PID=$!
-wait_ready "$R1"
+start up "$BIN" up --config "$CLUSTER/cluster.yaml"
+UP_PID=${PIDS[-1]}
+wait_status "$R1" /readyz 200 90 "router r1"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-
-# cpu_ticks PID...: the user + system clock ticks of the processes.
-cpu_ticks() {
-	local t=0 p f
-	for p in "$@"; do
-		read -r -a f <"/proc/$p/stat"
-		# Fields 14 and 15 (utime, stime); the command name (field 2) of
-		# these processes has no spaces.
-		t=$((t + f[13] + f[14]))
-	done
-	echo "$t"
-}
 
 # The cluster's processes, children of `linkraft up`: the nodes and the router.
 NODE_PIDS=()
@@ -127,7 +62,6 @@ for p in $(pgrep -P "$UP_PID"); do
 	esac
 done
 ((${#NODE_PIDS[@]} == 3 && ${#ROUTER_PIDS[@]} == 1)) || { echo "found ${#NODE_PIDS[@]} nodes and ${#ROUTER_PIDS[@]} routers under pid $UP_PID, want 3 and 1" >&2; exit 1; }
-TICK=$(getconf CLK_TCK)
 
 run_bench() {
 	local name=$1
@@ -156,7 +90,7 @@ if [[ -z ${WRITES_SKIP_SHORTEN:-} ]]; then
 	PROFILERS+=($!)
 	# CPU of the nodes and the router over the measured part of the run
 	# (after its 2s warmup), per create.
-	run_bench 02-shorten-c$CONC -label "shorten c=$CONC" -workload shorten -c "$CONC" -duration "$DURATION" -warmup 2s &
+	run_bench "02-shorten-c$CONC" -label "shorten c=$CONC" -workload shorten -c "$CONC" -duration "$DURATION" -warmup 2s &
 	BENCH_PID=$!
 	sleep 2
 	n0=$(cpu_ticks "${NODE_PIDS[@]}") r0=$(cpu_ticks "${ROUTER_PIDS[@]}")
@@ -184,7 +118,7 @@ if ((LINKS > 0)); then
 	echo "Created $LINKS links at ${rate%.*} creates/s (-setup-c $CONC)."
 	log "resting ${SETTLE}s so that snapshots and log truncation run"
 	sleep "$SETTLE"
-	stop_up
+	stop_all
 	echo
 	echo "Disk after $LINKS links and ${SETTLE}s of rest (cluster stopped):"
 	echo

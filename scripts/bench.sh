@@ -48,64 +48,20 @@ OPEN_CONC=${BENCH_OPEN_C:-256}
 ROUNDS=${BENCH_ROUNDS:-3}
 BIN=${LINKRAFT_BIN:-$ROOT/bin/linkraft}
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkraft-bench.XXXXXX")
-RESULTS=$TMP/results
-mkdir -p "$RESULTS"
-NGINX_PID=
-UP_PID=
-
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+make_tmp bench
+RESULTS=$TMP/results
+mkdir -p "$RESULTS"
 
+# keep_results: the exit trap's ON_EXIT, copies the results to BENCH_OUT.
 # shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	stop_pid "$UP_PID" "linkraft cluster"
-	stop_pid "$NGINX_PID" nginx
+keep_results() {
 	if [[ -n ${BENCH_OUT:-} ]]; then
 		mkdir -p "$BENCH_OUT" && cp -r "$RESULTS"/. "$BENCH_OUT"/ && log "results kept in $BENCH_OUT"
 	fi
-	if [[ $rc -ne 0 ]]; then
-		for f in "$TMP"/nginx/error.log "$TMP"/up.log; do
-			[[ -s $f ]] && { echo "---- last lines of $f ----" >&2; tail -n 40 "$f" >&2; }
-		done
-	fi
-	rm -rf "$TMP"
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# http_status HOST:PORT PATH prints the status code of a GET, or 000.
-http_status() {
-	local hp=$1 path=$2 line
-	if ! { exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}"; } 2>/dev/null; then
-		echo 000
-		return
-	fi
-	printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$path" "$hp" >&3
-	if IFS= read -r -t 5 line <&3; then
-		line=${line#HTTP/1.? }
-		echo "${line%% *}"
-	else
-		echo 000
-	fi
-	exec 3<&- 3>&-
-}
-
-# wait_status HOST:PORT PATH WANT SECONDS NAME
-wait_status() {
-	local hp=$1 path=$2 want=$3 secs=$4 name=$5 got
-	for _ in $(seq 1 $((secs * 5))); do
-		got=$(http_status "$hp" "$path")
-		[[ $got == "$want" ]] && return 0
-		sleep 0.2
-	done
-	echo "$name: GET $path on $hp answered $got, not $want, within ${secs}s" >&2
-	return 1
-}
+ON_EXIT=keep_results
 
 # run_bench NAME ARGS...: one harness run; its table goes to the results dir,
 # its progress to stderr.
@@ -120,10 +76,7 @@ run_bench() {
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
 # ---- 1. build --------------------------------------------------------------
-if [[ -z ${LINKRAFT_BIN:-} ]]; then
-	log "building bin/linkraft"
-	CGO_ENABLED=0 "$GO" build -o "$BIN" ./cmd/linkraft
-fi
+build_linkraft always
 if ! "$BIN" bench -h >/dev/null 2>&1; then
 	echo "bin/linkraft has no bench subcommand (register runBench in cmd/linkraft/main.go)" >&2
 	exit 1
@@ -145,8 +98,7 @@ free_port
 NGINX_PORT=$PORT
 write_nginx_conf "$TMP/nginx" "127.0.0.1:$NGINX_PORT"
 log "starting nginx $(nginx -v 2>&1 | sed 's/.*: //') on 127.0.0.1:$NGINX_PORT"
-nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
-NGINX_PID=$!
+start nginx nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
 wait_status "127.0.0.1:$NGINX_PORT" /x 301 20 nginx
 run_bench 01-nginx -label nginx -target "http://127.0.0.1:$NGINX_PORT" -workload redirect \
 	-c "$CONC" -codes-from none -links "$LINKS"
@@ -159,33 +111,11 @@ if [[ -n ${BENCH_BASELINE_ONLY:-} ]]; then
 fi
 CLUSTER=$TMP/cluster
 mkdir -p "$CLUSTER"
-free_port
-R1=127.0.0.1:$PORT
-free_port
-R2=127.0.0.1:$PORT
-NODE_PORTS=()
-for _ in 1 2 3 4 5 6; do
-	free_port
-	NODE_PORTS+=("$PORT")
-done
-{
-	printf 'cluster:\n  partitions: 1024\n  code_length: 7\n  redirect_status: 301\n  click_flush_interval: 1s\n'
-	printf 'nodes:\n'
-	for i in 1 2 3; do
-		printf '  - id: n%d\n    raft_addr: 127.0.0.1:%d\n    rpc_addr: 127.0.0.1:%d\n    data_dir: data/n%d\n' \
-			"$i" "${NODE_PORTS[$((2 * i - 2))]}" "${NODE_PORTS[$((2 * i - 1))]}" "$i"
-	done
-	printf 'shards:\n'
-	for i in 1 2 3; do
-		printf '  - id: %d\n    replicas: [n1, n2, n3]\n' "$i"
-	done
-	printf 'routers:\n'
-	printf '  - id: r1\n    listen: %s\n    base_url: http://%s\n    cache_size: 1000000\n' "$R1" "$R1"
-	printf '  - id: r2\n    listen: %s\n    base_url: http://%s\n    cache_size: 0\n' "$R2" "$R2"
-} >"$CLUSTER/cluster.yaml"
+write_cluster "$CLUSTER/cluster.yaml" "$CLUSTER/data" default "r1 1000000" "r2 0"
+R1=${ROUTER_ADDR[r1]}
+R2=${ROUTER_ADDR[r2]}
 log "starting the cluster: 3 nodes, 3 shards, routers r1 (cache on) $R1 and r2 (cache off) $R2"
-setsid "$BIN" up --config "$CLUSTER/cluster.yaml" >"$TMP/up.log" 2>&1 &
-UP_PID=$!
+start up "$BIN" up --config "$CLUSTER/cluster.yaml"
 wait_status "$R1" /readyz 200 90 "router r1"
 wait_status "$R2" /readyz 200 30 "router r2"
 

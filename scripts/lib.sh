@@ -1,6 +1,8 @@
-# scripts/lib.sh: shell helpers shared by the benchmark scripts
-# (scripts/bench.sh, scripts/bench-writes.sh, scripts/bench-hit.sh). Sourced, not run; it sets
-# shell variables (USED_PORTS, PORT, EPHEMERAL_LO) in the sourcing shell.
+# scripts/lib.sh: shell helpers shared by the benchmark scripts (scripts/bench.sh,
+# bench-writes.sh, bench-hit.sh, bench-cold.sh, bench-memory.sh). Sourced, not run, from the
+# repository root, after the script has set BIN (the linkraft binary) and GO; it sets shell
+# variables (PORT, PORTS, TMP, PIDS, NAMES, NODE_PIDS, NODE_ADMIN, ROUTER_ADDR, ROUTER_ADMIN,
+# TICK, CHILD_TICKS, ...) in the sourcing shell, each described at the function that sets it.
 # shellcheck shell=bash
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -85,3 +87,213 @@ http {
 }
 EOF
 }
+
+# ---- processes, the temp dir and the exit trap -----------------------------
+
+# Every process started with `start`, in start order; stop_all stops them in
+# reverse order. STOP_SECS is how long stop_all gives each one after SIGTERM
+# (a script may raise it after sourcing this file).
+PIDS=()
+NAMES=()
+STOP_SECS=20
+# ON_EXIT, when set, is a command the exit trap runs after stopping every
+# process and before removing $TMP (scripts/bench.sh keeps its results then).
+ON_EXIT=
+
+# make_tmp NAME: sets TMP to a new directory ${TMPDIR:-/tmp}/linkraft-NAME.XXXXXX
+# and installs the exit trap: stop every started process (stop_all); when the
+# script fails, print the last 40 lines of every $TMP/*.log and of
+# $TMP/nginx/error.log; run ON_EXIT; remove $TMP. SIGINT and SIGTERM exit
+# through the same trap (with 130 and 143).
+make_tmp() {
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkraft-$1.XXXXXX")
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+	local rc=$? f
+	trap - EXIT INT TERM
+	stop_all
+	if [[ $rc -ne 0 ]]; then
+		for f in "$TMP"/*.log "$TMP"/nginx/error.log; do
+			[[ -s $f ]] && { echo "---- last lines of $f ----" >&2; tail -n 40 "$f" >&2; }
+		done
+	fi
+	[[ -z $ON_EXIT ]] || $ON_EXIT || true
+	rm -rf "$TMP"
+	exit "$rc"
+}
+
+# start NAME CMD...: runs CMD in the background in its own session (setsid,
+# so that stop_pid can kill its process group), its output in $TMP/NAME.log.
+# Appends its pid to PIDS (read it as ${PIDS[-1]}) and NAME to NAMES.
+start() {
+	local name=$1
+	shift
+	setsid "$@" >"$TMP/$name.log" 2>&1 &
+	PIDS+=("$!")
+	NAMES+=("$name")
+}
+
+# stop_all: stops every started process, the last started first (stop_pid,
+# STOP_SECS each), and forgets them.
+stop_all() {
+	local i
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		stop_pid "${PIDS[$i]}" "${NAMES[$i]}" "$STOP_SECS"
+	done
+	PIDS=()
+	NAMES=()
+}
+
+# build_linkraft always|if-missing: unless LINKRAFT_BIN is set, builds BIN
+# from ./cmd/linkraft (CGO_ENABLED=0, with $GO): always, or only when BIN is
+# not an executable yet.
+build_linkraft() {
+	[[ -z ${LINKRAFT_BIN:-} ]] || return 0
+	[[ $1 == if-missing && -x $BIN ]] && return 0
+	log "building bin/linkraft"
+	CGO_ENABLED=0 "$GO" build -o "$BIN" ./cmd/linkraft
+}
+
+# ---- HTTP readiness ---------------------------------------------------------
+
+# http_status HOST:PORT PATH prints the status code of a GET, or 000.
+http_status() {
+	local hp=$1 path=$2 line
+	if ! { exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}"; } 2>/dev/null; then
+		echo 000
+		return
+	fi
+	printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$path" "$hp" >&3
+	if IFS= read -r -t 5 line <&3; then
+		line=${line#HTTP/1.? }
+		echo "${line%% *}"
+	else
+		echo 000
+	fi
+	exec 3<&- 3>&-
+}
+
+# wait_status HOST:PORT PATH WANT SECONDS NAME: polls GET PATH every 0.2 s
+# until it answers WANT; fails after SECONDS, or as soon as a started
+# process (PIDS) has exited, since what should answer is then likely gone.
+wait_status() {
+	local hp=$1 path=$2 want=$3 secs=$4 name=$5 got i
+	for _ in $(seq 1 $((secs * 5))); do
+		got=$(http_status "$hp" "$path")
+		[[ $got == "$want" ]] && return 0
+		for i in "${!PIDS[@]}"; do
+			if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+				echo "$name: ${NAMES[$i]} (pid ${PIDS[$i]}) exited while waiting for GET $path on $hp" >&2
+				return 1
+			fi
+		done
+		sleep 0.2
+	done
+	echo "$name: GET $path on $hp answered $got, not $want, within ${secs}s" >&2
+	return 1
+}
+
+# ---- the cluster -------------------------------------------------------------
+
+# free_ports N: sets PORTS to N ports from free_port.
+PORTS=()
+free_ports() {
+	PORTS=()
+	for _ in $(seq 1 "$1"); do
+		free_port || return 1
+		PORTS+=("$PORT")
+	done
+}
+
+# write_cluster FILE DATA CACHE_TTL ROUTER...: writes the cluster file FILE
+# every script runs: 3 nodes n1-n3 (data in DATA/n1 to DATA/n3) and 3 shards
+# of 3 replicas, 1024 partitions, 7-character codes, 301 redirects, clicks
+# flushed every second, cache_ttl CACHE_TTL ("default": the config's); one
+# router per ROUTER, "ID CACHE_SIZE". Every node and router gets a free
+# listen, raft/rpc and admin (/debug/pprof/) port. Sets NODE_ADMIN (the
+# nodes' admin addresses, n1 first), and ROUTER_ADDR[ID] and
+# ROUTER_ADMIN[ID] (HOST:PORT).
+NODE_ADMIN=()
+declare -A ROUTER_ADDR=() ROUTER_ADMIN=()
+write_cluster() {
+	local file=$1 data=$2 ttl=$3 i id cache
+	shift 3
+	NODE_ADMIN=()
+	ROUTER_ADDR=()
+	ROUTER_ADMIN=()
+	{
+		printf 'cluster:\n  partitions: 1024\n  code_length: 7\n  redirect_status: 301\n  click_flush_interval: 1s\n'
+		[[ $ttl == default ]] || printf '  cache_ttl: %s\n' "$ttl"
+		printf 'nodes:\n'
+		for i in 1 2 3; do
+			free_ports 3 || return 1
+			NODE_ADMIN+=("127.0.0.1:${PORTS[2]}")
+			printf '  - id: n%d\n    raft_addr: 127.0.0.1:%d\n    rpc_addr: 127.0.0.1:%d\n    admin_addr: 127.0.0.1:%d\n    data_dir: %s/n%d\n' \
+				"$i" "${PORTS[0]}" "${PORTS[1]}" "${PORTS[2]}" "$data" "$i"
+		done
+		printf 'shards:\n'
+		for i in 1 2 3; do
+			printf '  - id: %d\n    replicas: [n1, n2, n3]\n' "$i"
+		done
+		printf 'routers:\n'
+		for i in "$@"; do
+			read -r id cache <<<"$i"
+			free_ports 2 || return 1
+			ROUTER_ADDR[$id]=127.0.0.1:${PORTS[0]}
+			ROUTER_ADMIN[$id]=127.0.0.1:${PORTS[1]}
+			printf '  - id: %s\n    listen: %s\n    base_url: http://%s\n    cache_size: %d\n    admin_addr: %s\n' \
+				"$id" "${ROUTER_ADDR[$id]}" "${ROUTER_ADDR[$id]}" "$cache" "${ROUTER_ADMIN[$id]}"
+		done
+	} >"$file"
+}
+
+# start_nodes FILE: starts nodes n1-n3 of cluster file FILE, each its own
+# process (`$BIN node`, logs in $TMP/n1.log ...). Sets NODE_PIDS.
+NODE_PIDS=()
+start_nodes() {
+	local i
+	NODE_PIDS=()
+	for i in 1 2 3; do
+		start "n$i" "$BIN" node --config "$1" --id "n$i"
+		NODE_PIDS+=("${PIDS[-1]}")
+	done
+}
+
+# ---- CPU time -----------------------------------------------------------------
+
+TICK=$(getconf CLK_TCK)
+
+# cpu_ticks PID...: prints the user + system clock ticks of the processes.
+cpu_ticks() {
+	local t=0 p f
+	for p in "$@"; do
+		read -r -a f <"/proc/$p/stat"
+		# Fields 14 and 15 (utime, stime); the command name (field 2) of
+		# these processes has no spaces.
+		t=$((t + f[13] + f[14]))
+	done
+	echo "$t"
+}
+
+# children_ticks: the user + system ticks of this shell's waited-for
+# children so far (the second line of the `times` builtin). It must run in
+# this shell, not in a command substitution (a subshell has children of
+# its own), so it sets CHILD_TICKS.
+CHILD_TICKS=0
+children_ticks() {
+	times >"$TMP/times"
+	# shellcheck disable=SC2034 # read by the scripts that source this file
+	CHILD_TICKS=$(awk -v hz="$TICK" 'function sec(x, m) { split(x, m, "m"); sub("s", "", m[2]); return m[1] * 60 + m[2] }
+		NR == 2 { printf "%d\n", (sec($1) + sec($2)) * hz + 0.5 }' "$TMP/times")
+}
+
+# AWK_MEDIAN: an awk function, median(a, k), the median of a[1..k] (it sorts
+# a); prepend it to an awk program.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+AWK_MEDIAN='function median(a, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }'
