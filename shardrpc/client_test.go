@@ -56,6 +56,23 @@ type fakeCluster struct {
 	calls []call
 }
 
+// serveUntilCleanup serves srv on ln in a goroutine until the test ends:
+// its cleanup shuts srv down, closes ln and waits for Serve to return.
+func serveUntilCleanup(t testing.TB, srv *fasthttp.Server, ln net.Listener) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		// Shutdown does not stop a Serve that has not yet registered
+		// the listener; closing it does.
+		_ = ln.Close()
+		<-done
+	})
+}
+
 // newFakeCluster starts n fake nodes n1..nN serving one shard (ID 7)
 // replicated on all of them. Nodes listed in down get an address on which
 // nothing listens (connection refused).
@@ -81,18 +98,7 @@ func newFakeCluster(t *testing.T, n int, down ...string) *fakeCluster {
 			ln.Close() // refused from now on
 		} else {
 			srv := &fasthttp.Server{Handler: fc.handler(fn), IdleTimeout: time.Second, MaxIdleWorkerDuration: 50 * time.Millisecond}
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				_ = srv.Serve(ln)
-			}()
-			t.Cleanup(func() {
-				_ = srv.Shutdown()
-				// Shutdown does not stop a Serve that has not yet
-				// registered the listener; closing it does.
-				_ = ln.Close()
-				<-done
-			})
+			serveUntilCleanup(t, srv, ln)
 		}
 		fc.nodes = append(fc.nodes, fn)
 		fc.cfg.Nodes = append(fc.cfg.Nodes, config.Node{ID: fn.id, RPCAddr: fn.addr, RaftAddr: "127.0.0.1:1"})

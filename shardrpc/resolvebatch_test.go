@@ -198,16 +198,7 @@ func newDoerClient(t *testing.T, doers ...*fakeDoer) *Client {
 				ctx.Response.SetBodyString(`{"code":"unavailable","message":"down"}`)
 			}
 		}, MaxIdleWorkerDuration: 50 * time.Millisecond}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = srv.Serve(ln)
-		}()
-		t.Cleanup(func() {
-			_ = srv.Shutdown()
-			_ = ln.Close()
-			<-done
-		})
+		serveUntilCleanup(t, srv, ln)
 		c.nodes[i].hc.DialTimeout = func(string, time.Duration) (net.Conn, error) { return ln.Dial() }
 	}
 	return c
@@ -274,6 +265,45 @@ func startHeld(t *testing.T, c *Client, d *fakeDoer) <-chan resolved {
 	return ch
 }
 
+// releaseHeld lets d answer the lone resolves of startHeld (lone) and
+// waits until all returned.
+func releaseHeld(d *fakeDoer, lone <-chan resolved) {
+	d.setHold(false)
+	drainHeld(lone)
+}
+
+// drainHeld returns the results of startHeld's lone resolves, waiting
+// for all of them.
+func drainHeld(lone <-chan resolved) []resolved {
+	held := make([]resolved, 0, resolveInflight)
+	for range resolveInflight {
+		held = append(held, <-lone)
+	}
+	return held
+}
+
+// resolveBehindHeld holds every slot of shard 7 with startHeld's lone
+// resolves on d, then resolves codes concurrently; once every one of them
+// waits in a batch, it runs prepare (when not nil) and lets d answer. It
+// returns the codes' results in the order of codes, and the lone
+// resolves' results, once all returned.
+func resolveBehindHeld(t *testing.T, c *Client, d *fakeDoer, codes []string, prepare func()) (got, held []resolved) {
+	t.Helper()
+	lone := startHeld(t, c, d)
+	done := make(chan struct{})
+	go func() {
+		got = resolveAll(c, codes)
+		close(done)
+	}()
+	waitFor(t, "every resolve waits in a batch", func() bool { return waitingItems(c) == len(codes) })
+	if prepare != nil {
+		prepare()
+	}
+	d.setHold(false)
+	<-done
+	return got, drainHeld(lone)
+}
+
 // TestResolveLoneGoesAloneAtOnce: a resolve that finds a free slot is one
 // single binary resolve, never a multi-resolve, and sequential resolves
 // never batch.
@@ -312,19 +342,9 @@ func TestResolveCoalescesWhileSlotsBusy(t *testing.T) {
 	codes = append(codes, "gone000", "missing")
 	d := newFakeDoer(t, "", links)
 	c := newDoerClient(t, d)
-	lone := startHeld(t, c, d)
-
-	var got []resolved
-	done := make(chan struct{})
-	go func() {
-		got = resolveAll(c, codes)
-		close(done)
-	}()
-	waitFor(t, "every resolve waits in a batch", func() bool { return waitingItems(c) == len(codes) })
-	d.setHold(false)
-	<-done
-	for range resolveInflight {
-		if r := <-lone; r.err != nil || r.link.URL != "https://held/" {
+	got, held := resolveBehindHeld(t, c, d, codes, nil)
+	for _, r := range held {
+		if r.err != nil || r.link.URL != "https://held/" {
 			t.Fatalf("lone resolve: %+v", r)
 		}
 	}
@@ -379,19 +399,7 @@ func TestResolveBatchesAreBounded(t *testing.T) {
 	}
 	d := newFakeDoer(t, "", links)
 	c := newDoerClient(t, d)
-	lone := startHeld(t, c, d)
-	var got []resolved
-	done := make(chan struct{})
-	go func() {
-		got = resolveAll(c, codes)
-		close(done)
-	}()
-	waitFor(t, "every resolve waits", func() bool { return waitingItems(c) == len(codes) })
-	d.setHold(false)
-	<-done
-	for range resolveInflight {
-		<-lone
-	}
+	got, _ := resolveBehindHeld(t, c, d, codes, nil)
 	for _, r := range got {
 		if r.err != nil || r.link.URL != links[r.code] {
 			t.Fatalf("%s: %+v, %v", r.code, r.link, r.err)
@@ -419,20 +427,8 @@ func TestResolveManyOldNodeFallsBack(t *testing.T) {
 	d := newFakeDoer(t, "", links)
 	d.noMany = true
 	c := newDoerClient(t, d)
-	lone := startHeld(t, c, d)
 	codes := []string{"aaaaaaa", "bbbbbbb", "ccccccc"}
-	var got []resolved
-	done := make(chan struct{})
-	go func() {
-		got = resolveAll(c, codes)
-		close(done)
-	}()
-	waitFor(t, "the resolves wait", func() bool { return waitingItems(c) == len(codes) })
-	d.setHold(false)
-	<-done
-	for range resolveInflight {
-		<-lone
-	}
+	got, _ := resolveBehindHeld(t, c, d, codes, nil)
 	for _, r := range got {
 		if r.err != nil || r.link.URL != links[r.code] {
 			t.Fatalf("%s behind an old node: %+v, %v", r.code, r.link, r.err)
@@ -452,15 +448,12 @@ func TestResolveManyOldNodeFallsBack(t *testing.T) {
 	}
 
 	// While the node is marked, waiting resolves go alone at once.
-	lone = startHeld(t, c, d)
+	lone := startHeld(t, c, d)
 	l, err := c.Resolve(context.Background(), 7, "aaaaaaa")
 	if err != nil || l.URL != "https://a/" {
 		t.Fatalf("resolve while the slots are busy and the node lacks the path: %+v, %v", l, err)
 	}
-	d.setHold(false)
-	for range resolveInflight {
-		<-lone
-	}
+	releaseHeld(d, lone)
 }
 
 // TestResolveBatchSkipsDownReplica: a multi-resolve whose hinted replica
@@ -470,22 +463,11 @@ func TestResolveBatchSkipsDownReplica(t *testing.T) {
 	d1 := newFakeDoer(t, "", links)
 	d2 := newFakeDoer(t, "", links)
 	c := newDoerClient(t, d1, d2)
-	lone := startHeld(t, c, d1)
-	var got []resolved
-	done := make(chan struct{})
-	go func() {
-		got = resolveAll(c, []string{"aaaaaaa", "bbbbbbb"})
-		close(done)
-	}()
-	waitFor(t, "the resolves wait", func() bool { return waitingItems(c) == 2 })
-	d1.mu.Lock()
-	d1.down = true
-	d1.mu.Unlock()
-	d1.setHold(false)
-	<-done
-	for range resolveInflight {
-		<-lone
-	}
+	got, _ := resolveBehindHeld(t, c, d1, []string{"aaaaaaa", "bbbbbbb"}, func() {
+		d1.mu.Lock()
+		d1.down = true
+		d1.mu.Unlock()
+	})
 	for _, r := range got {
 		if r.err != nil || r.link.URL != links[r.code] {
 			t.Fatalf("%s with n1 down: %+v, %v", r.code, r.link, r.err)
@@ -508,20 +490,8 @@ func TestResolveManyItemErrors(t *testing.T) {
 		"flaky00": {Code: ErrCodeUnavailable, Message: "read failed"},
 	}
 	c := newDoerClient(t, d)
-	lone := startHeld(t, c, d)
 	codes := []string{"wrong00", "flaky00", "aaaaaaa"}
-	var got []resolved
-	done := make(chan struct{})
-	go func() {
-		got = resolveAll(c, codes)
-		close(done)
-	}()
-	waitFor(t, "the resolves wait", func() bool { return waitingItems(c) == len(codes) })
-	d.setHold(false)
-	<-done
-	for range resolveInflight {
-		<-lone
-	}
+	got, _ := resolveBehindHeld(t, c, d, codes, nil)
 	if !errors.Is(got[0].err, ErrWrongShard) {
 		t.Fatalf("wrong-shard item: %+v, want ErrWrongShard", got[0])
 	}
@@ -555,10 +525,7 @@ func TestResolveWaitingBatchTimesOut(t *testing.T) {
 	if n := waitingItems(c); n != 0 {
 		t.Fatalf("%d resolves still waiting", n)
 	}
-	d.setHold(false)
-	for range resolveInflight {
-		<-lone
-	}
+	releaseHeld(d, lone)
 	// The slots are free again: the next resolve goes alone.
 	if l, err := c.Resolve(context.Background(), 7, "aaaaaaa"); err != nil || l.URL != "https://a/" {
 		t.Fatalf("resolve after the slots freed: %+v, %v", l, err)
