@@ -218,24 +218,9 @@ func FuzzResolveBinaryRPC(f *testing.F) {
 	f.Add("0", []byte("\x01\x00\x01a"))
 	f.Add("18446744073709551616", []byte("\x01\x00\x01a"))
 	f.Add("1", []byte(`{"code":"abcdefg"}`))
-	c := nodetest.Start(f, nodetest.Options{Nodes: 1, Shards: 1, Partitions: 8})
-	c.WaitLeader(1)
-	r, err := c.Config().Ring()
-	if err != nil {
-		f.Fatal(err)
-	}
-	addr := c.RPCAddr("n1")
-	if ans, err := (rpc{}).do(addr, fasthttp.MethodPost, shardrpc.PathCreate, 1, shardrpc.CreateRequest{Partition: r.PartitionsOf(1)[0], URL: "https://example.com/fuzz", RequestID: "fz"}); err != nil || ans.status != fasthttp.StatusOK {
-		f.Fatalf("create: %v %v", ans, err)
-	} else {
-		var l shardrpc.Link
-		if err := json.Unmarshal(ans.body, &l); err != nil {
-			f.Fatal(err)
-		}
-		f.Add("1", binResolve(l.Code, false))
-		f.Add("1", binResolve(l.Code, true))
-	}
-	h := c.Node("n1").Handler()
+	h, code := startFuzzNode(f)
+	f.Add("1", binResolve(code, false))
+	f.Add("1", binResolve(code, true))
 	f.Fuzz(func(t *testing.T, shard string, body []byte) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.SetMethod(fasthttp.MethodPost)

@@ -221,6 +221,28 @@ func TestResolveManyConcurrentClient(t *testing.T) {
 	resolveAll("leader back")
 }
 
+// startFuzzNode starts a one-node cluster with one shard for a fuzz
+// target, creates one link on it and returns the node's RPC handler and
+// the link's code (for seeds that hit a stored record).
+func startFuzzNode(f *testing.F) (fasthttp.RequestHandler, string) {
+	f.Helper()
+	c := nodetest.Start(f, nodetest.Options{Nodes: 1, Shards: 1, Partitions: 8})
+	c.WaitLeader(1)
+	r, err := c.Config().Ring()
+	if err != nil {
+		f.Fatal(err)
+	}
+	ans, err := (rpc{}).do(c.RPCAddr("n1"), fasthttp.MethodPost, shardrpc.PathCreate, 1, shardrpc.CreateRequest{Partition: r.PartitionsOf(1)[0], URL: "https://example.com/fuzz", RequestID: "fz"})
+	if err != nil || ans.status != fasthttp.StatusOK {
+		f.Fatalf("create: %v %v", ans, err)
+	}
+	var l shardrpc.Link
+	if err := json.Unmarshal(ans.body, &l); err != nil {
+		f.Fatal(err)
+	}
+	return c.Node("n1").Handler(), l.Code
+}
+
 // FuzzResolveManyRPC feeds arbitrary bodies to a live node's
 // multi-resolve: it never panics; a 200 decodes to as many items as the
 // request holds, anything else is an ErrorBody whose code matches its
@@ -230,23 +252,8 @@ func FuzzResolveManyRPC(f *testing.F) {
 	f.Add([]byte{shardrpc.ResolveManyWireVersion, 0, 0, 0})
 	f.Add([]byte{shardrpc.ResolveManyWireVersion, 0, 0, 1, 64})
 	f.Add([]byte(`{"code":"abcdefg"}`))
-	c := nodetest.Start(f, nodetest.Options{Nodes: 1, Shards: 1, Partitions: 8})
-	c.WaitLeader(1)
-	r, err := c.Config().Ring()
-	if err != nil {
-		f.Fatal(err)
-	}
-	addr := c.RPCAddr("n1")
-	if ans, err := (rpc{}).do(addr, fasthttp.MethodPost, shardrpc.PathCreate, 1, shardrpc.CreateRequest{Partition: r.PartitionsOf(1)[0], URL: "https://example.com/fuzz", RequestID: "fz"}); err != nil || ans.status != fasthttp.StatusOK {
-		f.Fatalf("create: %v %v", ans, err)
-	} else {
-		var l shardrpc.Link
-		if err := json.Unmarshal(ans.body, &l); err != nil {
-			f.Fatal(err)
-		}
-		f.Add(shardrpc.AppendResolveManyRequest(nil, []string{l.Code, "abcdefg", l.Code}))
-	}
-	h := c.Node("n1").Handler()
+	h, code := startFuzzNode(f)
+	f.Add(shardrpc.AppendResolveManyRequest(nil, []string{code, "abcdefg", code}))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.SetMethod(fasthttp.MethodPost)
