@@ -122,10 +122,10 @@ func DefaultRaftConfig() *raft.Config {
 // only when the level above it fills: the click write mix compacts
 // 0.37-0.45 MB per flush instead of 0.66-1.24 MB, for 25-45 % less CPU;
 // creates are unchanged within noise; disk per link at 1,000,000 links
-// went down (222-231 B, less data held twice above L6).
+// went down (222-231 B against 243-261 B with 64 MiB on the same code).
 // BenchmarkPebbleWriteMix and docs/BENCHMARKS.md ("Pebble: the base level
 // size") have the numbers, and the options tried and not taken (a later L0
-// compaction holds more data in L0 and breaks the disk target).
+// compaction: similar CPU gain, no disk gain, more data held in L0).
 func DefaultPebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
