@@ -31,6 +31,17 @@ func parseShard(b []byte) (uint64, bool) {
 	return v, v != 0
 }
 
+// shardLinkKey appends to dst the link key of code when code belongs to
+// shard; when it belongs to another shard it returns the wrong_shard error
+// the resolve RPCs answer, and false.
+func (n *Node) shardLinkKey(dst []byte, shard uint64, code []byte) ([]byte, shardrpc.ErrorBody, bool) {
+	p := n.ring.PartitionOfCodeBytes(code)
+	if owner := n.ring.ShardOf(p); owner != shard {
+		return dst, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", code, owner, shard)}, false
+	}
+	return linkstore.AppendLinkKey(dst, p, code), shardrpc.ErrorBody{}, true
+}
+
 // resolveBinary serves the binary resolve RPC (shardrpc.PathResolveBinary):
 // the answer is the link record as it is stored, read with one Pebble Get
 // straight into the response buffer. A successful local read allocates
@@ -42,13 +53,12 @@ func (n *Node) resolveBinary(ctx *fasthttp.RequestCtx, shard uint64, g *raftstor
 		badRequest(ctx, err.Error())
 		return
 	}
-	p := n.ring.PartitionOfCodeBytes(code)
-	if owner := n.ring.ShardOf(p); owner != shard {
-		writeError(ctx, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", code, owner, shard)})
+	var kb [5 + linkstore.MaxCodeLength]byte
+	key, wrong, ok := n.shardLinkKey(kb[:0], shard, code)
+	if !ok {
+		writeError(ctx, wrong)
 		return
 	}
-	var kb [5 + linkstore.MaxCodeLength]byte
-	key := linkstore.AppendLinkKey(kb[:0], p, code)
 
 	deleted := false
 	var applied uint64

@@ -38,13 +38,12 @@ func (n *Node) resolveMany(ctx *fasthttp.RequestCtx, shard uint64, g *raftstore.
 
 // resolveManyItem appends the answer of one code's local read to resp.
 func (n *Node) resolveManyItem(resp *fasthttp.Response, shard uint64, g *raftstore.Group, code []byte) {
-	p := n.ring.PartitionOfCodeBytes(code)
-	if owner := n.ring.ShardOf(p); owner != shard {
-		appendItemError(resp, shardrpc.ErrorBody{Code: shardrpc.ErrCodeWrongShard, Message: fmt.Sprintf("code %q belongs to shard %d, not %d", code, owner, shard)})
+	var kb [5 + linkstore.MaxCodeLength]byte
+	key, wrong, ok := n.shardLinkKey(kb[:0], shard, code)
+	if !ok {
+		appendItemError(resp, wrong)
 		return
 	}
-	var kb [5 + linkstore.MaxCodeLength]byte
-	key := linkstore.AppendLinkKey(kb[:0], p, code)
 
 	var applied uint64
 	deleted, tooBig := false, 0
