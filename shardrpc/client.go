@@ -283,6 +283,16 @@ func (c *Client) ResolveDeadline(deadline time.Time, shard uint64, code string) 
 	return c.resolve(context.Background(), deadline, shard, code)
 }
 
+// acquireLocalResolve acquires the request and response of a binary
+// resolve to shard s and appends to buf the body of a local read of code.
+// The caller releases req and resp.
+func (c *Client) acquireLocalResolve(s *shardState, buf []byte, code string) (req *fasthttp.Request, resp *fasthttp.Response, body []byte) {
+	req = fasthttp.AcquireRequest()
+	resp = fasthttp.AcquireResponse()
+	c.prepareResolve(req, s)
+	return req, resp, AppendResolveRequest(buf, code, false)
+}
+
 func (c *Client) resolve(ctx context.Context, deadline time.Time, shard uint64, code string) (Link, error) {
 	s, err := c.shard(shard)
 	if err != nil {
@@ -294,14 +304,10 @@ func (c *Client) resolve(ctx context.Context, deadline time.Time, shard uint64, 
 	if code == "" || len(code) > maxWireCode {
 		return Link{}, fmt.Errorf("shardrpc: resolve a code of %d bytes (1 to %d): %w", len(code), maxWireCode, ErrBadRequest)
 	}
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
-
-	c.prepareResolve(req, s)
 	var buf [3 + maxWireCode]byte
-	body := AppendResolveRequest(buf[:0], code, false)
+	req, resp, body := c.acquireLocalResolve(s, buf[:0], code)
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
 
 	var link Link
 	done, err := c.resolveLocal(ctx, deadline, s, code, req, body, resp, &link)

@@ -214,13 +214,10 @@ func (c *Client) resolveMany(deadline time.Time, s *shardState, codes []string) 
 	out := make([]resolveOutcome, len(codes))
 	if len(codes) == 1 {
 		// Nothing joined the sender: a plain single local read.
-		req := fasthttp.AcquireRequest()
-		defer fasthttp.ReleaseRequest(req)
-		resp := fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseResponse(resp)
-		c.prepareResolve(req, s)
 		var buf [3 + maxWireCode]byte
-		body := AppendResolveRequest(buf[:0], codes[0], false)
+		req, resp, body := c.acquireLocalResolve(s, buf[:0], codes[0])
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
 		done, err := c.tryReplicasLocal(context.Background(), deadline, s, func(n *nodeConn) error {
 			return c.attemptResolve(deadline, n, false, req, body, resp, &out[0].link)
 		})
