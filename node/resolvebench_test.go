@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +49,53 @@ func BenchmarkResolveRPC(b *testing.B) {
 				})
 			})
 		}
+	}
+}
+
+// BenchmarkResolveManyRPC measures what coalescing saves a cold redirect:
+// shardrpc.Client.Resolve against the cluster of BenchmarkResolveRPC
+// (3 nodes in-process, one shard, 2,000 links, uniform draws, local reads)
+// from exactly conc goroutines. The client has no switch to turn
+// coalescing off, so conc1 is the single binary resolve (one caller never
+// finds both of the shard's slots busy, so it never joins a batch) and
+// conc64 (make bench's cold concurrency) the coalesced path, where
+// resolves that wait share one multi-resolve. cpu-ns/op is this process's
+// user+system CPU, client and all three nodes, per resolve.
+func BenchmarkResolveManyRPC(b *testing.B) {
+	c := nodetest.Start(b, nodetest.Options{Shards: 1, Partitions: 16})
+	c.WaitLeader(1)
+	codes := createLinks(b, c, 2000)
+	for _, conc := range []int{1, 64} {
+		b.Run(fmt.Sprintf("conc%d", conc), func(b *testing.B) {
+			cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
+			defer cl.Close()
+			ctx := context.Background()
+			if _, err := cl.Resolve(ctx, 1, codes[0]); err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := rusageCPU(b)
+			for range conc {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
+					for next.Add(1) <= int64(b.N) {
+						code := codes[rng.IntN(len(codes))]
+						l, err := cl.Resolve(ctx, 1, code)
+						if err != nil || l.Code != code {
+							b.Errorf("resolve %s: %+v, %v", code, l, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(rusageCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+		})
 	}
 }
 
