@@ -56,16 +56,17 @@ func BenchmarkResolveRPC(b *testing.B) {
 // shardrpc.Client.Resolve against the cluster of BenchmarkResolveRPC
 // (3 nodes in-process, one shard, 2,000 links, uniform draws, local reads)
 // from exactly conc goroutines. The client has no switch to turn
-// coalescing off, so conc1 is the single binary resolve (one caller never
-// finds both of the shard's slots busy, so it never joins a batch) and
-// conc64 (make bench's cold concurrency) the coalesced path, where
-// resolves that wait share one multi-resolve. cpu-ns/op is this process's
+// coalescing off, so conc1 and conc2 are the single binary resolve (the
+// shard has two resolve slots: one or two callers never find both busy,
+// so they never join a batch; conc2 keeps both CPUs busy) and conc64
+// (make bench's cold concurrency) the coalesced path, where resolves that
+// wait share one multi-resolve. cpu-ns/op is this process's
 // user+system CPU, client and all three nodes, per resolve.
 func BenchmarkResolveManyRPC(b *testing.B) {
 	c := nodetest.Start(b, nodetest.Options{Shards: 1, Partitions: 16})
 	c.WaitLeader(1)
 	codes := createLinks(b, c, 2000)
-	for _, conc := range []int{1, 64} {
+	for _, conc := range []int{1, 2, 64} {
 		b.Run(fmt.Sprintf("conc%d", conc), func(b *testing.B) {
 			cl := shardrpc.NewClient(c.Config(), shardrpc.ClientOptions{IdleConnTimeout: 100 * time.Millisecond})
 			defer cl.Close()
