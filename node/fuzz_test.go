@@ -11,9 +11,10 @@ import (
 )
 
 // FuzzRPC feeds arbitrary bodies, paths and shard headers to a live node's
-// RPC handler: it never panics, and every answer is 200 with a JSON body or
-// an ErrorBody of a contract code (405 and unknown paths aside, whose code
-// is bad_request).
+// RPC handler: it never panics, and every answer is 200 with a JSON body
+// (a multi-resolve answer that decodes, on PathResolveMany) or an ErrorBody
+// of a contract code (405 and unknown paths aside, whose code is
+// bad_request).
 func FuzzRPC(f *testing.F) {
 	f.Add(byte(0), "1", []byte(`{"partition":3,"url":"https://x.example/","alias":"fuzz-alias","request_id":"r1"}`))
 	f.Add(byte(0), "1", []byte(`{"partition":4294967295,"url":""}`))
@@ -38,13 +39,15 @@ func FuzzRPC(f *testing.F) {
 	f.Add(byte(11), "1", []byte(`{"items":[]}`))
 	f.Add(byte(12), "1", []byte(`{"code":"abcdefg","title":"t","tags":["a"],"redirect_status":302,"expires_at_ms":0}`))
 	f.Add(byte(12), "1", []byte(`{"code":"abcdefg","redirect_status":65837}`))
+	f.Add(byte(13), "1", shardrpc.AppendResolveManyRequest(nil, []string{"abcdefg", "zzzzzzz"}))
+	f.Add(byte(13), "2", shardrpc.AppendResolveManyRequest(nil, []string{"abcdefg"}))
 	c := nodetest.Start(f, nodetest.Options{Nodes: 1, Shards: 1, Partitions: 8})
 	c.WaitLeader(1)
 	h := c.Node("n1").Handler()
 	const unknownPath = "/rpc/v1/other"
 	paths := []string{shardrpc.PathCreate, shardrpc.PathResolve, shardrpc.PathStatus, shardrpc.PathClicks, shardrpc.PathStats, unknownPath, shardrpc.PathDelete,
 		shardrpc.PathGroupState, shardrpc.PathGroupJoin, shardrpc.PathGroupPromote,
-		shardrpc.PathList, shardrpc.PathBulkCreate, shardrpc.PathEdit}
+		shardrpc.PathList, shardrpc.PathBulkCreate, shardrpc.PathEdit, shardrpc.PathResolveMany}
 	f.Fuzz(func(t *testing.T, op byte, shard string, body []byte) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.SetMethod(fasthttp.MethodPost)
@@ -55,6 +58,18 @@ func FuzzRPC(f *testing.F) {
 		h(&ctx)
 		status := ctx.Response.StatusCode()
 		raw := ctx.Response.Body()
+		if status == fasthttp.StatusOK && path == shardrpc.PathResolveMany {
+			// The one binary answer here: it must decode as the answer
+			// to the codes the request carried.
+			codes, err := shardrpc.DecodeResolveManyRequest(body, nil)
+			if err != nil {
+				t.Fatalf("200 to a multi-resolve the decoder refuses: %v", err)
+			}
+			if _, err := shardrpc.DecodeResolveManyResponse(raw, len(codes), nil); err != nil {
+				t.Fatalf("200 with %q: %v", raw, err)
+			}
+			return
+		}
 		if status == fasthttp.StatusOK {
 			if !json.Valid(raw) {
 				t.Fatalf("200 with a body that is not JSON: %q", raw)
