@@ -56,6 +56,16 @@
 // nothing; a hard kill loses the clicks counted since the last flush plus
 // any batch not yet acknowledged.
 //
+// The flush loop paces its sends: rather than every shard getting its
+// batches at the tick, each shard's batches are spread evenly over the
+// first half of the interval ([FlusherConfig.PaceWindow]), the shards'
+// offset from each other, so the replicas apply one batch at a time and
+// the CPU they spend on it does not land on the machine at one instant.
+// The drain, the batches, their sequences, the order per shard and the
+// retries are the same as without pacing. [Flusher.Flush] and
+// [Flusher.Close] do not pace, and make a paced flush under way send the
+// rest of its batches at once.
+//
 // The sequence of a new Flusher starts at the wall clock in microseconds,
 // so a restarted router continues above every sequence of its previous run
 // (a flush per shard at most every 10 ms uses far fewer than a million

@@ -1,11 +1,13 @@
 package clicks
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -30,6 +32,8 @@ const (
 	// DefaultMaxBatchBytes is the default bound of a batch's encoding. It
 	// keeps a batch inside a node's RPC body limit (64 KiB) and a Raft
 	// entry small; one delta is at most about 50 KiB, so it always fits.
+	// Smaller batches would pace more finely but cost the shards more
+	// CPU per click (a Raft entry and an apply each).
 	DefaultMaxBatchBytes = 56 << 10
 )
 
@@ -56,6 +60,13 @@ type FlusherConfig struct {
 	// counted in FlusherStats.DroppedClicks). DefaultMaxPendingBatches when
 	// zero.
 	MaxPendingBatches int
+	// PaceWindow is how long after each tick the flush loop spreads that
+	// flush's batches over: each shard sends its queue evenly across the
+	// window, the shards' sends interleaved, instead of every batch at the
+	// tick. Interval/2 when zero, at most Interval; negative sends
+	// everything at the tick. Flush and Close never wait: a Flush call
+	// also makes a paced flush under way send the rest at once.
+	PaceWindow time.Duration
 	// Logger, when set, logs failed flushes.
 	Logger *slog.Logger
 	// Now is the clock the first sequence is taken from; time.Now when nil.
@@ -81,6 +92,17 @@ type Flusher struct {
 	flushMu sync.Mutex // one flush at a time; guards seq and pending
 	seq     uint64
 	pending map[uint64][]Batch // per shard, in sequence order
+
+	// hurryMu guards hurry, the cancel func of the paced flush under way
+	// (nil when none), and waiting, the Flush calls waiting for flushMu:
+	// while one waits, a paced flush sends the rest of its batches at once
+	// instead of making Flush wait for its window.
+	hurryMu sync.Mutex
+	hurry   context.CancelFunc
+	waiting int
+
+	// wait waits d or until ctx ends; tests replace it.
+	wait func(ctx context.Context, d time.Duration)
 
 	statsMu sync.Mutex
 	stats   FlusherStats
@@ -117,6 +139,10 @@ func NewFlusher(cfg FlusherConfig) (*Flusher, error) {
 	if cfg.MaxPendingBatches <= 0 {
 		cfg.MaxPendingBatches = DefaultMaxPendingBatches
 	}
+	if cfg.PaceWindow == 0 {
+		cfg.PaceWindow = cfg.Interval / 2
+	}
+	cfg.PaceWindow = min(cfg.PaceWindow, cfg.Interval)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -135,7 +161,18 @@ func NewFlusher(cfg FlusherConfig) (*Flusher, error) {
 		pending: make(map[uint64][]Batch),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		wait:    sleepCtx,
 	}, nil
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // Start starts the flush loop. It is a no-op after the first call or after
@@ -164,7 +201,7 @@ func (f *Flusher) loop() {
 		}
 		// Close cancels loopCtx: it must not wait for a stuck send.
 		ctx, cancel := context.WithTimeout(f.loopCtx, f.cfg.Timeout)
-		if err := f.Flush(ctx); err != nil && f.cfg.Logger != nil {
+		if err := f.paced(ctx); err != nil && f.cfg.Logger != nil {
 			f.cfg.Logger.Warn("click flush failed; will retry", "err", err)
 		}
 		cancel()
@@ -174,10 +211,34 @@ func (f *Flusher) loop() {
 // Flush drains the counter into new batches and sends every pending batch,
 // shards in parallel, each shard's batches in order, stopping at a shard's
 // first failure. It returns the failures joined; failed batches stay
-// pending.
+// pending. A paced flush of the loop under way sends its remaining batches
+// at once first.
 func (f *Flusher) Flush(ctx context.Context) error {
+	f.hurryMu.Lock()
+	f.waiting++
+	if f.hurry != nil {
+		f.hurry()
+	}
+	f.hurryMu.Unlock()
 	f.flushMu.Lock()
 	defer f.flushMu.Unlock()
+	f.hurryMu.Lock()
+	f.waiting--
+	f.hurryMu.Unlock()
+	return f.flushLocked(ctx, 0)
+}
+
+// paced is the loop's flush: Flush with each shard's batches spread over
+// the pace window.
+func (f *Flusher) paced(ctx context.Context) error {
+	f.flushMu.Lock()
+	defer f.flushMu.Unlock()
+	return f.flushLocked(ctx, max(f.cfg.PaceWindow, 0))
+}
+
+// flushLocked drains and sends, each shard's batches spread over window
+// (none when zero; see paceDelay). flushMu must be held.
+func (f *Flusher) flushLocked(ctx context.Context, window time.Duration) error {
 	var dropped uint64
 	for shard, deltas := range f.cfg.Counter.Drain() {
 		for _, chunk := range split(deltas, f.cfg.MaxBatchDeltas, f.cfg.MaxBatchBytes-batchOverhead-len(f.cfg.Router)) {
@@ -205,12 +266,42 @@ func (f *Flusher) Flush(ctx context.Context) error {
 		}
 		ws = append(ws, &work{shard: shard, queue: queue})
 	}
+	// Shard order: the shards' offsets inside the pace window.
+	slices.SortFunc(ws, func(a, b *work) int { return cmp.Compare(a.shard, b.shard) })
+	pace := window > 0 && len(ws) > 0
+	paceCtx := context.Background()
+	if pace {
+		var hurry context.CancelFunc
+		paceCtx, hurry = context.WithCancel(ctx)
+		defer hurry()
+		f.hurryMu.Lock()
+		f.hurry = hurry
+		if f.waiting > 0 {
+			hurry()
+		}
+		f.hurryMu.Unlock()
+		defer func() {
+			f.hurryMu.Lock()
+			f.hurry = nil
+			f.hurryMu.Unlock()
+		}()
+	}
+	start := time.Now()
 	var wg sync.WaitGroup
-	for _, w := range ws {
+	for i, w := range ws {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.sent, w.err = f.send(ctx, w.shard, w.queue)
+			var due func(j int)
+			if pace {
+				due = func(j int) {
+					d := paceDelay(window, j, len(w.queue), i, len(ws)) - time.Since(start)
+					if d > 0 && paceCtx.Err() == nil {
+						f.wait(paceCtx, d)
+					}
+				}
+			}
+			w.sent, w.err = f.send(ctx, w.shard, w.queue, due)
 		}()
 	}
 	wg.Wait()
@@ -269,9 +360,27 @@ func deltaSize(d *Delta) int {
 	return n
 }
 
-// send sends queue in order and returns how many were acknowledged.
-func (f *Flusher) send(ctx context.Context, shard uint64, queue []Batch) (int, error) {
+// paceDelay is when, after the start of a flush spread over window, the
+// j-th of n batches of the i-th of m shards is due: each shard's batches
+// evenly over the window, shard i offset by i/m of one batch's slot, so
+// the shards take turns rather than sending together. It is below window
+// and grows with j.
+func paceDelay(window time.Duration, j, n, i, m int) time.Duration {
+	if n <= 0 || m <= 0 {
+		return 0
+	}
+	// (j + i/m) / n of the window, in integer arithmetic.
+	return time.Duration(int64(window) / int64(n) * int64(j*m+i) / int64(m))
+}
+
+// send sends queue in order and returns how many were acknowledged. When
+// pace is not nil, it is called with each batch's index before the batch
+// is sent, and waits until the batch is due.
+func (f *Flusher) send(ctx context.Context, shard uint64, queue []Batch, pace func(j int)) (int, error) {
 	for i, b := range queue {
+		if pace != nil {
+			pace(i)
+		}
 		if err := f.cfg.Sink.FlushClicks(ctx, shard, b); err != nil {
 			f.statsMu.Lock()
 			f.stats.Failed++
