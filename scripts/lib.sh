@@ -1,6 +1,6 @@
 # scripts/lib.sh: shell helpers shared by the benchmark scripts (scripts/bench.sh,
-# bench-writes.sh, bench-hit.sh, bench-cold.sh, bench-memory.sh). Sourced, not run, from the
-# repository root, after the script has set BIN (the linkraft binary) and GO; it sets shell
+# bench-writes.sh, bench-hit.sh, bench-cold.sh, bench-memory.sh, bench-open.sh). Sourced, not
+# run, from the repository root, after the script has set BIN (the linkraft binary) and GO; it sets shell
 # variables (PORT, PORTS, TMP, PIDS, NAMES, NODE_PIDS, NODE_ADMIN, ROUTER_ADDR, ROUTER_ADMIN,
 # TICK, CHILD_TICKS, ...) in the sourcing shell, each described at the function that sets it.
 # shellcheck shell=bash
