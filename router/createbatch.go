@@ -2,10 +2,13 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
+	"github.com/linkraft/linkraft/internal/coalesce"
 	"github.com/linkraft/linkraft/shardrpc"
 )
 
@@ -15,18 +18,21 @@ import (
 // the JSON envelope), not the create. The router therefore coalesces the
 // creates that arrive for one shard while that shard's RPCs are busy into
 // one bulk create (shardrpc.PathBulkCreate, one Raft entry, one result per
-// item), the way the bulk API sends its items:
+// item), the way the bulk API sends its items. The mechanism is
+// internal/coalesce's, one coalesce.Batcher per shard:
 //
 //   - a shard has at most createInflight create RPCs in flight;
 //   - a create that finds a free slot and no batch waiting is sent at once,
 //     alone, as a plain Create: an idle or lightly loaded router adds no
 //     wait and no batching;
-//   - otherwise it joins the shard's waiting batch (or opens one, as its
-//     sender) and the batch is sent as one bulk create when a slot frees,
-//     with up to maxCreateBatch items and maxCreateBatchBytes of them.
+//   - otherwise it joins the shard's newest waiting batch (or opens one, as
+//     its sender) and, when a slot frees, the oldest batch is sent as one
+//     bulk create, with up to maxCreateBatch items and maxCreateBatchBytes
+//     of them (a batch of one as a plain Create).
 //
 // No timer lingers: a batch only grows while the shard is busy anyway.
-// Every item keeps its own RequestID, so a retried bulk create (the client
+// The sender's context bounds its batch's wait for a slot; a waiting
+// create's own context bounds its wait for the answer. Every item keeps its own RequestID, so a retried bulk create (the client
 // retries not_leader and lost connections with the same IDs) stores each
 // link at most once, as a retried single create does.
 
@@ -59,138 +65,88 @@ func itemBytes(req *shardrpc.CreateRequest) int {
 	return 6*n + 512
 }
 
-// createBatcher coalesces concurrent creates per shard. Its zero value is
-// not usable: newCreateBatcher.
+// createBatcher coalesces concurrent creates per shard: one
+// coalesce.Batcher per shard, whose batches are bulk creates. Its zero
+// value is not usable: newCreateBatcher.
 type createBatcher struct {
 	shards ShardClient
 	bulk   BulkClient // nil: the shard client has no bulk create; every create goes alone
 
 	mu  sync.Mutex
-	per map[uint64]*shardCreates
+	per map[uint64]*createQueue
 }
 
-// shardCreates is one shard's in-flight slots and waiting batch.
-type shardCreates struct {
-	slots   chan struct{} // a token per RPC in flight, capacity createInflight
-	pending *createBatch  // guarded by createBatcher.mu; nil: none waiting
-}
-
-// createBatch is one bulk create being filled or sent. items and its
-// size are guarded by createBatcher.mu until the batch is sealed (taken
-// out of pending); results and err are written once by the sender before
-// done closes.
-type createBatch struct {
-	items   []shardrpc.CreateRequest
-	size    int // sum of the items' itemBytes
-	results []shardrpc.BulkItemResult
-	err     error
-	done    chan struct{}
-}
+// createQueue is one shard's create slots and waiting batches.
+type createQueue = coalesce.Batcher[shardrpc.CreateRequest, shardrpc.BulkItemResult]
 
 // newCreateBatcher returns a batcher sending through shards (and its bulk
 // create when it has one).
 func newCreateBatcher(shards ShardClient) *createBatcher {
 	bc, _ := shards.(BulkClient)
-	return &createBatcher{shards: shards, bulk: bc, per: make(map[uint64]*shardCreates)}
+	return &createBatcher{shards: shards, bulk: bc, per: make(map[uint64]*createQueue)}
 }
 
-// shard returns shard's state, creating it on first use.
-func (b *createBatcher) shard(id uint64) *shardCreates {
-	s := b.per[id]
-	if s == nil {
-		s = &shardCreates{slots: make(chan struct{}, createInflight)}
-		b.per[id] = s
+// shard returns shard's queue, creating it on first use.
+func (b *createBatcher) shard(id uint64) *createQueue {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.per[id]
+	if q == nil {
+		q = coalesce.New(coalesce.Config[shardrpc.CreateRequest, shardrpc.BulkItemResult]{
+			InFlight: createInflight,
+			MaxItems: maxCreateBatch,
+			MaxBytes: maxCreateBatchBytes,
+			Size:     func(req shardrpc.CreateRequest) int { return itemBytes(&req) },
+			Send: func(ctx context.Context, _ time.Time, items []shardrpc.CreateRequest) ([]shardrpc.BulkItemResult, error) {
+				return b.send(ctx, id, items)
+			},
+		})
+		b.per[id] = q
 	}
-	return s
+	return q
 }
 
 // create stores req in shard, alone or as one item of a bulk create, and
 // returns the link or the error a single Create would have returned (an
 // item the shard refused comes back as a *shardrpc.RemoteError, so it
-// maps to the same API error). ctx bounds the wait for a slot and the RPC.
+// maps to the same API error). ctx bounds the wait for a slot or for the
+// batch's answer, and the RPC.
 func (b *createBatcher) create(ctx context.Context, shard uint64, req shardrpc.CreateRequest) (shardrpc.Link, error) {
 	if b.bulk == nil {
 		return b.shards.Create(ctx, shard, req)
 	}
-	b.mu.Lock()
-	s := b.shard(shard)
-	if s.pending == nil {
-		select {
-		case s.slots <- struct{}{}:
-			// A free slot and nobody waiting: go alone, now.
-			b.mu.Unlock()
-			defer func() { <-s.slots }()
-			return b.shards.Create(ctx, shard, req)
-		default:
-		}
+	q := b.shard(shard)
+	if q.TryAcquire() {
+		// A free slot and nobody waiting: go alone, now.
+		defer q.Release()
+		return b.shards.Create(ctx, shard, req)
 	}
-	size := itemBytes(&req)
-	batch := s.pending
-	if batch != nil && batch.size+size > maxCreateBatchBytes {
-		s.pending = nil // sealed: too big to take this one too
-		batch = nil
+	got, err := q.Join(ctx, time.Time{}, req)
+	if errors.Is(err, coalesce.ErrGaveUp) {
+		return shardrpc.Link{}, fmt.Errorf("create on shard %d: %w", shard, err)
 	}
-	sender := batch == nil
-	if sender {
-		batch = &createBatch{done: make(chan struct{})}
-		s.pending = batch
+	if err != nil {
+		return shardrpc.Link{}, err
 	}
-	idx := len(batch.items)
-	batch.items = append(batch.items, req)
-	batch.size += size
-	if len(batch.items) == maxCreateBatch {
-		s.pending = nil // full: the next create opens another batch
-	}
-	b.mu.Unlock()
-
-	if sender {
-		b.send(ctx, shard, s, batch)
-	} else {
-		<-batch.done
-	}
-	if batch.err != nil {
-		return shardrpc.Link{}, batch.err
-	}
-	got := batch.results[idx]
 	if got.Error != nil {
 		return shardrpc.Link{}, &shardrpc.RemoteError{Node: "shard " + strconv.FormatUint(shard, 10), Status: got.Error.Code.HTTPStatus(), Body: *got.Error}
 	}
 	return *got.Link, nil
 }
 
-// send waits for a slot of s, seals batch and sends it, then records the
-// outcome and wakes its other creates.
-func (b *createBatcher) send(ctx context.Context, shard uint64, s *shardCreates, batch *createBatch) {
-	defer close(batch.done)
-	select {
-	case s.slots <- struct{}{}:
-	case <-ctx.Done():
-		b.mu.Lock()
-		if s.pending == batch {
-			s.pending = nil
-		}
-		b.mu.Unlock()
-		batch.err = fmt.Errorf("create on shard %d: waiting for a free RPC slot: %w", shard, ctx.Err())
-		return
-	}
-	defer func() { <-s.slots }()
-	b.mu.Lock()
-	if s.pending == batch {
-		s.pending = nil
-	}
-	items := batch.items
-	b.mu.Unlock()
+// send sends one batch of creates to shard: a lone one (nothing joined
+// its sender) as a plain Create, more as one bulk create.
+func (b *createBatcher) send(ctx context.Context, shard uint64, items []shardrpc.CreateRequest) ([]shardrpc.BulkItemResult, error) {
 	if len(items) == 1 {
 		link, err := b.shards.Create(ctx, shard, items[0])
 		if err != nil {
-			batch.err = err
-			return
+			return nil, err
 		}
-		batch.results = []shardrpc.BulkItemResult{{Link: &link}}
-		return
+		return []shardrpc.BulkItemResult{{Link: &link}}, nil
 	}
-	batch.results, batch.err = b.bulk.BulkCreate(ctx, shard, items)
-	if batch.err == nil && len(batch.results) != len(items) {
-		batch.err = fmt.Errorf("%w: shard %d answered %d results for %d creates", shardrpc.ErrProtocol, shard, len(batch.results), len(items))
+	results, err := b.bulk.BulkCreate(ctx, shard, items)
+	if err == nil && len(results) != len(items) {
+		return nil, fmt.Errorf("%w: shard %d answered %d results for %d creates", shardrpc.ErrProtocol, shard, len(results), len(items))
 	}
+	return results, err
 }

@@ -82,7 +82,7 @@ func (g *gatedShards) BulkCreate(ctx context.Context, _ uint64, items []shardrpc
 	return out, nil
 }
 
-// waitPending waits until n creates wait in shard's open batch.
+// waitPending waits until n creates wait in shard's batches.
 func waitPending(t *testing.T, b *createBatcher, shard uint64, n int) {
 	t.Helper()
 	testutil.EventuallyEvery(t, time.Millisecond, 10*time.Second, fmt.Sprintf("%d creates waiting in shard %d's batch", n, shard), func() error {
@@ -93,14 +93,9 @@ func waitPending(t *testing.T, b *createBatcher, shard uint64, n int) {
 	})
 }
 
-// pendingLen returns how many creates wait in shard's open batch.
+// pendingLen returns how many creates wait in shard's batches.
 func (b *createBatcher) pendingLen(shard uint64) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s := b.per[shard]; s != nil && s.pending != nil {
-		return len(s.pending.items)
-	}
-	return 0
+	return b.shard(shard).Stats().Items
 }
 
 type createOutcome struct {
@@ -128,9 +123,8 @@ func fillSlots(t *testing.T, b *createBatcher, g *gatedShards, shard uint64) cha
 }
 
 // startCreates starts n creates on shard (req(i) each) and waits until
-// pending of them wait in the shard's open batch (the others are in
-// batches already sealed).
-func startCreates(t *testing.T, b *createBatcher, shard uint64, n, pending int, req func(int) shardrpc.CreateRequest) chan createOutcome {
+// all of them wait in the shard's batches.
+func startCreates(t *testing.T, b *createBatcher, shard uint64, n int, req func(int) shardrpc.CreateRequest) chan createOutcome {
 	t.Helper()
 	out := make(chan createOutcome, n)
 	for i := range n {
@@ -140,7 +134,7 @@ func startCreates(t *testing.T, b *createBatcher, shard uint64, n, pending int, 
 			out <- createOutcome{req, l, err}
 		}()
 	}
-	waitPending(t, b, shard, pending)
+	waitPending(t, b, shard, n)
 	return out
 }
 
@@ -167,7 +161,7 @@ func TestCreateBatcherCoalescesWhileBusy(t *testing.T) {
 	b := newCreateBatcher(g)
 	const shard, n = 2, 40
 	slots := fillSlots(t, b, g, shard)
-	waiting := startCreates(t, b, shard, n, n, func(i int) shardrpc.CreateRequest {
+	waiting := startCreates(t, b, shard, n, func(i int) shardrpc.CreateRequest {
 		url := fmt.Sprintf("https://x.example/%d", i)
 		if i == 7 {
 			url = "https://taken.example/"
@@ -218,7 +212,7 @@ func TestCreateBatcherSplitsFullBatches(t *testing.T) {
 	n := maxCreateBatch + 3
 	slots := fillSlots(t, b, g, shard)
 	// The first maxCreateBatch seal a full batch; the rest wait in the next.
-	out := startCreates(t, b, shard, n, 3, func(i int) shardrpc.CreateRequest {
+	out := startCreates(t, b, shard, n, func(i int) shardrpc.CreateRequest {
 		return shardrpc.CreateRequest{URL: fmt.Sprintf("https://x.example/%d", i), RequestID: fmt.Sprintf("r%d", i)}
 	})
 	releaseAll(t, g, slots, out, n)
@@ -247,7 +241,7 @@ func TestCreateBatcherBoundsBatchBytes(t *testing.T) {
 	n := perBatch + 2
 	slots := fillSlots(t, b, g, shard)
 	// The first perBatch fill a batch; the next seals it and opens another.
-	out := startCreates(t, b, shard, n, 2, func(i int) shardrpc.CreateRequest {
+	out := startCreates(t, b, shard, n, func(i int) shardrpc.CreateRequest {
 		return shardrpc.CreateRequest{Title: title, URL: fmt.Sprintf("https://x.example/%03d", i), RequestID: fmt.Sprintf("r%03d", i)}
 	})
 	releaseAll(t, g, slots, out, n)
@@ -273,7 +267,7 @@ func TestCreateBatcherWholeCallError(t *testing.T) {
 	b := newCreateBatcher(g)
 	const shard = 3
 	slots := fillSlots(t, b, g, shard)
-	waiting := startCreates(t, b, shard, 5, 5, func(i int) shardrpc.CreateRequest {
+	waiting := startCreates(t, b, shard, 5, func(i int) shardrpc.CreateRequest {
 		return shardrpc.CreateRequest{URL: fmt.Sprintf("https://x.example/%d", i), RequestID: fmt.Sprintf("r%d", i)}
 	})
 	close(g.release)
