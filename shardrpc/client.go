@@ -142,7 +142,7 @@ type shardState struct {
 	// leader is the index in replicas of the hinted leader, -1 if unknown.
 	leader atomic.Int32
 	// batch coalesces concurrent local resolves (resolvebatch.go).
-	batch resolveShard
+	batch *resolveQueue
 }
 
 func (s *shardState) leaderIndex() int { return int(s.leader.Load()) }
@@ -205,6 +205,7 @@ func NewClient(cfg *config.Config, opts ClientOptions) *Client {
 			}
 		}
 		st.leader.Store(-1)
+		st.batch = c.newResolveQueue(st)
 		c.shards[s.ID] = st
 	}
 	return c

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/linkraft/linkraft/internal/coalesce"
 	"github.com/linkraft/linkraft/linkstore"
 )
 
@@ -17,15 +17,18 @@ import (
 // and an answer, with their framing and syscalls, per redirect. The client
 // therefore coalesces the local reads that wait for one shard while that
 // shard's resolve RPCs are busy into one multi-resolve (PathResolveMany,
-// resolvemanywire.go), as the router coalesces creates (router/createbatch.go):
+// resolvemanywire.go), with internal/coalesce's mechanism (one
+// coalesce.Batcher per shard), as the router coalesces creates
+// (router/createbatch.go):
 //
 //   - a shard has at most resolveInflight local resolve RPCs in flight;
 //   - a resolve that finds a free slot and no batch waiting is sent at
 //     once, alone, as the single binary resolve: a lone request waits for
 //     nothing, and an idle client never batches;
-//   - otherwise it joins the shard's waiting batch (or opens one, as its
-//     sender); when a slot frees it is handed to the oldest waiting batch,
-//     which goes out as one multi-resolve of up to MaxResolveMany codes.
+//   - otherwise it joins the shard's newest waiting batch (or opens one, as
+//     its sender); when a slot frees it is handed to the oldest waiting
+//     batch, which goes out as one multi-resolve of up to MaxResolveMany
+//     codes (a batch of one as a single local read).
 //
 // No timer lingers: a batch only grows while the shard is busy anyway. The
 // multi-resolve reads locally at the hinted leader, or the next replica
@@ -33,8 +36,10 @@ import (
 // (tryReplicasLocal), and each item comes back as that read would have:
 // a record, gone, or maybe_stale, on which the resolve asks the leader
 // with its own linearizable single resolve (never a false not-found). A
-// batch is bounded by its sender's deadline. A node that answers the path
-// with 404 (built before it) gets single resolves for resolveManyRetry.
+// batch's wait for a slot is bounded by its sender's deadline and context;
+// a waiting resolve's wait for the answer by its own context. A node that
+// answers the path with 404 (built before it) gets single resolves for
+// resolveManyRetry.
 
 // resolveInflight bounds the local resolve RPCs in flight per shard: the
 // resolves that arrive meanwhile wait in batches.
@@ -48,22 +53,19 @@ const resolveManyRetry = time.Minute
 // errNoResolveMany is a node that does not serve PathResolveMany.
 var errNoResolveMany = errors.New("shardrpc: node does not serve the multi-resolve RPC")
 
-// resolveShard is one shard's local resolve slots and waiting batches. Its
-// zero value is ready to use.
-type resolveShard struct {
-	mu       sync.Mutex
-	inflight int             // slots taken, at most resolveInflight
-	waiting  []*resolveBatch // oldest first; non-empty only while every slot is taken
-}
+// resolveQueue is one shard's local resolve slots and waiting batches.
+type resolveQueue = coalesce.Batcher[string, resolveOutcome]
 
-// resolveBatch is one multi-resolve being filled or sent. codes is guarded
-// by resolveShard.mu while the batch is in waiting; once taken out it is
-// only read. results are written by the sender before done closes.
-type resolveBatch struct {
-	codes   []string
-	results []resolveOutcome
-	start   chan struct{} // closed when a slot is handed to the batch
-	done    chan struct{} // closed when results are set
+// newResolveQueue returns the queue of shard s, whose batches are
+// multi-resolves, each bounded by its sender's deadline.
+func (c *Client) newResolveQueue(s *shardState) *resolveQueue {
+	return coalesce.New(coalesce.Config[string, resolveOutcome]{
+		InFlight: resolveInflight,
+		MaxItems: MaxResolveMany,
+		Send: func(_ context.Context, deadline time.Time, codes []string) ([]resolveOutcome, error) {
+			return c.resolveMany(deadline, s, codes), nil
+		},
+	})
 }
 
 // resolveOutcome is what one item's local read came to.
@@ -89,22 +91,6 @@ const (
 	outcomeAlone
 )
 
-// release frees a slot of sh, handing it straight to the oldest waiting
-// batch when there is one.
-func (sh *resolveShard) release() {
-	sh.mu.Lock()
-	if len(sh.waiting) > 0 {
-		b := sh.waiting[0]
-		sh.waiting[0] = nil
-		sh.waiting = sh.waiting[1:]
-		sh.mu.Unlock()
-		close(b.start) // the slot is the batch's now: inflight is unchanged
-		return
-	}
-	sh.inflight--
-	sh.mu.Unlock()
-}
-
 // manyOK reports whether n is believed to serve PathResolveMany.
 func (n *nodeConn) manyOK() bool {
 	until := n.noManyUntil.Load()
@@ -122,44 +108,23 @@ func (c *Client) resolveLocal(ctx context.Context, deadline time.Time, s *shardS
 			return c.attemptResolve(deadline, n, false, req, body, resp, link)
 		})
 	}
-	sh := &s.batch
-	sh.mu.Lock()
-	if len(sh.waiting) == 0 && sh.inflight < resolveInflight {
+	q := s.batch
+	if q.TryAcquire() {
 		// A free slot and nobody waiting: go alone, now.
-		sh.inflight++
-		sh.mu.Unlock()
-		defer sh.release()
+		defer q.Release()
 		return alone()
 	}
 	if !s.replicas[max(s.leaderIndex(), 0)].manyOK() {
 		// The replica the batch would read first does not know the
 		// multi-resolve: this read goes alone, outside the slots.
-		sh.mu.Unlock()
 		return alone()
 	}
-	var b *resolveBatch
-	if k := len(sh.waiting); k > 0 && len(sh.waiting[k-1].codes) < MaxResolveMany {
-		b = sh.waiting[k-1]
+	out, err := q.Join(ctx, deadline, code)
+	if err != nil {
+		// Gave up waiting: the batch's sender for a slot, or this
+		// resolve for the batch's answer.
+		return false, unavailable(s, err)
 	}
-	sender := b == nil
-	if sender {
-		b = &resolveBatch{start: make(chan struct{}), done: make(chan struct{})}
-		sh.waiting = append(sh.waiting, b)
-	}
-	idx := len(b.codes)
-	b.codes = append(b.codes, code)
-	sh.mu.Unlock()
-
-	if sender {
-		c.sendResolveBatch(deadline, s, b)
-	} else {
-		select {
-		case <-b.done:
-		case <-ctx.Done():
-			return false, unavailable(s, ctx.Err())
-		}
-	}
-	out := &b.results[idx]
 	switch out.state {
 	case outcomeDone:
 		*link = out.link
@@ -170,41 +135,6 @@ func (c *Client) resolveLocal(ctx context.Context, deadline time.Time, s *shardS
 		return alone()
 	}
 	return false, nil
-}
-
-// sendResolveBatch waits until a slot of s is handed to b (or deadline),
-// sends b as one multi-resolve, records every item's outcome and wakes
-// the batch's other resolves.
-func (c *Client) sendResolveBatch(deadline time.Time, s *shardState, b *resolveBatch) {
-	defer close(b.done)
-	sh := &s.batch
-	select {
-	case <-b.start:
-	default:
-		t := time.NewTimer(time.Until(deadline))
-		select {
-		case <-b.start:
-			t.Stop()
-		case <-t.C:
-			sh.mu.Lock()
-			for i, w := range sh.waiting {
-				if w == b {
-					sh.waiting = append(sh.waiting[:i], sh.waiting[i+1:]...)
-					sh.mu.Unlock()
-					err := unavailable(s, fmt.Errorf("waiting for a free resolve slot: %w", context.DeadlineExceeded))
-					b.results = make([]resolveOutcome, len(b.codes))
-					for j := range b.results {
-						b.results[j] = resolveOutcome{state: outcomeFailed, err: err}
-					}
-					return
-				}
-			}
-			sh.mu.Unlock()
-			<-b.start // handed a slot as the timer fired: send
-		}
-	}
-	defer sh.release()
-	b.results = c.resolveMany(deadline, s, b.codes)
 }
 
 // resolveMany reads codes of shard s locally with one multi-resolve, at

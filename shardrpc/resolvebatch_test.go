@@ -206,14 +206,7 @@ func newDoerClient(t *testing.T, doers ...*fakeDoer) *Client {
 
 // waitingItems is the number of resolves waiting in shard 7's batches.
 func waitingItems(c *Client) int {
-	sh := &c.shards[7].batch
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	n := 0
-	for _, b := range sh.waiting {
-		n += len(b.codes)
-	}
-	return n
+	return c.shards[7].batch.Stats().Items
 }
 
 // waitFor waits up to 5 s for cond.
@@ -530,10 +523,7 @@ func TestResolveWaitingBatchTimesOut(t *testing.T) {
 	if l, err := c.Resolve(context.Background(), 7, "aaaaaaa"); err != nil || l.URL != "https://a/" {
 		t.Fatalf("resolve after the slots freed: %+v, %v", l, err)
 	}
-	sh := &c.shards[7].batch
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.inflight != 0 {
-		t.Fatalf("%d slots still taken", sh.inflight)
+	if n := c.shards[7].batch.Stats().InFlight; n != 0 {
+		t.Fatalf("%d slots still taken", n)
 	}
 }
