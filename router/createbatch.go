@@ -39,7 +39,7 @@ import (
 // createInflight bounds the create RPCs in flight per shard. Eight keep
 // Raft's pipeline to the followers full (each RPC is one entry; the
 // node's own batcher cannot merge bulk creates) while the creates that
-// arrive meanwhile wait in one batch. End to end at c=256 (3 shards), 8
+// arrive meanwhile wait in batches. End to end at c=256 (3 shards), 8
 // gave 6,600-7,100 creates/s where 2 gave 4,000-7,600 on the same noisy
 // machine (docs/BENCHMARKS.md, "Shorten: the router's share").
 const createInflight = 8
