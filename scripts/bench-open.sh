@@ -17,8 +17,8 @@
 #   4. OPEN_ROUNDS rounds; in each, for every rate of OPEN_RATES, nginx,
 #      then A and B (B first every other round): `linkraft bench -workload
 #      mixed -rate R -c OPEN_C` for OPEN_DURATION. Per run: redirect and
-#      shorten p50/p99/p99.9, and the CPU per request of the router and of
-#      the three nodes.
+#      shorten p50/p99/p99.9, and the CPU per answered request of the
+#      router (nginx: master and workers) and of the three nodes.
 #   5. With OPEN_PHASE=1, one more run of each router at the first rate,
 #      OPEN_PHASE_SECONDS (30) long, while scripts/phase.py samples every
 #      process's CPU every 10 ms and probes one redirect every 2 ms; both
@@ -119,12 +119,13 @@ run() {
 		-duration "$DURATION" -warmup "$WARMUP" -progress=false -label "$name" -out "$out" >/dev/null
 	# shellcheck disable=SC2086
 	s1=$(cpu_ticks $pids) n1=$(cpu_ticks "${NODE_PIDS[@]}")
-	# The CPU covers warmup and recorded time: per request of both.
+	# The CPU covers warmup and recorded time: per answered request, taking
+	# the warmup's answers at the recorded run's rate.
 	awk -v r="$round" -v rate="$rate" -v n="$name" -v ok="$(ok_of "$out")" -v s=$((s1 - s0)) -v nd=$((n1 - n0)) \
 		-v hz="$TICK" -v d="${DURATION%s}" -v w="${WARMUP%s}" \
 		-v rp50="$(us_of "$out" redirect p50)" -v rp99="$(us_of "$out" redirect p99)" -v rp999="$(us_of "$out" redirect p99_9)" \
 		-v sp50="$(us_of "$out" shorten p50)" -v sp99="$(us_of "$out" shorten p99)" -v sp999="$(us_of "$out" shorten p99_9)" \
-		'BEGIN { req = rate * (d + w); us = 1e6 / hz / req
+		'BEGIN { req = ok / d * (d + w); us = req > 0 ? 1e6 / hz / req : 0
 		printf "%s %s %s %.0f %.2f %.2f %.2f %.2f %.2f %.2f %.1f %.1f\n", r, rate, n, ok / d,
 			rp50 / 1000, rp99 / 1000, rp999 / 1000, sp50 / 1000, sp99 / 1000, sp999 / 1000, s * us, nd * us }' >>"$TMP/runs"
 }
