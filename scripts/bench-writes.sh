@@ -7,8 +7,9 @@
 #   2. shorten at -c $WRITES_C (256), with a CPU and an allocation profile of
 #      every node and a CPU profile of the router taken during the run
 #      (their admin listeners), kept in $WRITES_OUT when set, and the CPU
-#      per create of the nodes (summed) and of the router, from
-#      /proc/<pid>/stat over the measured part of the run;
+#      per create of the nodes (summed), of the router and of the generator
+#      (`linkraft bench`), from /proc/<pid>/stat over the measured part of the
+#      run; WRITES_GEN_PROFILE=1 also keeps a CPU profile of the generator;
 #   3. $WRITES_LINKS (1,000,000) links created through the router, then
 #      $WRITES_SETTLE (150s: longer than raft's snapshot interval) of rest so
 #      that snapshots and log truncation happen; the cluster is stopped and
@@ -18,7 +19,7 @@
 # Knobs (environment): WRITES_DURATION (10s), WRITES_C (256), WRITES_LINKS,
 # WRITES_SETTLE, WRITES_OUT (a directory to keep results and profiles in),
 # WRITES_SKIP_SHORTEN=1 (only the disk part), WRITES_SKIP_C1=1 (no
-# single-client run), LINKRAFT_BIN. It loads the
+# single-client run), WRITES_GEN_PROFILE=1, LINKRAFT_BIN. It loads the
 # whole machine: run it rarely.
 set -euo pipefail
 
@@ -90,10 +91,23 @@ if [[ -z ${WRITES_SKIP_SHORTEN:-} ]]; then
 	PROFILERS+=($!)
 	# CPU of the nodes and the router over the measured part of the run
 	# (after its 2s warmup), per create.
-	run_bench "02-shorten-c$CONC" -label "shorten c=$CONC" -workload shorten -c "$CONC" -duration "$DURATION" -warmup 2s &
+	GEN_ARGS=()
+	[[ -z ${WRITES_GEN_PROFILE:-} ]] || GEN_ARGS=(-cpuprofile "$OUT/gen.cpu.pprof")
+	run_bench "02-shorten-c$CONC" -label "shorten c=$CONC" -workload shorten -c "$CONC" -duration "$DURATION" -warmup 2s "${GEN_ARGS[@]}" &
 	BENCH_PID=$!
 	sleep 2
-	n0=$(cpu_ticks "${NODE_PIDS[@]}") r0=$(cpu_ticks "${ROUTER_PIDS[@]}")
+	# The generator: the background shell's child, or the shell itself when
+	# it exec'd the command.
+	GEN_PID=$(pgrep -P "$BENCH_PID" | head -1 || true)
+	GEN_PID=${GEN_PID:-$BENCH_PID}
+	n0=$(cpu_ticks "${NODE_PIDS[@]}") r0=$(cpu_ticks "${ROUTER_PIDS[@]}") g0=$(cpu_ticks "$GEN_PID")
+	# The generator's ticks: read until it exits (its last reading is at
+	# most 0.2s before its end, when it no longer sends).
+	g1=$g0
+	while t=$(cpu_ticks "$GEN_PID" 2>/dev/null); do
+		g1=$t
+		sleep 0.2
+	done
 	wait "$BENCH_PID"
 	n1=$(cpu_ticks "${NODE_PIDS[@]}") r1=$(cpu_ticks "${ROUTER_PIDS[@]}")
 	wait "${PROFILERS[@]}" || log "a profile could not be taken"
@@ -105,8 +119,8 @@ if [[ -z ${WRITES_SKIP_SHORTEN:-} ]]; then
 	echo
 	"$BIN" bench -combine "$RESULTS" | tail -n +3
 	echo
-	awk -v n=$((n1 - n0)) -v r=$((r1 - r0)) -v hz="$TICK" -v c="$creates" -v conc="$CONC" 'BEGIN {
-		if (c > 0) printf "CPU per create at c=%s (%d creates): nodes %.1f us (the three summed), router %.1f us.\n", conc, c, n / hz * 1e6 / c, r / hz * 1e6 / c }'
+	awk -v n=$((n1 - n0)) -v r=$((r1 - r0)) -v g=$((g1 - g0)) -v hz="$TICK" -v c="$creates" -v conc="$CONC" 'BEGIN {
+		if (c > 0) printf "CPU per create at c=%s (%d creates): nodes %.1f us (the three summed), router %.1f us, generator %.1f us.\n", conc, c, n / hz * 1e6 / c, r / hz * 1e6 / c, g / hz * 1e6 / c }'
 fi
 
 if ((LINKS > 0)); then

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -44,6 +46,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	progress := fs.Bool("progress", true, "write a progress line to stderr every second")
 	combine := fs.String("combine", "", "print one table of earlier JSON results instead of running: comma-separated files or globs, in order")
 	baseline := fs.String("baseline", "", "with -combine: label of the result whose redirect throughput the others are compared to")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (setup included) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -84,6 +87,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Progress = stderr
 		cfg.ProgressTTY = bench.DetectTTY(stderr)
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintln(stderr, "bench:", err)
+			}
+		}()
+	}
 	res, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -103,6 +117,26 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			res.Elapsed, cfg.Duration, context.Cause(ctx))
 	}
 	return nil
+}
+
+// startCPUProfile starts Go's CPU profiler writing to path; the returned
+// function stops it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile %s: %w", path, err)
+		}
+		return nil
+	}, nil
 }
 
 // combineResults prints one table of the JSON results named by list:

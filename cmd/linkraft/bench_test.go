@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,5 +116,38 @@ func TestBenchCommandErrors(t *testing.T) {
 	}
 	if err := runBench(context.Background(), []string{"-combine", filepath.Join(t.TempDir(), "*.json")}, &stdout, &stderr); err == nil {
 		t.Error("combine of no files succeeded")
+	}
+}
+
+func TestBenchCPUProfile(t *testing.T) {
+	url := startRedirectServer(t)
+	prof := filepath.Join(t.TempDir(), "gen.cpu.pprof")
+	var stdout, stderr bytes.Buffer
+	err := runBench(context.Background(), []string{"-target", url, "-workload", "redirect",
+		"-codes-from", "none", "-links", "50", "-c", "2", "-duration", "200ms", "-warmup", "0",
+		"-progress=false", "-cpuprofile", prof}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	// A CPU profile is a gzipped protocol buffer; an empty one would be
+	// a header only, so a profile of a run is longer than that.
+	f, err := os.Open(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", prof, err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil || !bytes.Contains(raw, []byte("samples")) || !bytes.Contains(raw, []byte("nanoseconds")) {
+		t.Fatalf("%s is not a CPU profile (%d bytes, %v)", prof, len(raw), err)
+	}
+
+	err = runBench(context.Background(), []string{"-target", url, "-codes-from", "none", "-duration", "100ms",
+		"-progress=false", "-cpuprofile", filepath.Join(t.TempDir(), "no", "such", "dir")}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "cpu profile") {
+		t.Fatalf("unwritable profile path: %v", err)
 	}
 }
