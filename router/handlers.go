@@ -401,10 +401,19 @@ func (r *Router) create(ctx *fasthttp.RequestCtx) {
 }
 
 // decodeCreate parses a create body strictly: one JSON object whose keys
-// are exactly "url" (a string, required), "alias" (a string) and "reuse" (a
-// boolean), matched case-sensitively. A non-zero status is the error to
-// answer.
+// are create fields (createFieldList; "url", a string, required), matched
+// case-sensitively. A non-zero status is the error to answer. The common
+// shape takes parseCreatePlain's path; everything else, every error
+// included, decodeCreateJSON's.
 func decodeCreate(body []byte) (req createRequest, status int, code, msg string) {
+	if req, ok := parseCreatePlain(body); ok {
+		return req, 0, "", ""
+	}
+	return decodeCreateJSON(body)
+}
+
+// decodeCreateJSON is decodeCreate with encoding/json, for any body.
+func decodeCreateJSON(body []byte) (req createRequest, status int, code, msg string) {
 	bad := fasthttp.StatusBadRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var fields map[string]json.RawMessage
