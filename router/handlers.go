@@ -397,7 +397,7 @@ func (r *Router) create(ctx *fasthttp.RequestCtx) {
 	if req.Reuse && !link.Created {
 		status = fasthttp.StatusOK
 	}
-	writeJSON(ctx, status, r.linkJSON(link, false))
+	r.writeCreated(ctx, status, link)
 }
 
 // decodeCreate parses a create body strictly: one JSON object whose keys
