@@ -12,11 +12,14 @@
 //   - otherwise the request joins the newest waiting batch (Join), or opens
 //     a new one, as that batch's sender, when there is none or the newest
 //     is full (Config.MaxItems items, or Config.MaxBytes of them);
-//   - when a slot frees it is handed straight to the oldest waiting batch,
-//     whose sender makes one call (Config.Send) with all its items, and
-//     each item's caller gets its own result from it.
+//   - when a slot frees it is handed straight to the oldest waiting batch
+//     that has none, whose sender then makes one call (Config.Send) with
+//     all its items, and each item's caller gets its own result from it.
 //
-// A batch thus only grows while the destination is busy anyway. Its sender
+// A batch thus only grows while the destination is busy anyway; it takes
+// items until its sender runs with the slot, not only until the slot is
+// handed over, so the requests that arrive while the sender wakes up
+// still share its call. Its sender
 // waits for a slot at most until its own context ends or its deadline
 // passes; then the whole batch fails with ErrGaveUp, and leaves the queue.
 // A failing Send fails exactly the callers of its batch.
@@ -69,11 +72,13 @@ type Batcher[T, R any] struct {
 	mu       sync.Mutex
 	inflight int            // slots taken, at most cfg.InFlight
 	waiting  []*batch[T, R] // oldest first; non-empty only while every slot is taken
+	handed   int            // the first handed batches of waiting have a slot; their senders have yet to run
 }
 
 // batch is one call being filled or sent. items and bytes are guarded by
 // Batcher.mu while the batch is in waiting, and only the sender reads them
-// after; results and err are written by the sender before done closes.
+// after it took the batch out; results and err are written by the sender
+// before done closes.
 type batch[T, R any] struct {
 	items   []T
 	bytes   int // the sum of Size over items
@@ -117,13 +122,13 @@ func (b *Batcher[T, R]) TryAcquire() bool {
 }
 
 // Release gives back a slot taken by a TryAcquire that returned true,
-// handing it straight to the oldest waiting batch when there is one.
+// handing it straight to the oldest waiting batch without one when there
+// is one.
 func (b *Batcher[T, R]) Release() {
 	b.mu.Lock()
-	if len(b.waiting) > 0 {
-		bt := b.waiting[0]
-		b.waiting[0] = nil
-		b.waiting = b.waiting[1:]
+	if b.handed < len(b.waiting) {
+		bt := b.waiting[b.handed]
+		b.handed++
 		b.mu.Unlock()
 		close(bt.start) // the slot is the batch's now: inflight is unchanged
 		return
@@ -155,12 +160,12 @@ func (b *Batcher[T, R]) Join(ctx context.Context, deadline time.Time, item T) (R
 		bt = &batch[T, R]{start: make(chan struct{}), done: make(chan struct{})}
 		if len(b.waiting) == 0 && b.inflight < b.cfg.InFlight {
 			// A slot freed since the caller's TryAcquire: the batch
-			// (of this one item) takes it and goes now.
+			// takes it and goes now.
 			b.inflight++
+			b.handed++
 			close(bt.start)
-		} else {
-			b.waiting = append(b.waiting, bt)
 		}
+		b.waiting = append(b.waiting, bt)
 	}
 	idx := len(bt.items)
 	bt.items = append(bt.items, item)
@@ -201,7 +206,10 @@ func (b *Batcher[T, R]) send(ctx context.Context, deadline time.Time, bt *batch[
 		return
 	}
 	defer b.Release()
-	// bt left waiting when its slot was handed over: its items are final.
+	b.mu.Lock()
+	b.remove(bt) // sealed: its items are final
+	b.handed--
+	b.mu.Unlock()
 	results, err := b.cfg.Send(ctx, deadline, bt.items)
 	if err == nil && len(results) != len(bt.items) {
 		err = fmt.Errorf("coalesce: a send returned %d results for %d items", len(results), len(bt.items))
@@ -235,15 +243,24 @@ func (b *Batcher[T, R]) awaitSlot(ctx context.Context, deadline time.Time, bt *b
 	}
 	err := fmt.Errorf("%w for a free slot: %w", ErrGaveUp, cause)
 	b.mu.Lock()
-	if i := slices.Index(b.waiting, bt); i >= 0 {
-		b.waiting = slices.Delete(b.waiting, i, i+1)
-		b.mu.Unlock()
-		return err
+	handed := b.remove(bt) < b.handed
+	if handed {
+		b.handed--
 	}
 	b.mu.Unlock()
-	<-bt.start // handed a slot as the wait ended: pass it on
-	b.Release()
+	if handed {
+		// Handed a slot as the wait ended: pass it on.
+		b.Release()
+	}
 	return err
+}
+
+// remove takes bt out of waiting and returns the index it had. b.mu is
+// held.
+func (b *Batcher[T, R]) remove(bt *batch[T, R]) int {
+	i := slices.Index(b.waiting, bt)
+	b.waiting = slices.Delete(b.waiting, i, i+1)
+	return i
 }
 
 // Stats is a snapshot of a Batcher's queue.
@@ -251,8 +268,8 @@ type Stats struct {
 	// InFlight is the number of slots taken: calls in flight, and batches
 	// handed a slot that are about to send.
 	InFlight int
-	// Batches and Items count the batches waiting for a slot, and their
-	// items.
+	// Batches and Items count the batches waiting to be sent (for a
+	// slot, or for their sender to run with one), and their items.
 	Batches, Items int
 }
 
