@@ -20,7 +20,7 @@
 #      shorten p50/p99/p99.9, and the CPU per answered request of the
 #      router (nginx: master and workers) and of the three nodes.
 #   5. With OPEN_PHASE=1, one more run of each router at the first rate,
-#      OPEN_PHASE_SECONDS (30) long, while scripts/phase.py samples every
+#      OPEN_PHASE_SECONDS (30) long, while scripts/phase samples every
 #      process's CPU every 10 ms and probes one redirect every 2 ms; both
 #      are folded over the flush interval (20 bins, bin 0 at the nodes'
 #      peak). OPEN_FLUSH must then be whole seconds.
@@ -60,6 +60,10 @@ keep_results() {
 ON_EXIT=keep_results
 
 build_linkraft if-missing
+# scripts/phase reads the JSON results and, with OPEN_PHASE=1, samples,
+# probes and folds.
+PHASE=$TMP/phase
+CGO_ENABLED=0 "$GO" build -o "$PHASE" ./scripts/phase
 command -v nginx >/dev/null || { echo "nginx is not installed (scripts/bench.sh installs it)" >&2; exit 1; }
 
 # ---- 1. nginx --------------------------------------------------------------
@@ -99,11 +103,9 @@ done
 
 # ---- 4. rounds -------------------------------------------------------------
 # us_of FILE OP FIELD: a latency of op OP (redirect, shorten) from a JSON
-# result, in microseconds.
-us_of() {
-	python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["ops"][sys.argv[2]]["latency_us"][sys.argv[3]] if sys.argv[2] in r["ops"] else 0)' "$@"
-}
-ok_of() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total"]["ok"])' "$1"; }
+# result, in microseconds; 0 when the run had no such op.
+us_of() { "$PHASE" field -or 0 "$1" ops "$2" latency_us "$3"; }
+ok_of() { "$PHASE" field "$1" total ok; }
 # run ROUND RATE NAME HOST:PORT PIDS: one run; appends a row to $TMP/runs.
 run() {
 	local round=$1 rate=$2 name=$3 hp=$4 pids=$5 s0 n0 s1 n1 out wl=mixed
@@ -151,10 +153,10 @@ if [[ ${OPEN_PHASE:-0} == 1 ]]; then
 	for s in "${SERVERS[@]}"; do
 		read -r name hp pid <<<"$s"
 		log "phase run of router $name at ${RATES[0]}/s"
-		python3 scripts/phase.py sample "$RESULTS/phase-$name.samples" "$secs" "router=$pid" \
+		"$PHASE" sample "$RESULTS/phase-$name.samples" "$secs" "router=$pid" \
 			"n1=${NODE_PIDS[0]}" "n2=${NODE_PIDS[1]}" "n3=${NODE_PIDS[2]}" &
 		sp=$!
-		python3 scripts/phase.py probe "$RESULTS/phase-$name.probe" "$secs" "$hp" "$code" &
+		"$PHASE" probe "$RESULTS/phase-$name.probe" "$secs" "$hp" "$code" &
 		pp=$!
 		"$BIN" bench -target "http://$hp" -workload mixed -rate "${RATES[0]}" -c "$CONC" -codes-file "$TMP/codes.txt" \
 			-duration "$((secs - 2))s" -warmup 2s -progress=false -label "$name" >/dev/null
@@ -192,6 +194,6 @@ if [[ ${OPEN_PHASE:-0} == 1 ]]; then
 		echo
 		echo "Router $name at ${RATES[0]}/s, folded over the ${FLUSH} flush interval:"
 		echo
-		python3 scripts/phase.py fold "${FLUSH%s}" "$RESULTS/phase-$name.samples" "$RESULTS/phase-$name.probe"
+		"$PHASE" fold -hz "$TICK" "${FLUSH%s}" "$RESULTS/phase-$name.samples" "$RESULTS/phase-$name.probe"
 	done
 fi
