@@ -139,8 +139,24 @@ func TestParseStatTicks(t *testing.T) {
 			t.Errorf("parseStatTicks(%q): no error", bad)
 		}
 	}
-	if _, err := readTicks("/proc/self/stat"); err != nil && !os.IsNotExist(err) {
-		t.Errorf("reading this process's ticks: %v", err)
+}
+
+func TestStatFile(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here")
+	}
+	st := openStat(os.Getpid())
+	defer st.close()
+	st.buf = st.buf[:8] // too small: ticks must grow it
+	for range 2 {
+		if _, err := st.ticks(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := openStat(999999999)
+	defer gone.close()
+	if _, err := gone.ticks(); err == nil {
+		t.Error("ticks of a process that is not there: no error")
 	}
 }
 

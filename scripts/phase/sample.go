@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // sampleEvery is the period of sample.
@@ -15,7 +16,8 @@ const sampleEvery = 0.010
 
 // sampleFile writes, every sampleEvery for secs seconds, the monotonic time
 // and the user+system clock ticks of each process to the file out, after a
-// header line "t NAME...". A process that cannot be read counts 0 ticks.
+// header line "t NAME...". A process that cannot be read (gone, or not
+// there at the start) counts 0 ticks.
 func sampleFile(out string, secs float64, procs []proc) error {
 	f, err := os.Create(out)
 	if err != nil {
@@ -35,10 +37,11 @@ func sampleFile(out string, secs float64, procs []proc) error {
 // sample is sampleFile writing to w.
 func sample(w io.Writer, secs float64, procs []proc) error {
 	names := make([]string, len(procs))
-	paths := make([]string, len(procs))
+	stats := make([]*statFile, len(procs))
 	for i, p := range procs {
 		names[i] = p.name
-		paths[i] = fmt.Sprintf("/proc/%d/stat", p.pid)
+		stats[i] = openStat(p.pid)
+		defer stats[i].close()
 	}
 	if _, err := fmt.Fprintf(w, "t %s\n", strings.Join(names, " ")); err != nil {
 		return fmt.Errorf("sample: %w", err)
@@ -52,8 +55,8 @@ func sample(w io.Writer, secs float64, procs []proc) error {
 			return nil
 		}
 		line = strconv.AppendFloat(line[:0], now, 'f', 6, 64)
-		for _, path := range paths {
-			ticks, err := readTicks(path)
+		for _, st := range stats {
+			ticks, err := st.ticks()
 			if err != nil {
 				ticks = 0
 			}
@@ -69,18 +72,58 @@ func sample(w io.Writer, secs float64, procs []proc) error {
 	}
 }
 
-// readTicks reads the user+system clock ticks of the process whose
-// /proc/PID/stat is path.
-func readTicks(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
+// statFile is a /proc/PID/stat kept open and read again from its start for
+// each sample: one system call a sample instead of the five or more of
+// opening, reading and closing it.
+type statFile struct {
+	path string
+	fd   int // -1 when the file could not be opened
+	buf  []byte
+}
+
+// openStat opens /proc/pid/stat; a process that is gone gives a statFile
+// whose ticks fail.
+func openStat(pid int) *statFile {
+	st := &statFile{path: fmt.Sprintf("/proc/%d/stat", pid), buf: make([]byte, 1024)}
+	fd, err := syscall.Open(st.path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, fmt.Errorf("read ticks: %w", err)
+		fd = -1
 	}
-	t, err := parseStatTicks(string(b))
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
+	st.fd = fd
+	return st
+}
+
+// ticks returns the process's user+system clock ticks now.
+func (st *statFile) ticks() (uint64, error) {
+	if st.fd < 0 {
+		return 0, fmt.Errorf("%s: not open", st.path)
 	}
-	return t, nil
+	for {
+		n, err := syscall.Pread(st.fd, st.buf, 0)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", st.path, err)
+		}
+		if n == len(st.buf) {
+			st.buf = make([]byte, 2*len(st.buf))
+			continue
+		}
+		t, err := parseStatTicks(string(st.buf[:n]))
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", st.path, err)
+		}
+		return t, nil
+	}
+}
+
+// close closes the file.
+func (st *statFile) close() {
+	if st.fd >= 0 {
+		syscall.Close(st.fd)
+		st.fd = -1
+	}
 }
 
 // parseStatTicks returns utime+stime (fields 14 and 15) of a
