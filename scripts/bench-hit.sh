@@ -49,15 +49,9 @@ WARM=${HIT_WARM:-5s}
 make_tmp hit
 
 build_linkraft if-missing
-command -v nginx >/dev/null || { echo "nginx is not installed (scripts/bench.sh installs it)" >&2; exit 1; }
 
 # ---- 1. nginx --------------------------------------------------------------
-free_port
-NGINX=127.0.0.1:$PORT
-write_nginx_conf "$TMP/nginx" "$NGINX"
-start nginx nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
-NGINX_PID=${PIDS[-1]}
-wait_status "$NGINX" /x 301 20 nginx
+start_nginx
 
 # ---- 2. the cluster --------------------------------------------------------
 write_cluster "$TMP/cluster.yaml" "$TMP/data" 1h "ra 1000000" "rb 1000000"

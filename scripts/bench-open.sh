@@ -49,30 +49,16 @@ FLUSH=${OPEN_FLUSH:-1s}
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 make_tmp open
-RESULTS=$TMP/results
-mkdir -p "$RESULTS"
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-keep_results() {
-	if [[ -n ${OPEN_OUT:-} ]]; then
-		mkdir -p "$OPEN_OUT" && cp -r "$RESULTS"/. "$OPEN_OUT"/ && log "results kept in $OPEN_OUT"
-	fi
-}
-ON_EXIT=keep_results
+results_dir "${OPEN_OUT:-}"
 
 build_linkraft if-missing
 # scripts/phase reads the JSON results and, with OPEN_PHASE=1, samples,
 # probes and folds.
 PHASE=$TMP/phase
 CGO_ENABLED=0 "$GO" build -o "$PHASE" ./scripts/phase
-command -v nginx >/dev/null || { echo "nginx is not installed (scripts/bench.sh installs it)" >&2; exit 1; }
 
 # ---- 1. nginx --------------------------------------------------------------
-free_port
-NGINX=127.0.0.1:$PORT
-write_nginx_conf "$TMP/nginx" "$NGINX"
-start nginx nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
-NGINX_PID=${PIDS[-1]}
-wait_status "$NGINX" /x 301 20 nginx
+start_nginx
 
 # ---- 2. the cluster --------------------------------------------------------
 write_cluster "$TMP/cluster.yaml" "$TMP/data" default "ra 1000000" "rb 1000000"

@@ -51,17 +51,7 @@ BIN=${LINKRAFT_BIN:-$ROOT/bin/linkraft}
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 make_tmp bench
-RESULTS=$TMP/results
-mkdir -p "$RESULTS"
-
-# keep_results: the exit trap's ON_EXIT, copies the results to BENCH_OUT.
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-keep_results() {
-	if [[ -n ${BENCH_OUT:-} ]]; then
-		mkdir -p "$BENCH_OUT" && cp -r "$RESULTS"/. "$BENCH_OUT"/ && log "results kept in $BENCH_OUT"
-	fi
-}
-ON_EXIT=keep_results
+results_dir "${BENCH_OUT:-}"
 
 # run_bench NAME ARGS...: one harness run; its table goes to the results dir,
 # its progress to stderr.

@@ -88,6 +88,19 @@ http {
 EOF
 }
 
+# start_nginx: starts nginx (write_nginx_conf in $TMP/nginx) on a free port
+# and waits for its 301; sets NGINX (host:port) and NGINX_PID. Exits when
+# nginx is not installed (scripts/bench.sh installs it).
+start_nginx() {
+	command -v nginx >/dev/null || { echo "nginx is not installed (scripts/bench.sh installs it)" >&2; exit 1; }
+	free_port
+	NGINX=127.0.0.1:$PORT
+	write_nginx_conf "$TMP/nginx" "$NGINX"
+	start nginx nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
+	NGINX_PID=${PIDS[-1]}
+	wait_status "$NGINX" /x 301 20 nginx
+}
+
 # ---- processes, the temp dir and the exit trap -----------------------------
 
 # Every process started with `start`, in start order; stop_all stops them in
@@ -125,6 +138,22 @@ cleanup() {
 	[[ -z $ON_EXIT ]] || $ON_EXIT || true
 	rm -rf "$TMP"
 	exit "$rc"
+}
+
+# results_dir OUT: sets RESULTS to a new $TMP/results (call after make_tmp)
+# and has the exit trap copy it to OUT, when OUT is not empty, before $TMP
+# is removed.
+results_dir() {
+	RESULTS=$TMP/results
+	RESULTS_OUT=$1
+	mkdir -p "$RESULTS"
+	ON_EXIT=keep_results
+}
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap (ON_EXIT)
+keep_results() {
+	[[ -n $RESULTS_OUT ]] || return 0
+	mkdir -p "$RESULTS_OUT" && cp -r "$RESULTS"/. "$RESULTS_OUT"/ && log "results kept in $RESULTS_OUT"
 }
 
 # start NAME CMD...: runs CMD in the background in its own session (setsid,
