@@ -45,18 +45,11 @@ build_linkraft if-missing
 
 # ---- 1. the cluster --------------------------------------------------------
 write_cluster "$TMP/cluster.yaml" "$TMP/data" default "ra 0" "rb 0"
-RA=${ROUTER_ADDR[ra]}
-RB=${ROUTER_ADDR[rb]}
 start_nodes "$TMP/cluster.yaml"
-start ra "$BIN" router --config "$TMP/cluster.yaml" --id ra
-SERVERS=("A $RA ${PIDS[-1]} ${ROUTER_ADMIN[ra]}")
-if [[ -n $BIN_B ]]; then
-	start rb "$BIN_B" router --config "$TMP/cluster.yaml" --id rb
-	SERVERS+=("B $RB ${PIDS[-1]} ${ROUTER_ADMIN[rb]}")
-fi
+start_ab_routers "$TMP/cluster.yaml"
+SERVERS=("A $RA $RA_PID ${ROUTER_ADMIN[ra]}")
+[[ -z $BIN_B ]] || SERVERS+=("B $RB $RB_PID ${ROUTER_ADMIN[rb]}")
 log "cluster: 3 nodes, router A $RA ($BIN)${BIN_B:+, router B $RB ($BIN_B)}, both cache_size 0"
-wait_status "$RA" /readyz 200 90 "router A"
-[[ -z $BIN_B ]] || wait_status "$RB" /readyz 200 30 "router B"
 
 # ---- 2. links --------------------------------------------------------------
 log "creating $LINKS links through A"

@@ -55,23 +55,15 @@ start_nginx
 
 # ---- 2. the cluster --------------------------------------------------------
 write_cluster "$TMP/cluster.yaml" "$TMP/data" 1h "ra 1000000" "rb 1000000"
-RA=${ROUTER_ADDR[ra]}
-RB=${ROUTER_ADDR[rb]}
 # Admin listeners (Go's profiler) of nodes n1-n3 and routers A and B,
 # printed below, so that a profile can be taken while the rounds run.
 ADMIN=("${NODE_ADMIN[@]}" "${ROUTER_ADMIN[ra]}" "${ROUTER_ADMIN[rb]}")
 start_nodes "$TMP/cluster.yaml"
-start ra "$BIN" router --config "$TMP/cluster.yaml" --id ra
-RA_PID=${PIDS[-1]}
+start_ab_routers "$TMP/cluster.yaml"
 SERVERS=("nginx $NGINX $NGINX_PID" "A $RA $RA_PID")
-if [[ -n $BIN_B ]]; then
-	start rb "$BIN_B" router --config "$TMP/cluster.yaml" --id rb
-	SERVERS+=("B $RB ${PIDS[-1]}")
-fi
+[[ -z $BIN_B ]] || SERVERS+=("B $RB $RB_PID")
 log "cluster: 3 nodes, router A $RA ($BIN)${BIN_B:+, router B $RB ($BIN_B)}"
 log "profilers (/debug/pprof/): n1-n3 ${ADMIN[*]:0:3}, router A ${ADMIN[3]}${BIN_B:+, router B ${ADMIN[4]}}"
-wait_status "$RA" /readyz 200 90 "router A"
-[[ -z $BIN_B ]] || wait_status "$RB" /readyz 200 30 "router B"
 
 # ---- 3. links and warm caches ----------------------------------------------
 log "creating $LINKS links through A"

@@ -63,18 +63,11 @@ start_nginx
 # ---- 2. the cluster --------------------------------------------------------
 write_cluster "$TMP/cluster.yaml" "$TMP/data" default "ra 1000000" "rb 1000000"
 sed -i "s/click_flush_interval: 1s/click_flush_interval: $FLUSH/" "$TMP/cluster.yaml"
-RA=${ROUTER_ADDR[ra]}
-RB=${ROUTER_ADDR[rb]}
 start_nodes "$TMP/cluster.yaml"
-start ra "$BIN" router --config "$TMP/cluster.yaml" --id ra
-SERVERS=("A $RA ${PIDS[-1]}")
-if [[ -n $BIN_B ]]; then
-	start rb "$BIN_B" router --config "$TMP/cluster.yaml" --id rb
-	SERVERS+=("B $RB ${PIDS[-1]}")
-fi
+start_ab_routers "$TMP/cluster.yaml"
+SERVERS=("A $RA $RA_PID")
+[[ -z $BIN_B ]] || SERVERS+=("B $RB $RB_PID")
 log "cluster: 3 nodes, click_flush_interval $FLUSH, router A $RA ($BIN)${BIN_B:+, router B $RB ($BIN_B)}"
-wait_status "$RA" /readyz 200 90 "router A"
-[[ -z $BIN_B ]] || wait_status "$RB" /readyz 200 30 "router B"
 
 # ---- 3. links and warm caches ----------------------------------------------
 log "creating $LINKS links through A"

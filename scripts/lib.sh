@@ -293,6 +293,24 @@ start_nodes() {
 	done
 }
 
+# start_ab_routers CLUSTER: starts router ra of CLUSTER with $BIN and, when
+# BIN_B is set, router rb with $BIN_B (the A/B scripts' two builds against
+# the same nodes), and waits until they answer /readyz. Sets RA and RB
+# (host:port), RA_PID and RB_PID (empty without BIN_B).
+start_ab_routers() {
+	RA=${ROUTER_ADDR[ra]}
+	RB=${ROUTER_ADDR[rb]}
+	start ra "$BIN" router --config "$1" --id ra
+	RA_PID=${PIDS[-1]}
+	RB_PID=
+	if [[ -n $BIN_B ]]; then
+		start rb "$BIN_B" router --config "$1" --id rb
+		RB_PID=${PIDS[-1]}
+	fi
+	wait_status "$RA" /readyz 200 90 "router A"
+	[[ -z $BIN_B ]] || wait_status "$RB" /readyz 200 30 "router B"
+}
+
 # ---- CPU time -----------------------------------------------------------------
 
 TICK=$(getconf CLK_TCK)
