@@ -30,7 +30,12 @@ func (c *countingTxn) Memo() *raftstore.Memo { return c.memo }
 // shards), on a store that already holds 85,000 links. It reports the
 // Pebble point reads per create (gets/create) and runs with the replica's
 // memo ("memo", what every group does) and without ("nomemo": a restarted
-// replica's first batches, and the code before the memo).
+// replica's first batches, and the code before the memo). It also reports
+// what Pebble wrote per create while it ran: the WAL's logical bytes
+// (walB/create: the batches' keys and values) and the sstable bytes of
+// flushes and compactions (flushB/create, compactB/create; these depend on
+// when Pebble flushes and compacts during the run, so compare them over
+// several counts).
 //
 //	go test -run '^$' -bench ApplyCreateBatch -count 6 ./linkstore/
 func BenchmarkApplyCreateBatch(b *testing.B) {
@@ -84,13 +89,20 @@ func BenchmarkApplyCreateBatch(b *testing.B) {
 				cmds[i] = batch()
 			}
 			gets = 0
+			before := rep.db.Metrics()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for _, cmd := range cmds {
 				apply(cmd)
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(gets)/float64(len(cmds)*items), "gets/create")
+			after := rep.db.Metrics()
+			creates := float64(len(cmds) * items)
+			b.ReportMetric(float64(gets)/creates, "gets/create")
+			b.ReportMetric(float64(after.WAL.BytesIn-before.WAL.BytesIn)/creates, "walB/create")
+			ta, tb := after.Total(), before.Total()
+			b.ReportMetric(float64(ta.TableBytesFlushed-tb.TableBytesFlushed)/creates, "flushB/create")
+			b.ReportMetric(float64(ta.TableBytesCompacted-tb.TableBytesCompacted)/creates, "compactB/create")
 		})
 	}
 }
