@@ -167,16 +167,50 @@ func cutLength(b []byte, limit int) (field, rest []byte, err error) {
 // Keys of the request table, outside every partition's range (after
 // partition 0xffffffff, like clickstore's flush marks):
 //
-//	ff ff ff ff ff | 'r' | request id  -> the item's encoded result
-//	ff ff ff ff ff | 'q' | seq u64     -> request id (the order, for pruning)
+//	ff ff ff ff ff | 'R' | epoch u64 | request id -> the item's entry (below)
 //	ff ff ff ff ff | 'n'               -> next seq u64
-//	ff ff ff ff ff | 'p'               -> prune mark u64: every seq below it is forgotten
+//	ff ff ff ff ff | 'r' | request id  -> legacy table: the item's encoded result
+//	ff ff ff ff ff | 'q' | seq u64     -> legacy table: request id (the order, for pruning)
+//	ff ff ff ff ff | 'p'               -> legacy prune mark u64: every seq below it is
+//	                                      forgotten; legacyDrained once the legacy table is empty
+//
+// Every item with a request ID takes the next seq; its entry is recorded
+// under the epoch seq / requestEpochLen. An entry is
+//
+//	0x02 | seq uvarint | created_at_ms zigzag varint | fields hash u64 | code
+//	0x03 | seq uvarint | result (an AppendResult encoding)
+//
+// the first for a ResultCreated (createdHash is the hash of the create's
+// fields; the rest of the result is rebuilt from the retried create, see
+// replayCreated), the second for any other result. Neither format byte is
+// resultVersion, the first byte of the legacy table's values.
+//
+// Builds before the epochs kept the legacy table ('r' and 'q', all of an
+// entry's result in each value): this build still reads it and prunes it by
+// its order keys, as those builds did, until it is empty, and never writes
+// it.
 var (
+	entryPrefix      = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'R'}
 	requestPrefix    = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'r'}
 	queuePrefix      = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'q'}
 	requestSeqKey    = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'n'}
 	requestPrunedKey = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 'p'}
 )
+
+// Formats of a request table entry (the value's first byte).
+const (
+	entryCreated = 0x02
+	entryResult  = 0x03
+)
+
+// legacyDrained is the legacy prune mark once the legacy table is empty:
+// nothing is left to prune or to read there.
+const legacyDrained = math.MaxUint64
+
+// requestEpochLen is how many seqs share an epoch of the request table's
+// keys. It is part of the key layout: a build with another value would look
+// for entries under other epochs. A variable for tests only.
+var requestEpochLen uint64 = RequestWindow
 
 func requestKey(id string) []byte {
 	return append(append(make([]byte, 0, len(requestPrefix)+len(id)), requestPrefix...), id...)
@@ -186,12 +220,158 @@ func queueKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(queuePrefix)+8), queuePrefix...), seq)
 }
 
+// appendEntryKey appends the key of id's entry in epoch e to dst.
+func appendEntryKey(dst []byte, e uint64, id string) []byte {
+	dst = append(dst, entryPrefix...)
+	dst = binary.BigEndian.AppendUint64(dst, e)
+	return append(dst, id...)
+}
+
+// epochOf returns the epoch of seq.
+func epochOf(seq uint64) uint64 { return seq / requestEpochLen }
+
+// oldestEpoch returns the first epoch that may hold an entry a batch
+// starting at seq answers (one recorded at or after seq - requestWindow).
+func oldestEpoch(seq uint64) uint64 { return epochOf(seq - min(seq, requestWindow)) }
+
+// createdHash returns the hash of c's fields other than CreatedAtMs: 64-bit
+// FNV-1a over
+//
+//	partition u32 | reuse u8 | expires_at_ms zigzag varint | max_clicks uvarint |
+//	redirect_status uvarint | owner, title, alias, url (each len uvarint | bytes) |
+//	tag count uvarint | (tag len uvarint | tag)*
+//
+// The encoding and the hash are part of the stored format: every replica
+// and build must compute the same.
+func createdHash(c *Create) uint64 {
+	var buf [4*binary.MaxVarintLen64 + 5]byte
+	b := binary.BigEndian.AppendUint32(buf[:0], c.Partition)
+	var reuse byte
+	if c.Reuse {
+		reuse = 1
+	}
+	b = append(b, reuse)
+	b = binary.AppendVarint(b, c.ExpiresAtMs)
+	b = binary.AppendUvarint(b, c.MaxClicks)
+	b = binary.AppendUvarint(b, uint64(c.RedirectStatus))
+	h := fnv64a(fnvOffset64, b)
+	for _, s := range [...]string{c.Owner, c.Title, c.Alias, c.URL} {
+		h = fnv64aString(fnv64a(h, binary.AppendUvarint(buf[:0], uint64(len(s)))), s)
+	}
+	h = fnv64a(h, binary.AppendUvarint(buf[:0], uint64(len(c.Tags))))
+	for _, t := range c.Tags {
+		h = fnv64aString(fnv64a(h, binary.AppendUvarint(buf[:0], uint64(len(t)))), t)
+	}
+	return h
+}
+
+// FNV-1a, 64 bits (as hash/fnv's New64a), without its allocation.
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+func fnv64a(h uint64, b []byte) uint64 {
+	for _, c := range b {
+		h = (h ^ uint64(c)) * fnvPrime64
+	}
+	return h
+}
+
+func fnv64aString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * fnvPrime64
+	}
+	return h
+}
+
+// appendEntry appends the request table entry of res, the result of
+// create c recorded at seq, to dst.
+func appendEntry(dst []byte, seq uint64, c *Create, res Result) []byte {
+	if res.Status != ResultCreated {
+		dst = binary.AppendUvarint(append(dst, entryResult), seq)
+		return AppendResult(dst, res)
+	}
+	dst = binary.AppendUvarint(append(dst, entryCreated), seq)
+	dst = binary.AppendVarint(dst, res.Record.CreatedAtMs)
+	dst = binary.BigEndian.AppendUint64(dst, createdHash(c))
+	return append(dst, res.Record.Code...)
+}
+
+// entrySeq returns the seq an entry was recorded at and the rest of it
+// after the seq.
+func entrySeq(v []byte) (seq uint64, rest []byte, err error) {
+	if len(v) == 0 || (v[0] != entryCreated && v[0] != entryResult) {
+		return 0, nil, fmt.Errorf("%w: request table entry %x", ErrMalformed, v)
+	}
+	seq, n := binary.Uvarint(v[1:])
+	if n <= 0 {
+		return 0, nil, fmt.Errorf("%w: request table entry seq", ErrMalformed)
+	}
+	return seq, v[1+n:], nil
+}
+
+// replayEntry appends to dst the answer of entry v (recorded for the same
+// request ID) to a retry of create c.
+func (m *Machine) replayEntry(tx raftstore.Txn, dst, v []byte, c *Create) []byte {
+	_, rest, err := entrySeq(v)
+	must("decode request table entry", err)
+	if v[0] == entryResult {
+		return rest
+	}
+	createdAt, n := binary.Varint(rest)
+	if n <= 0 || len(rest) < n+8 || len(rest) == n+8 || len(rest) > n+8+MaxCodeLength {
+		must("decode request table entry", fmt.Errorf("%w: created entry %x", ErrMalformed, v))
+	}
+	hash, code := binary.BigEndian.Uint64(rest[n:]), string(rest[n+8:])
+	return AppendResult(dst, m.replayCreated(tx, c, createdAt, hash, code))
+}
+
+// replayCreated answers a retry of create c whose first attempt made the
+// link code at createdAt, with hash its createdHash.
+//
+// When c hashes alike (every retry does: a router resends the same create,
+// with a later clock), the answer is the first one, rebuilt byte for byte:
+// the record c stores under code, created at createdAt, as createAlias or
+// createGenerated made it.
+//
+// Otherwise the request ID came with other fields (routers never do that:
+// a single create has a fresh random ID and a bulk item's ID hashes the
+// item). The first result is not stored, so the link is answered as it is
+// stored now: the record at code when it is live (edits included), and
+// ResultBadRequest, naming the code, when it was deleted or purged since.
+// A created result with a record the shard no longer holds would let a
+// router cache and hand out a link that is gone, and a record rebuilt
+// from fields the first create may not have had would be wrong. Either
+// way nothing is written, so the replicas stay alike; only the answer
+// differs from that of a build with the legacy table, which kept the first
+// result whole.
+func (m *Machine) replayCreated(tx raftstore.Txn, c *Create, createdAt int64, hash uint64, code string) Result {
+	if createdHash(c) == hash {
+		rec := c.record(code)
+		rec.CreatedAtMs = createdAt
+		rec.Alias = c.Alias != ""
+		return Result{Status: ResultCreated, Record: rec}
+	}
+	rec, err := Get(tx, m.place.PartitionOfCode(code), code)
+	switch {
+	case err == nil:
+		return Result{Status: ResultCreated, Record: rec}
+	case errors.Is(err, ErrNotFound) || errors.Is(err, ErrDeleted):
+		return Result{Status: ResultBadRequest, Reason: fmt.Sprintf("request ID was used by another create, whose link %s is gone", code)}
+	default:
+		must("read the link of a request", err)
+		return Result{}
+	}
+}
+
 // applyBatch applies the items of b in order and returns the batch result.
 func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 	seq, err := readSeq(tx)
 	must("read request sequence", err)
 	start := seq
 	set := requestSetOf(tx)
+	legacy := legacyMark(tx) != legacyDrained
 	// Room for every item's result (a record, about as long as the
 	// create's fields), so that out does not grow item by item.
 	size := 16
@@ -200,35 +380,41 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 		size += 48 + len(c.URL) + len(c.Alias) + len(c.Owner) + len(c.Title) + tagsLen(c.Tags)
 	}
 	out := AppendBatchResultHeader(make([]byte, 0, size), len(b.Items))
-	// The request and order keys of each item are built in the same two
-	// buffers (Txn.Set copies them).
-	var res, key, order []byte
+	// Each item's key and entry are built in the same two buffers
+	// (Txn.Set copies them).
+	var res, key, entry []byte
 	var replayed []int // the items answered from the request table
-	for i, it := range b.Items {
+	for i := range b.Items {
+		it := &b.Items[i]
 		if it.RequestID == "" {
 			res = AppendResult(res[:0], m.applyCreate(tx, it.Create))
 			out = AppendBatchItemResult(out, res)
 			continue
 		}
-		key = append(append(key[:0], requestPrefix...), it.RequestID...)
-		if set == nil || set.mayHold(it.RequestID) {
-			v, err := tx.Get(key)
-			switch {
-			case err == nil:
-				out = AppendBatchItemResult(out, v)
-				replayed = append(replayed, i)
-				continue
-			case !errors.Is(err, raftstore.ErrNotFound):
-				must("read request table", err)
-			}
-		}
-		res = AppendResult(res[:0], m.applyCreate(tx, it.Create))
-		out = AppendBatchItemResult(out, res)
-		must("record request", tx.Set(key, res))
-		order = binary.BigEndian.AppendUint64(append(order[:0], queuePrefix...), seq)
-		must("record request order", tx.Set(order, key[len(requestPrefix):]))
+		var h uint64
 		if set != nil {
-			set.add(it.RequestID)
+			h = set.hash(it.RequestID)
+		}
+		v, ok, stale := m.lookupRequest(tx, set, h, legacy, it.RequestID, start, seq)
+		if ok {
+			if v[0] == resultVersion {
+				res = append(res[:0], v...) // the legacy table's result
+			} else {
+				res = m.replayEntry(tx, res[:0], v, &it.Create)
+			}
+			out = AppendBatchItemResult(out, res)
+			replayed = append(replayed, i)
+			continue
+		}
+		r := m.applyCreate(tx, it.Create)
+		res = AppendResult(res[:0], r)
+		out = AppendBatchItemResult(out, res)
+		e := epochOf(seq)
+		key = appendEntryKey(key[:0], e, it.RequestID)
+		entry = appendEntry(entry[:0], seq, &it.Create, r)
+		must("record request", tx.Set(key, entry))
+		if set != nil && !stale {
+			set.add(e, h)
 		}
 		seq++
 	}
@@ -237,8 +423,73 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 		return out
 	}
 	must("store request sequence", tx.Set(requestSeqKey, binary.BigEndian.AppendUint64(nil, seq)))
-	m.pruneRequests(tx, set, start, seq)
+	forgetEpochs(tx, set, start, seq)
+	if legacy {
+		pruneRequests(tx, set, start, seq)
+	}
 	return out
+}
+
+// lookupRequest returns the stored answer of request ID id (h its hash in
+// set, if set is not nil) for an item of a batch that started at seq start,
+// when the ID is remembered: an entry of the table recorded at or after
+// start - requestWindow (in this batch included), else, if legacy, its
+// result in the legacy table. Entries are looked up from the newest epoch
+// that may hold one (that of seq, the item's) down to the oldest; the first
+// found decides, since an ID is recorded again only once its earlier entry
+// fell out of the window. The set spares the reads of the keys it knows are
+// not stored. stale reports an entry out of the window under the key the
+// item's entry takes (epochOf(seq)), which recording it replaces (only
+// when requestEpochLen > requestWindow).
+func (m *Machine) lookupRequest(tx raftstore.Txn, set *requestSet, h uint64, legacy bool, id string, start, seq uint64) (v []byte, ok, stale bool) {
+	var key []byte
+	for e := epochOf(seq); ; e-- {
+		if set == nil || set.mayHold(e, h) {
+			key = appendEntryKey(key[:0], e, id)
+			v, err := tx.Get(key)
+			switch {
+			case err == nil:
+				s, _, err := entrySeq(v)
+				must("decode request table entry", err)
+				if s+requestWindow < start {
+					// Out of the window, like every older one.
+					return nil, false, e == epochOf(seq)
+				}
+				return v, true, false
+			case !errors.Is(err, raftstore.ErrNotFound):
+				must("read request table", err)
+			}
+		}
+		if e <= oldestEpoch(start) {
+			break
+		}
+	}
+	if !legacy || (set != nil && !set.legacyMayHold(h)) {
+		return nil, false, false
+	}
+	v, err := tx.Get(requestKey(id))
+	switch {
+	case err == nil:
+		return v, true, false
+	case !errors.Is(err, raftstore.ErrNotFound):
+		must("read legacy request table", err)
+	}
+	return nil, false, false
+}
+
+// forgetEpochs drops the epochs no batch after one ending at seq reads (all
+// below oldestEpoch(seq)) with one range delete, when a batch that started
+// at start made that bound move. The range starts at the first epoch, so
+// that it also covers epochs a build with another window left.
+func forgetEpochs(tx raftstore.Txn, set *requestSet, start, seq uint64) {
+	keep := oldestEpoch(seq)
+	if keep <= oldestEpoch(start) {
+		return
+	}
+	must("forget request epochs", tx.DeleteRange(entryPrefix, binary.BigEndian.AppendUint64(slices.Clone(entryPrefix), keep)))
+	if set != nil {
+		set.forgetBelow(keep)
+	}
 }
 
 // appendReplays appends the batch result's replay trailer: the count of
@@ -253,28 +504,30 @@ func appendReplays(dst []byte, replayed []int) []byte {
 }
 
 // requestSet is a replica's memo of its request table (under
-// requestMemoKey in the replica's raftstore.Memo): for every 64-bit hash,
-// how many request IDs with that hash the table holds. An ID whose hash it
-// does not hold is not in the table, so applyBatch answers the lookup of a
-// new request ID (almost every create) from memory instead of with a
-// Pebble point read; an ID whose hash it holds (a retry, or a hash
+// requestMemoKey in the replica's raftstore.Memo): for every epoch and for
+// the legacy table, how many request IDs of each 64-bit hash it holds. An
+// ID whose hash it does not hold is not in the table, so applyBatch answers
+// the lookup of a new request ID (almost every create) from memory instead
+// of with Pebble point reads; an ID whose hash it holds (a retry, or a hash
 // collision) is read from the table as before. The answer is the same
 // either way, so replicas with and without the memo apply alike.
 //
-// It is built by one scan of the table the first time the replica applies
-// a batch after it started or restored a snapshot (the memo is empty then),
-// and applyBatch and pruneRequests, the only writers of the table, keep it
-// exact. At RequestWindow IDs it takes about 2 MiB per replica.
+// It is built by one scan of both tables the first time the replica
+// applies a batch after it started or restored a snapshot (the memo is
+// empty then), and applyBatch, forgetEpochs and pruneRequests, the only
+// writers of the tables, keep it exact: an epoch is forgotten with its map.
+// At one to two RequestWindow IDs it takes about 2 to 4 MiB per replica.
 type requestSet struct {
-	seed  maphash.Seed
-	count map[uint64]uint32
+	seed   maphash.Seed
+	epochs map[uint64]map[uint64]uint32 // epoch -> hash -> count
+	legacy map[uint64]uint32            // hash -> count
 }
 
 // requestMemoKey is the memo key of a replica's *requestSet.
 type requestMemoKey struct{}
 
 // requestSetOf returns the request set of tx's replica, building it from
-// the table when the memo has none, or nil when tx has no memo.
+// the tables when the memo has none, or nil when tx has no memo.
 func requestSetOf(tx raftstore.Txn) *requestSet {
 	memo := raftstore.MemoOf(tx)
 	if memo == nil {
@@ -283,40 +536,86 @@ func requestSetOf(tx raftstore.Txn) *requestSet {
 	if v, ok := memo.Get(requestMemoKey{}); ok {
 		return v.(*requestSet)
 	}
-	s := &requestSet{seed: maphash.MakeSeed(), count: make(map[uint64]uint32)}
-	upper := append(slices.Clone(requestPrefix[:len(requestPrefix)-1]), requestPrefix[len(requestPrefix)-1]+1)
-	must("scan request table", tx.Scan(requestPrefix, upper, func(k, _ []byte) bool {
-		s.count[maphash.Bytes(s.seed, k[len(requestPrefix):])]++
+	s := &requestSet{seed: maphash.MakeSeed(), epochs: make(map[uint64]map[uint64]uint32), legacy: make(map[uint64]uint32)}
+	must("scan request table", tx.Scan(entryPrefix, prefixEnd(entryPrefix), func(k, _ []byte) bool {
+		if len(k) < len(entryPrefix)+8 {
+			return true // not an entry key; never written
+		}
+		e := binary.BigEndian.Uint64(k[len(entryPrefix):])
+		s.add(e, maphash.Bytes(s.seed, k[len(entryPrefix)+8:]))
+		return true
+	}))
+	must("scan legacy request table", tx.Scan(requestPrefix, prefixEnd(requestPrefix), func(k, _ []byte) bool {
+		s.legacy[maphash.Bytes(s.seed, k[len(requestPrefix):])]++
 		return true
 	}))
 	memo.Set(requestMemoKey{}, s)
 	return s
 }
 
-// mayHold reports whether the table may hold id: false means it does not.
-func (s *requestSet) mayHold(id string) bool {
-	return s.count[maphash.String(s.seed, id)] > 0
+// hash returns the set's hash of id.
+func (s *requestSet) hash(id string) uint64 { return maphash.String(s.seed, id) }
+
+// mayHold reports whether epoch e may hold an ID of hash h: false means it
+// does not.
+func (s *requestSet) mayHold(e, h uint64) bool { return s.epochs[e][h] > 0 }
+
+// legacyMayHold reports whether the legacy table may hold an ID of hash h:
+// false means it does not.
+func (s *requestSet) legacyMayHold(h uint64) bool { return s.legacy[h] > 0 }
+
+// add counts an ID of hash h, just recorded in epoch e.
+func (s *requestSet) add(e, h uint64) {
+	m := s.epochs[e]
+	if m == nil {
+		m = make(map[uint64]uint32)
+		s.epochs[e] = m
+	}
+	m[h]++
 }
 
-// add counts id, just recorded in the table.
-func (s *requestSet) add(id string) { s.count[maphash.String(s.seed, id)]++ }
+// forgetBelow forgets every epoch below e, just deleted from the table.
+func (s *requestSet) forgetBelow(e uint64) {
+	for old := range s.epochs {
+		if old < e {
+			delete(s.epochs, old)
+		}
+	}
+}
 
-// remove uncounts id, just deleted from the table.
-func (s *requestSet) remove(id []byte) {
+// removeLegacy uncounts id, just deleted from the legacy table.
+func (s *requestSet) removeLegacy(id []byte) {
 	h := maphash.Bytes(s.seed, id)
-	if s.count[h] <= 1 {
-		delete(s.count, h)
+	if s.legacy[h] <= 1 {
+		delete(s.legacy, h)
 		return
 	}
-	s.count[h]--
+	s.legacy[h]--
 }
 
-// pruneRequests forgets the request IDs that fell out of the window: those
-// recorded below seq-RequestWindow and not forgotten yet (at or above the
-// prune mark), at most maxPrunePerBatch of them per batch. start is the
-// sequence before the batch; set, if not nil, is the replica's request set,
-// which forgets them too.
-func (m *Machine) pruneRequests(tx raftstore.Txn, set *requestSet, start, seq uint64) {
+// legacyMark returns the legacy table's prune mark, or 0 when none is
+// stored.
+func legacyMark(r raftstore.Reader) uint64 {
+	v, err := r.Get(requestPrunedKey)
+	switch {
+	case err == nil && len(v) == 8:
+		return binary.BigEndian.Uint64(v)
+	case err == nil:
+		must("read request prune mark", fmt.Errorf("%w: prune mark of %d bytes", ErrMalformed, len(v)))
+	case !errors.Is(err, raftstore.ErrNotFound):
+		must("read request prune mark", err)
+	}
+	return 0
+}
+
+// pruneRequests forgets the legacy table's request IDs that fell out of the
+// window: those recorded below seq-RequestWindow and not forgotten yet (at
+// or above the prune mark), at most maxPrunePerBatch of them per batch, as
+// the builds that wrote the table did. start is the sequence before the
+// batch; set, if not nil, is the replica's request set, which forgets them
+// too. Once nothing is left to prune (no order key at or above the mark),
+// it sets the mark to legacyDrained and the legacy table is not read again.
+func pruneRequests(tx raftstore.Txn, set *requestSet, start, seq uint64) {
 	if seq <= requestWindow {
 		return
 	}
@@ -343,13 +642,25 @@ func (m *Machine) pruneRequests(tx raftstore.Txn, set *requestSet, start, seq ui
 		ids = append(ids, requestKey(string(v)))
 		return true
 	}))
+	if len(ids) == 0 {
+		left := false
+		must("scan request order", tx.Scan(hi, prefixEnd(queuePrefix), func(_, _ []byte) bool {
+			left = true
+			return false
+		}))
+		if !left {
+			to = legacyDrained
+		}
+	}
 	for _, k := range ids {
 		must("forget request", tx.Delete(k))
 		if set != nil {
-			set.remove(k[len(requestPrefix):])
+			set.removeLegacy(k[len(requestPrefix):])
 		}
 	}
-	must("forget request order", tx.DeleteRange(lo, hi))
+	if len(ids) > 0 {
+		must("forget request order", tx.DeleteRange(lo, hi))
+	}
 	must("store request prune mark", tx.Set(requestPrunedKey, binary.BigEndian.AppendUint64(nil, to)))
 }
 

@@ -2,6 +2,7 @@ package linkstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -138,10 +139,33 @@ func TestCreateBatchRetriedItems(t *testing.T) {
 	}
 }
 
+// shrinkWindow sets the request window and the epoch length for the test.
+func shrinkWindow(t *testing.T, window, epochLen uint64) {
+	t.Helper()
+	prevW, prevE := requestWindow, requestEpochLen
+	t.Cleanup(func() { requestWindow, requestEpochLen = prevW, prevE })
+	requestWindow, requestEpochLen = window, epochLen
+}
+
+// entryEpochs counts the entries of each epoch of the request table, and
+// fails if the legacy table has a key.
+func entryEpochs(t *testing.T, rep *replica) map[uint64]int {
+	t.Helper()
+	epochs := make(map[uint64]int)
+	must("scan", rep.reader().Scan(requestPrefix[:5], nil, func(k, _ []byte) bool {
+		switch {
+		case bytes.HasPrefix(k, entryPrefix):
+			epochs[binary.BigEndian.Uint64(k[len(entryPrefix):])]++
+		case bytes.HasPrefix(k, requestPrefix), bytes.HasPrefix(k, queuePrefix):
+			t.Fatalf("a legacy table key %x", k)
+		}
+		return true
+	}))
+	return epochs
+}
+
 func TestCreateBatchForgetsOutsideTheWindow(t *testing.T) {
-	prev := requestWindow
-	requestWindow = 5
-	t.Cleanup(func() { requestWindow = prev })
+	shrinkWindow(t, 5, 5)
 	rg := testRing(t, 7, 64)
 	rep := newReplica(t, rg)
 	const p = 2
@@ -156,19 +180,34 @@ func TestCreateBatchForgetsOutsideTheWindow(t *testing.T) {
 	if got := rep.batch(item(0))[0]; got.Status != ResultCreated || got.Record.Code == first[0].Record.Code {
 		t.Fatalf("w0 outside the window: %+v, want a new link", got)
 	}
-	// The table holds exactly the window: request records and their order.
-	var ids, order int
-	must("scan", rep.reader().Scan(queuePrefix, nil, func(k, _ []byte) bool {
-		switch {
-		case bytes.HasPrefix(k, requestPrefix):
-			ids++
-		case bytes.HasPrefix(k, queuePrefix):
-			order++
+	// w0 again at seq 6: epoch 1. Every batch after seq 10 drops the
+	// epochs below that of seq - 5 as a whole.
+	next := 7
+	for seq := uint64(7); seq < 60; {
+		k := 1 + next%4
+		var items []BatchItem
+		for range k {
+			items = append(items, item(next))
+			next++
 		}
-		return true
-	}))
-	if ids != 5 || order != 5 {
-		t.Fatalf("request table: %d records, %d order keys; want 5 and 5", ids, order)
+		rep.batch(items...)
+		seq += uint64(k)
+		epochs := entryEpochs(t, rep)
+		oldest := epochOf(seq - requestWindow)
+		n := 0
+		for e, c := range epochs {
+			if e < oldest {
+				t.Fatalf("at seq %d: epoch %d (%d entries) kept, oldest is %d", seq, e, c, oldest)
+			}
+			n += c
+		}
+		// One entry per seq from the oldest epoch's first on.
+		if want := int(seq - oldest*requestEpochLen); n != want {
+			t.Fatalf("at seq %d: %d entries, want %d", seq, n, want)
+		}
+		if n < int(requestWindow) || n > int(requestWindow+requestEpochLen) {
+			t.Fatalf("at seq %d: %d entries, want the window to the window and an epoch", seq, n)
+		}
 	}
 }
 

@@ -2,11 +2,13 @@ package linkstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/linkraft/linkraft/raftstore"
@@ -213,7 +215,8 @@ func TestMemoSparesAllocatorReads(t *testing.T) {
 }
 
 // checkRequestSetExact fails unless the replica's request set (when its
-// memo holds one) counts exactly the request IDs the table holds.
+// memo holds one) counts exactly the request IDs each epoch of the table
+// and the legacy table hold.
 func checkRequestSetExact(t *testing.T, r *replica) {
 	t.Helper()
 	v, ok := r.memo.Get(requestMemoKey{})
@@ -221,14 +224,25 @@ func checkRequestSetExact(t *testing.T, r *replica) {
 		return
 	}
 	s := v.(*requestSet)
-	want := make(map[uint64]uint32)
-	upper := append(bytes.Clone(requestPrefix[:len(requestPrefix)-1]), requestPrefix[len(requestPrefix)-1]+1)
-	must("scan", r.reader().Scan(requestPrefix, upper, func(k, _ []byte) bool {
-		want[maphash.Bytes(s.seed, k[len(requestPrefix):])]++
+	want := make(map[uint64]map[uint64]uint32)
+	must("scan", r.reader().Scan(entryPrefix, prefixEnd(entryPrefix), func(k, _ []byte) bool {
+		e := binary.BigEndian.Uint64(k[len(entryPrefix):])
+		if want[e] == nil {
+			want[e] = make(map[uint64]uint32)
+		}
+		want[e][maphash.Bytes(s.seed, k[len(entryPrefix)+8:])]++
 		return true
 	}))
-	if !maps.Equal(s.count, want) {
-		t.Fatalf("request set counts %d hashes, the table %d", len(s.count), len(want))
+	wantLegacy := make(map[uint64]uint32)
+	must("scan", r.reader().Scan(requestPrefix, prefixEnd(requestPrefix), func(k, _ []byte) bool {
+		wantLegacy[maphash.Bytes(s.seed, k[len(requestPrefix):])]++
+		return true
+	}))
+	if !maps.Equal(s.legacy, wantLegacy) {
+		t.Fatalf("request set counts %d legacy hashes, the legacy table %d", len(s.legacy), len(wantLegacy))
+	}
+	if !maps.EqualFunc(s.epochs, want, maps.Equal) {
+		t.Fatalf("request set counts epochs %v, the table %v", slices.Sorted(maps.Keys(s.epochs)), slices.Sorted(maps.Keys(want)))
 	}
 }
 
@@ -239,32 +253,53 @@ func checkRequestSetExact(t *testing.T, r *replica) {
 // dropped half-way (a restart or a snapshot restore: the set is rebuilt
 // from the table), and the set always counts exactly the stored IDs.
 func TestRequestSetAppliesAlike(t *testing.T) {
-	prevW, prevM := requestWindow, maxPrunePerBatch
-	t.Cleanup(func() { requestWindow, maxPrunePerBatch = prevW, prevM })
-	requestWindow, maxPrunePerBatch = 300, 25
+	// Epochs as long as the window (production), shorter (a window over
+	// several epochs) and longer (an entry out of the window in the epoch a
+	// new one takes).
+	for _, epochLen := range []uint64{300, 128, 1000} {
+		t.Run(fmt.Sprint("epoch", epochLen), func(t *testing.T) {
+			shrinkWindow(t, 300, epochLen)
+			prevM := maxPrunePerBatch
+			t.Cleanup(func() { maxPrunePerBatch = prevM })
+			maxPrunePerBatch = 25
 
-	const partitions = 16
-	rg := testRing(t, 7, partitions)
-	memo := applyAlike(t, rg, memoWorkload(rg, partitions, 4000, 2), rand.New(rand.NewPCG(5, 7)),
-		func(r *replica) { checkRequestSetExact(t, r) },
-		func(m *raftstore.Memo) error {
-			if _, ok := m.Get(requestMemoKey{}); !ok {
-				return errors.New("no request set")
+			const partitions = 16
+			rg := testRing(t, 7, partitions)
+			memo := applyAlike(t, rg, memoWorkload(rg, partitions, 4000, 2), rand.New(rand.NewPCG(5, 7)),
+				func(r *replica) { checkRequestSetExact(t, r) },
+				func(m *raftstore.Memo) error {
+					if _, ok := m.Get(requestMemoKey{}); !ok {
+						return errors.New("no request set")
+					}
+					return nil
+				})
+			seq, err := readSeq(memo.reader())
+			if err != nil {
+				t.Fatal(err)
 			}
-			return nil
+			oldest := epochOf(seq - requestWindow)
+			if oldest == 0 {
+				t.Fatalf("seq %d: the workload did not forget an epoch", seq)
+			}
+			for e := range entryEpochs(t, memo) {
+				if e < oldest {
+					t.Fatalf("seq %d: epoch %d kept, oldest is %d", seq, e, oldest)
+				}
+			}
 		})
-	if ids, _, _ := requestTable(t, memo); ids != int(requestWindow) {
-		t.Fatalf("the workload left %d request IDs, want the window (%d): it did not prune", ids, requestWindow)
 	}
 }
 
-// isRequestKey selects a request table key.
-func isRequestKey(key []byte) bool { return bytes.HasPrefix(key, requestPrefix) }
+// isRequestKey selects a request table key, of either table.
+func isRequestKey(key []byte) bool {
+	return bytes.HasPrefix(key, entryPrefix) || bytes.HasPrefix(key, requestPrefix)
+}
 
 // TestRequestSetSparesReads: with the replica's memo, a batch of new request
 // IDs reads nothing from the request table, a retry still reads its first
 // result (also after the memo was dropped, as at a restart), and a batch
-// without a memo reads the table once per item.
+// without a memo reads the epoch of each item and, for a new ID, the legacy
+// table too (a fresh store marks it drained once seq passes the window).
 func TestRequestSetSparesReads(t *testing.T) {
 	rg := testRing(t, 7, 16)
 	rep := newReplica(t, rg)
@@ -315,5 +350,5 @@ func TestRequestSetSparesReads(t *testing.T) {
 	got, reads = apply(memo, "b", "e")
 	check("retry after the memo was dropped", got, reads, 1)
 	got, reads = apply(nil, "b", "f")
-	check("retry without a memo", got, reads, 2)
+	check("retry without a memo", got, reads, 3)
 }

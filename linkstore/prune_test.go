@@ -10,9 +10,9 @@ import (
 	"github.com/linkraft/linkraft/raftstore"
 )
 
-// requestTable counts the request table's records and order keys, and
+// legacyTable counts the legacy request table's records and order keys, and
 // returns the lowest recorded sequence (or -1).
-func requestTable(t *testing.T, rep *replica) (ids, order int, lowest int64) {
+func legacyTable(t *testing.T, rep *replica) (ids, order int, lowest int64) {
 	t.Helper()
 	lowest = -1
 	must("scan", rep.reader().Scan(requestPrefix[:5], nil, func(k, _ []byte) bool {
@@ -30,37 +30,50 @@ func requestTable(t *testing.T, rep *replica) (ids, order int, lowest int64) {
 	return ids, order, lowest
 }
 
-// TestRequestTableShrinksFromLegacyWindow: a table pruned by the rule before
-// the prune mark (a larger window, no mark) is brought down to the current
-// window a bounded number of IDs per batch, and then holds exactly the
-// window; a retry inside it is still answered from the table.
+// rawItems returns the items' results of a raw batch result.
+func rawItems(t *testing.T, raw []byte) [][]byte {
+	t.Helper()
+	items, err := DecodeBatchResult(raw)
+	if err != nil {
+		t.Fatalf("batch result: %v", err)
+	}
+	return items
+}
+
+// TestRequestTableShrinksFromLegacyWindow: a legacy table pruned by the rule
+// before the prune mark (a larger window, no mark) is brought down a bounded
+// number of IDs per batch by a build with the epochs, which answers a retry
+// of a legacy ID inside the window from it, records nothing there and marks
+// it drained once it is empty.
 func TestRequestTableShrinksFromLegacyWindow(t *testing.T) {
-	prevW, prevL, prevM := requestWindow, legacyRequestWindow, maxPrunePerBatch
-	t.Cleanup(func() { requestWindow, legacyRequestWindow, maxPrunePerBatch = prevW, prevL, prevM })
-	requestWindow, legacyRequestWindow, maxPrunePerBatch = 40, 40, 7
+	shrinkWindow(t, 40, 40)
+	prevL, prevM := legacyRequestWindow, maxPrunePerBatch
+	t.Cleanup(func() { legacyRequestWindow, maxPrunePerBatch = prevL, prevM })
+	legacyRequestWindow, maxPrunePerBatch = 40, 7
 
 	rg := testRing(t, 7, 64)
 	rep := newReplica(t, rg)
 	n := 0
-	batch := func(k int) []Result {
+	items := func(k int) []BatchItem {
 		var items []BatchItem
 		for range k {
-			items = append(items, BatchItem{RequestID: fmt.Sprintf("L%d", n), Create: Create{Partition: 3, URL: fmt.Sprintf("https://l.example/%d", n)}})
+			items = append(items, BatchItem{RequestID: fmt.Sprintf("L%d", n), Create: Create{Partition: 3, URL: fmt.Sprintf("https://l.example/%d", n), CreatedAtMs: int64(n)}})
 			n++
 		}
-		return rep.batch(items...)
+		return items
 	}
+	first := make(map[string][]byte) // request ID -> first result
 	for range 20 {
-		batch(3) // 60 recorded, the last 40 kept
-	}
-	if ids, order, _ := requestTable(t, rep); ids != 40 || order != 40 {
+		its := items(3)
+		for i, r := range rawItems(t, rep.legacyBatch(its...)) {
+			first[its[i].RequestID] = r
+		}
+	} // 60 recorded, the last 40 kept
+	if ids, order, _ := legacyTable(t, rep); ids != 40 || order != 40 {
 		t.Fatalf("under the old window: %d records, %d order keys; want 40", ids, order)
 	}
-	// The table as the earlier code left it: no prune mark.
+	// The table as the code before the prune mark left it: no mark.
 	b := rep.db.NewIndexedBatch()
-	if _, err := raftstore.NewTxn(b, testGroup).Get(requestPrunedKey); err != nil {
-		t.Fatalf("no prune mark under the new code: %v", err)
-	}
 	if err := raftstore.NewTxn(b, testGroup).Delete(requestPrunedKey); err != nil {
 		t.Fatal(err)
 	}
@@ -68,34 +81,50 @@ func TestRequestTableShrinksFromLegacyWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	requestWindow = 10
+	// The upgrade, with a smaller window. A retry inside it is answered
+	// from the legacy table.
+	requestWindow, requestEpochLen = 10, 10
+	retry := func(id string, i int) {
+		t.Helper()
+		raw := rep.applyBatch(AppendCreateBatch(nil, CreateBatch{Items: []BatchItem{
+			{RequestID: id, Create: Create{Partition: 3, URL: fmt.Sprintf("https://l.example/%d", i), CreatedAtMs: 99}},
+		}}))[0]
+		if got := rawItems(t, raw)[0]; !bytes.Equal(got, first[id]) {
+			t.Fatalf("retry of %s: %x, want its first result %x", id, got, first[id])
+		}
+	}
+	retry("L57", 57)
 	for i := 0; ; i++ {
-		before, _, _ := requestTable(t, rep)
-		batch(2)
-		after, order, _ := requestTable(t, rep)
-		if forgot := before + 2 - after; forgot > int(maxPrunePerBatch) {
-			t.Fatalf("batch %d forgot %d IDs, bound %d", i, forgot, maxPrunePerBatch)
+		before, _, _ := legacyTable(t, rep)
+		its := items(2)
+		for i, r := range rawItems(t, rep.applyBatch(AppendCreateBatch(nil, CreateBatch{Items: its}))[0]) {
+			first[its[i].RequestID] = r
+		}
+		after, order, lowest := legacyTable(t, rep)
+		if forgot := before - after; forgot > int(maxPrunePerBatch) || forgot < 0 {
+			t.Fatalf("batch %d forgot %d legacy IDs, bound %d", i, forgot, maxPrunePerBatch)
 		}
 		if after != order {
-			t.Fatalf("%d records, %d order keys", after, order)
+			t.Fatalf("%d legacy records, %d order keys", after, order)
 		}
-		if after == 10 {
+		if after == 0 {
 			break
 		}
+		if seq := int64(60 + 2*(i+1)); before-after < int(maxPrunePerBatch) && lowest < seq-int64(requestWindow) {
+			t.Fatalf("batch %d: legacy seq %d kept below the window (seq %d)", i, lowest, seq)
+		}
 		if i > 20 {
-			t.Fatalf("table still holds %d IDs after %d batches", after, i)
+			t.Fatalf("legacy table still holds %d IDs after %d batches", after, i)
 		}
 	}
-	for range 3 { // steady state: exactly the window
-		batch(4)
-		if ids, order, lowest := requestTable(t, rep); ids != 10 || order != 10 || lowest != int64(n-10) {
-			t.Fatalf("steady: %d records, %d order keys, lowest %d; want 10, 10, %d", ids, order, lowest, n-10)
-		}
+	its := items(1)
+	first[its[0].RequestID] = rawItems(t, rep.applyBatch(AppendCreateBatch(nil, CreateBatch{Items: its}))[0])[0]
+	if mark := legacyMark(rep.reader()); mark != legacyDrained {
+		t.Fatalf("prune mark %d after the legacy table emptied, want drained", mark)
 	}
-	// A retry inside the window is answered from the table.
-	id := fmt.Sprintf("L%d", n-3)
-	got := rep.batch(BatchItem{RequestID: id, Create: Create{Partition: 3, URL: "https://other.example/"}})[0]
-	if got.Status != ResultCreated || got.Record.URL != fmt.Sprintf("https://l.example/%d", n-3) {
-		t.Fatalf("retry of %s: %+v, want its first result", id, got)
+	// The epochs hold the window, and a retry inside it is answered.
+	if len(entryEpochs(t, rep)) == 0 {
+		t.Fatal("no entries in the epochs")
 	}
+	retry(fmt.Sprintf("L%d", n-3), n-3)
 }
