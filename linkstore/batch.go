@@ -37,17 +37,20 @@ const (
 )
 
 // RequestWindow is how many creates with a request ID a shard remembers
-// the result of. The table is pruned in Apply, by the count of recorded
-// request IDs, so every replica keeps the same entries: a retry must reach
+// the result of. The window is counted in Apply, by the sequence of
+// recorded request IDs, so every replica answers alike: a retry must reach
 // the shard's log within RequestWindow later creates (with request IDs) of
-// its first attempt to be answered from the table.
+// its first attempt to be answered from the table. The table keeps its
+// entries by epochs of RequestWindow seqs and drops an epoch whole once
+// the window has passed it, so it holds one to two windows of entries.
 //
 // 65,536 creates are tens of seconds of a shard's peak create rate on the
 // benchmark machine and hours of ordinary traffic, while a router retries
-// a create within its request timeout (seconds). The table's entries (a
-// result with its link record, ~150 bytes each before compression) were the
-// largest part of a shard's state at 1,000,000 links with the earlier
-// window of 250,000 (docs/BENCHMARKS.md).
+// a create within its request timeout (seconds). The legacy table's
+// entries (a result with its link record, ~150 bytes each before
+// compression) were the largest part of a shard's state at 1,000,000 links
+// with the earlier window of 250,000 (docs/BENCHMARKS.md); an entry is
+// now ~25 bytes and its key.
 const RequestWindow = 65_536
 
 // legacyRequestWindow is the window the table was pruned with before the

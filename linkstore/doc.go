@@ -132,11 +132,15 @@
 //	                                       generated link of that URL
 //
 // and, after every partition's range (like package clickstore's flush
-// marks), the request table of create batches:
+// marks), the request table of create batches (see batch.go):
 //
-//	ff ff ff ff ff | 'r' | request id   -> the item's result
-//	ff ff ff ff ff | 'q' | seq u64      -> request id (record order)
+//	ff ff ff ff ff | 'R' | epoch u64 | request id -> the item's entry: seq,
+//	                                       and created_at_ms, a hash of the
+//	                                       create and the code, or the result
 //	ff ff ff ff ff | 'n'                -> next seq u64
+//	ff ff ff ff ff | 'r' | request id   -> legacy table: the item's result
+//	ff ff ff ff ff | 'q' | seq u64      -> legacy table: request id (record order)
+//	ff ff ff ff ff | 'p'                -> legacy table's prune mark u64
 //
 // # Link records
 //
