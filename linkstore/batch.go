@@ -320,7 +320,7 @@ func (m *Machine) replayEntry(tx raftstore.Txn, dst, v []byte, c *Create) []byte
 	_, rest, err := entrySeq(v)
 	must("decode request table entry", err)
 	if v[0] == entryResult {
-		return rest
+		return append(dst, rest...)
 	}
 	createdAt, n := binary.Varint(rest)
 	if n <= 0 || len(rest) < n+8 || len(rest) == n+8 || len(rest) > n+8+MaxCodeLength {
