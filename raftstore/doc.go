@@ -101,12 +101,15 @@
 //	0x00 | record count u64 | crc32c u32
 //
 // Keys are relative to the group (they start with the kind byte). The
-// CRC-32C covers every byte before it. That is format 1. Persist writes
-// format 2: "LRSNAP" 0x00 0x02, then one zstd stream whose content is a
-// format 1 stream (about a third of its size for links); Restore reads
-// both, so snapshots written before format 2 still install, but a node
-// without format 2 cannot read what a newer leader sends (upgrade the nodes
-// before they need snapshots from each other). Only one record is in memory
+// CRC-32C covers every byte before it. That is format 1. Format 2 is
+// "LRSNAP" 0x00 0x02, then one zstd stream whose content is a format 1
+// stream (about a third of its size for links). Persist writes format 3,
+// format 2 under the magic "LRSNAP" 0x00 0x03: the state may hold
+// linkstore's request table of epochs, which builds reading only formats
+// 1 and 2 do not read (they would apply a retried create again), so those
+// builds refuse it, and a lagging replica of such a build waits for its
+// upgrade instead of diverging. Restore reads all three, so snapshots
+// written by earlier builds still install. Only one record is in memory
 // at a time. Release closes the Pebble snapshot. Raft keeps the files in
 // Dir/snapshots/<group>/snapshots (raft.FileSnapshotStore), by default only
 // the newest (Options.SnapshotRetain).

@@ -24,9 +24,17 @@ import (
 var snapshotMagic = [8]byte{'L', 'R', 'S', 'N', 'A', 'P', 0, 1}
 
 // snapshotMagicZstd opens a snapshot of format version 2: the rest of the
-// stream is one zstd stream whose content is a format 1 stream. Persist
-// writes version 2; Restore reads both.
+// stream is one zstd stream whose content is a format 1 stream.
 var snapshotMagicZstd = [8]byte{'L', 'R', 'S', 'N', 'A', 'P', 0, 2}
+
+// snapshotMagicV3 opens a snapshot of format version 3: a format 2 stream
+// under another magic. Persist writes version 3; Restore reads all three.
+// The version says that the state may hold what builds reading only
+// versions 1 and 2 would misapply (linkstore's request table of epochs,
+// which those builds do not read, so they would apply a retried create
+// twice): they refuse it as a bad magic, and a lagging replica of such a
+// build waits for its upgrade instead of diverging.
+var snapshotMagicV3 = [8]byte{'L', 'R', 'S', 'N', 'A', 'P', 0, 3}
 
 // maxSnapshotWindow bounds the zstd window a snapshot may ask the decoder
 // for, so a corrupt header cannot make Restore allocate without bound.
@@ -78,14 +86,14 @@ func (s *fsmSnapshot) persist(w io.Writer) error {
 	return writeCompressedSnapshot(w, s.snap, s.group, s.applied)
 }
 
-// writeCompressedSnapshot writes the format 2 stream of group: the magic,
-// then writeSnapshot's format 1 stream compressed with zstd. Raft keeps the
+// writeCompressedSnapshot writes the format 3 stream of group: the magic,
+// then writeSnapshot's format 1 stream compressed with zstd (as format 2). Raft keeps the
 // latest snapshot of every group on disk beside the same state in Pebble,
 // and sends it whole to a follower that needs it: compressed, it takes
 // about a third of the bytes (links are URLs and base62 codes;
 // docs/BENCHMARKS.md).
 func writeCompressedSnapshot(w io.Writer, r pebble.Reader, group, applied uint64) error {
-	if _, err := w.Write(snapshotMagicZstd[:]); err != nil {
+	if _, err := w.Write(snapshotMagicV3[:]); err != nil {
 		return err
 	}
 	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
@@ -197,7 +205,7 @@ func newSnapshotReader(r io.Reader, group uint64) (*snapshotReader, error) {
 	switch magic {
 	case snapshotMagic:
 		r = io.MultiReader(bytes.NewReader(magic[:]), r)
-	case snapshotMagicZstd:
+	case snapshotMagicZstd, snapshotMagicV3:
 		dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxSnapshotWindow),
 			zstd.WithDecoderMaxMemory(maxSnapshotValue))
 		if err != nil {

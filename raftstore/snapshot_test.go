@@ -248,6 +248,7 @@ func FuzzSnapshotReader(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Add(v2.Bytes())
 	f.Add(append(snapshotMagicZstd[:], 0x28, 0xb5, 0x2f, 0xfd))
+	f.Add(append(snapshotMagicV3[:], 0x28, 0xb5, 0x2f, 0xfd))
 	f.Add(append(snapshotMagic[:], make([]byte, 16)...))
 	f.Add([]byte("LRSNAP"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -273,9 +274,10 @@ func FuzzSnapshotReader(f *testing.F) {
 	})
 }
 
-// TestSnapshotFormats: Persist writes the compressed format 2, smaller than
-// format 1 for the same state, and Restore reads both to the same state
-// (snapshots taken before the change still install).
+// TestSnapshotFormats: Persist writes format 3 (the compressed format 2
+// under its own magic, which builds reading only formats 1 and 2 refuse),
+// smaller than format 1 for the same state, and Restore reads all three to
+// the same state (snapshots taken by earlier builds still install).
 func TestSnapshotFormats(t *testing.T) {
 	src := openTestDB(t, nil, t.TempDir())
 	t.Cleanup(func() { _ = src.Close() })
@@ -285,23 +287,25 @@ func TestSnapshotFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2 := &memSink{}
-	if err := snap.Persist(v2); err != nil {
+	v3 := &memSink{}
+	if err := snap.Persist(v3); err != nil {
 		t.Fatal(err)
 	}
 	snap.Release()
+	// Format 2 is format 3's stream under the older magic.
+	v2 := append(append([]byte(nil), snapshotMagicZstd[:]...), v3.Bytes()[len(snapshotMagicV3):]...)
 	var v1 bytes.Buffer
 	if err := writeSnapshot(&v1, src, 1, a.applied.Load()); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(v2.Bytes(), snapshotMagicZstd[:]) || !bytes.HasPrefix(v1.Bytes(), snapshotMagic[:]) {
+	if !bytes.HasPrefix(v3.Bytes(), snapshotMagicV3[:]) || !bytes.HasPrefix(v1.Bytes(), snapshotMagic[:]) {
 		t.Fatal("unexpected magics")
 	}
-	if v2.Len() >= v1.Len()/2 {
-		t.Errorf("format 2 is %d bytes, format 1 %d: not compressed", v2.Len(), v1.Len())
+	if v3.Len() >= v1.Len()/2 {
+		t.Errorf("format 3 is %d bytes, format 1 %d: not compressed", v3.Len(), v1.Len())
 	}
 	want := groupState(t, src, 1)
-	for name, data := range map[string][]byte{"format 1": v1.Bytes(), "format 2": v2.Bytes()} {
+	for name, data := range map[string][]byte{"format 1": v1.Bytes(), "format 2": v2, "format 3": v3.Bytes()} {
 		db := openTestDB(t, nil, t.TempDir())
 		f := newTestFSM(t, db, 1, &counterMachine{})
 		if err := f.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
