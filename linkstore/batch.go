@@ -374,7 +374,12 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 	must("read request sequence", err)
 	start := seq
 	set := requestSetOf(tx)
-	legacy := legacyMark(tx) != legacyDrained
+	var legacy bool
+	if set != nil {
+		legacy = !set.legacyDrained
+	} else {
+		legacy = legacyMark(tx) != legacyDrained
+	}
 	// Room for every item's result (a record, about as long as the
 	// create's fields), so that out does not grow item by item.
 	size := 16
@@ -520,10 +525,13 @@ func appendReplays(dst []byte, replayed []int) []byte {
 // empty then), and applyBatch, forgetEpochs and pruneRequests, the only
 // writers of the tables, keep it exact: an epoch is forgotten with its map.
 // At one to two RequestWindow IDs it takes about 2 to 4 MiB per replica.
+// It also holds whether the legacy table is drained (its prune mark is
+// legacyDrained), so that a batch does not read the mark.
 type requestSet struct {
-	seed   maphash.Seed
-	epochs map[uint64]map[uint64]uint32 // epoch -> hash -> count
-	legacy map[uint64]uint32            // hash -> count
+	seed          maphash.Seed
+	epochs        map[uint64]map[uint64]uint32 // epoch -> hash -> count
+	legacy        map[uint64]uint32            // hash -> count
+	legacyDrained bool
 }
 
 // requestMemoKey is the memo key of a replica's *requestSet.
@@ -539,7 +547,8 @@ func requestSetOf(tx raftstore.Txn) *requestSet {
 	if v, ok := memo.Get(requestMemoKey{}); ok {
 		return v.(*requestSet)
 	}
-	s := &requestSet{seed: maphash.MakeSeed(), epochs: make(map[uint64]map[uint64]uint32), legacy: make(map[uint64]uint32)}
+	s := &requestSet{seed: maphash.MakeSeed(), epochs: make(map[uint64]map[uint64]uint32), legacy: make(map[uint64]uint32),
+		legacyDrained: legacyMark(tx) == legacyDrained}
 	must("scan request table", tx.Scan(entryPrefix, prefixEnd(entryPrefix), func(k, _ []byte) bool {
 		if len(k) < len(entryPrefix)+8 {
 			return true // not an entry key; never written
@@ -653,6 +662,9 @@ func pruneRequests(tx raftstore.Txn, set *requestSet, start, seq uint64) {
 		}))
 		if !left {
 			to = legacyDrained
+			if set != nil {
+				set.legacyDrained = true
+			}
 		}
 	}
 	for _, k := range ids {

@@ -216,7 +216,7 @@ func TestMemoSparesAllocatorReads(t *testing.T) {
 
 // checkRequestSetExact fails unless the replica's request set (when its
 // memo holds one) counts exactly the request IDs each epoch of the table
-// and the legacy table hold.
+// and the legacy table hold, and knows whether the legacy table is drained.
 func checkRequestSetExact(t *testing.T, r *replica) {
 	t.Helper()
 	v, ok := r.memo.Get(requestMemoKey{})
@@ -243,6 +243,9 @@ func checkRequestSetExact(t *testing.T, r *replica) {
 	}
 	if !maps.EqualFunc(s.epochs, want, maps.Equal) {
 		t.Fatalf("request set counts epochs %v, the table %v", slices.Sorted(maps.Keys(s.epochs)), slices.Sorted(maps.Keys(want)))
+	}
+	if drained := legacyMark(r.reader()) == legacyDrained; s.legacyDrained != drained {
+		t.Fatalf("request set says the legacy table is drained: %v, its prune mark: %v", s.legacyDrained, drained)
 	}
 }
 
