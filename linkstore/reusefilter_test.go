@@ -128,11 +128,11 @@ func TestReuseFilterSparesReads(t *testing.T) {
 	url := func(i int) string { return fmt.Sprintf("https://f.example/%d", i) }
 	first, _ := apply(Create{Partition: p, URL: url(0)}) // builds the filter
 	var fresh []Create
-	for i := 1; i <= 200; i++ { // beyond the first filter's size: rebuilt
+	for i := 1; i <= reuseFilterMinKeys+100; i++ { // beyond the first filter's size: rebuilt
 		fresh = append(fresh, Create{Partition: p, URL: url(i), Reuse: i%2 == 0})
 	}
 	if _, reads := apply(fresh...); reads > 2 {
-		t.Errorf("200 creates of new URLs read the reuse index %d times, want at most a false positive or two", reads)
+		t.Errorf("%d creates of new URLs read the reuse index %d times, want at most a false positive or two", len(fresh), reads)
 	}
 	check := func(name string) {
 		t.Helper()
@@ -148,7 +148,7 @@ func TestReuseFilterSparesReads(t *testing.T) {
 	memo.Clear()
 	check("after the memo was dropped")
 	v, _ := memo.Get(reuseFilterKey(p))
-	if f := v.(*reuseFilter); f.keys != 201 || f.limit < 201 {
-		t.Errorf("rebuilt filter: %d keys, limit %d; want 201 keys within the limit", f.keys, f.limit)
+	if f := v.(*reuseFilter); f.keys != len(fresh)+1 || f.limit < f.keys {
+		t.Errorf("rebuilt filter: %d keys, limit %d; want %d keys within the limit", f.keys, f.limit, len(fresh)+1)
 	}
 }
