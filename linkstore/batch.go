@@ -378,7 +378,7 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 	if set != nil {
 		legacy = !set.legacyDrained
 	} else {
-		legacy = legacyMark(tx) != legacyDrained
+		legacy = !isLegacyDrained(tx)
 	}
 	// Room for every item's result (a record, about as long as the
 	// create's fields), so that out does not grow item by item.
@@ -403,7 +403,7 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 		if set != nil {
 			h = set.hash(it.RequestID)
 		}
-		v, ok, stale := m.lookupRequest(tx, set, h, legacy, it.RequestID, start, seq)
+		v, ok, stale := lookupRequest(tx, set, h, legacy, it.RequestID, start, seq)
 		if ok {
 			if v[0] == resultVersion {
 				res = append(res[:0], v...) // the legacy table's result
@@ -449,7 +449,7 @@ func (m *Machine) applyBatch(tx raftstore.Txn, b CreateBatch) []byte {
 // not stored. stale reports an entry out of the window under the key the
 // item's entry takes (epochOf(seq)), which recording it replaces (only
 // when requestEpochLen > requestWindow).
-func (m *Machine) lookupRequest(tx raftstore.Txn, set *requestSet, h uint64, legacy bool, id string, start, seq uint64) (v []byte, ok, stale bool) {
+func lookupRequest(tx raftstore.Txn, set *requestSet, h uint64, legacy bool, id string, start, seq uint64) (v []byte, ok, stale bool) {
 	var key []byte
 	for e := epochOf(seq); ; e-- {
 		if set == nil || set.mayHold(e, h) {
@@ -548,7 +548,7 @@ func requestSetOf(tx raftstore.Txn) *requestSet {
 		return v.(*requestSet)
 	}
 	s := &requestSet{seed: maphash.MakeSeed(), epochs: make(map[uint64]map[uint64]uint32), legacy: make(map[uint64]uint32),
-		legacyDrained: legacyMark(tx) == legacyDrained}
+		legacyDrained: isLegacyDrained(tx)}
 	must("scan request table", tx.Scan(entryPrefix, prefixEnd(entryPrefix), func(k, _ []byte) bool {
 		if len(k) < len(entryPrefix)+8 {
 			return true // not an entry key; never written
@@ -605,19 +605,26 @@ func (s *requestSet) removeLegacy(id []byte) {
 	s.legacy[h]--
 }
 
-// legacyMark returns the legacy table's prune mark, or 0 when none is
-// stored.
-func legacyMark(r raftstore.Reader) uint64 {
+// legacyMark returns the legacy table's prune mark; stored is false (and
+// mark 0) when none is stored.
+func legacyMark(r raftstore.Reader) (mark uint64, stored bool) {
 	v, err := r.Get(requestPrunedKey)
 	switch {
 	case err == nil && len(v) == 8:
-		return binary.BigEndian.Uint64(v)
+		return binary.BigEndian.Uint64(v), true
 	case err == nil:
 		must("read request prune mark", fmt.Errorf("%w: prune mark of %d bytes", ErrMalformed, len(v)))
 	case !errors.Is(err, raftstore.ErrNotFound):
 		must("read request prune mark", err)
 	}
-	return 0
+	return 0, false
+}
+
+// isLegacyDrained reports whether the legacy table's prune mark says it is
+// drained.
+func isLegacyDrained(r raftstore.Reader) bool {
+	mark, _ := legacyMark(r)
+	return mark == legacyDrained
 }
 
 // pruneRequests forgets the legacy table's request IDs that fell out of the
@@ -631,18 +638,11 @@ func pruneRequests(tx raftstore.Txn, set *requestSet, start, seq uint64) {
 	if seq <= requestWindow {
 		return
 	}
-	var from uint64
-	switch v, err := tx.Get(requestPrunedKey); {
-	case err == nil && len(v) == 8:
-		from = binary.BigEndian.Uint64(v)
-	case err == nil:
-		must("read request prune mark", fmt.Errorf("%w: prune mark of %d bytes", ErrMalformed, len(v)))
-	case errors.Is(err, raftstore.ErrNotFound):
+	from, stored := legacyMark(tx)
+	if !stored {
 		// A table pruned by the earlier rule: everything below
 		// start-legacyRequestWindow is forgotten.
 		from = max(start, legacyRequestWindow) - legacyRequestWindow
-	default:
-		must("read request prune mark", err)
 	}
 	to := min(seq-requestWindow, from+maxPrunePerBatch)
 	if to <= from {

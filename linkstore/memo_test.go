@@ -244,7 +244,7 @@ func checkRequestSetExact(t *testing.T, r *replica) {
 	if !maps.EqualFunc(s.epochs, want, maps.Equal) {
 		t.Fatalf("request set counts epochs %v, the table %v", slices.Sorted(maps.Keys(s.epochs)), slices.Sorted(maps.Keys(want)))
 	}
-	if drained := legacyMark(r.reader()) == legacyDrained; s.legacyDrained != drained {
+	if drained := isLegacyDrained(r.reader()); s.legacyDrained != drained {
 		t.Fatalf("request set says the legacy table is drained: %v, its prune mark: %v", s.legacyDrained, drained)
 	}
 }

@@ -119,7 +119,7 @@ func TestRequestTableShrinksFromLegacyWindow(t *testing.T) {
 	}
 	its := items(1)
 	first[its[0].RequestID] = rawItems(t, rep.applyBatch(AppendCreateBatch(nil, CreateBatch{Items: its}))[0])[0]
-	if mark := legacyMark(rep.reader()); mark != legacyDrained {
+	if mark, _ := legacyMark(rep.reader()); mark != legacyDrained {
 		t.Fatalf("prune mark %d after the legacy table emptied, want drained", mark)
 	}
 	// The epochs hold the window, and a retry inside it is answered.

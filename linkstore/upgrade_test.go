@@ -160,7 +160,7 @@ func TestVersionsAnswerAlike(t *testing.T) {
 				t.Fatal(err)
 			}
 			for name, r := range map[string]*replica{"plain": plain, "upgraded": upPlain} {
-				if mark := legacyMark(r.reader()); mark != legacyDrained {
+				if mark, _ := legacyMark(r.reader()); mark != legacyDrained {
 					t.Errorf("%s: prune mark %d, want drained", name, mark)
 				}
 				for e := range entryEpochs(t, r) {
