@@ -29,6 +29,10 @@ type LogStore struct {
 
 	logLower, logUpper []byte // bounds of the group's log range
 	stablePrefix       []byte
+
+	// truncated, if set, is told the highest index of every committed
+	// DeleteRange (the Store's logCompactor).
+	truncated func(group, max uint64)
 }
 
 var (
@@ -149,6 +153,9 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("raftstore: group %d: delete logs %d..%d: %w", s.group, min, max, err)
+	}
+	if s.truncated != nil {
+		s.truncated(s.group, max)
 	}
 	return nil
 }

@@ -162,6 +162,8 @@ type Store struct {
 	dbMu     sync.RWMutex
 	dbClosed bool
 
+	logCompactor *logCompactor
+
 	mu       sync.Mutex
 	groups   map[uint64]*Group
 	opening  map[uint64]bool
@@ -227,14 +229,15 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("raftstore: open pebble in %s: %w", dir, err)
 	}
 	return &Store{
-		opts:    opts,
-		logger:  opts.Logger,
-		db:      db,
-		pebOpt:  po,
-		fs:      fs,
-		groups:  make(map[uint64]*Group),
-		opening: make(map[uint64]bool),
-		done:    make(chan struct{}),
+		opts:         opts,
+		logger:       opts.Logger,
+		db:           db,
+		pebOpt:       po,
+		fs:           fs,
+		logCompactor: newLogCompactor(db, opts.Logger.Named("logcompact"), logCompactInterval, logCompactMinBytes),
+		groups:       make(map[uint64]*Group),
+		opening:      make(map[uint64]bool),
+		done:         make(chan struct{}),
 	}, nil
 }
 
@@ -306,6 +309,7 @@ func (s *Store) openGroup(cfg GroupConfig) (*Group, error) {
 	id := cfg.ID
 	logger := s.logger.With("group", id)
 	logs := NewLogStore(s.db, id)
+	logs.truncated = s.logCompactor.truncated
 
 	snapBase := filepath.Join(s.opts.Dir, "snapshots", fmt.Sprint(id))
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(snapBase, s.opts.SnapshotRetain, logger.Named("snapshots"))
@@ -470,8 +474,8 @@ func (s *Store) CloseGroup(id uint64) error {
 	return g.shutdown()
 }
 
-// Close shuts down every group (raft, its goroutines and its transport),
-// then closes Pebble. It is idempotent: later calls wait for the first and
+// Close shuts down every group (raft, its goroutines and its transport)
+// and the compactor of truncated logs, then closes Pebble. It is idempotent: later calls wait for the first and
 // return its result.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -503,6 +507,7 @@ func (s *Store) Close() error {
 	// OpenGroup calls that were in progress shut their group down
 	// themselves once they see closed; wait for them before Pebble goes.
 	s.openWG.Wait()
+	s.logCompactor.close()
 	s.dbMu.Lock()
 	s.dbClosed = true
 	if err := s.db.Close(); err != nil {
