@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -22,9 +23,9 @@ import (
 // (docs/BENCHMARKS.md, "Disk at 1,000,000 links").
 //
 // The store's logCompactor runs a manual compaction of each truncated log
-// range in the background, at most one round per logCompactInterval, and
-// only for ranges whose dead entries Pebble still counts at least
-// logCompactMinBytes of disk for.
+// range in the background, at most one round that compacts per
+// logCompactInterval, and only for ranges whose dead entries Pebble still
+// counts at least logCompactMinBytes of disk for.
 
 // logCompactInterval is the least time between two rounds of log
 // compactions. A round rewrites the files that overlap each truncated
@@ -49,6 +50,8 @@ type logCompactor struct {
 
 	mu      sync.Mutex
 	pending map[uint64]uint64 // group -> highest truncated index not compacted yet
+
+	compacted atomic.Int64 // ranges compacted so far
 
 	wake   chan struct{} // capacity 1: a truncation is pending
 	ctx    context.Context
@@ -98,7 +101,7 @@ func (c *logCompactor) close() {
 
 func (c *logCompactor) run() {
 	defer close(c.done)
-	var last time.Time
+	var last time.Time // the last round that compacted a range
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -114,21 +117,26 @@ func (c *logCompactor) run() {
 			case <-t.C:
 			}
 		}
-		last = time.Now()
-		c.round()
+		if c.round() {
+			last = time.Now()
+		}
 	}
 }
 
 // round compacts every pending truncated range that still holds at least
-// minBytes on disk.
-func (c *logCompactor) round() {
+// minBytes on disk, and reports whether it compacted any. A range under
+// minBytes is dropped from pending: its entries are still in the memtable
+// or small upper-level files, and the group's next truncation covers it
+// again (every range starts at the log's first key).
+func (c *logCompactor) round() bool {
 	c.mu.Lock()
 	pending := c.pending
 	c.pending = make(map[uint64]uint64, len(pending))
 	c.mu.Unlock()
+	compacted := false
 	for group, max := range pending {
 		if c.ctx.Err() != nil {
-			return
+			return compacted
 		}
 		start, end := kindPrefix(group, kindLog), logKeyAfter(group, max)
 		size, err := c.db.EstimateDiskUsage(start, end)
@@ -139,6 +147,7 @@ func (c *logCompactor) round() {
 		if size < c.minBytes {
 			continue
 		}
+		compacted = true
 		began := time.Now()
 		if err := c.db.Compact(c.ctx, start, end, false); err != nil {
 			if c.ctx.Err() == nil {
@@ -146,6 +155,8 @@ func (c *logCompactor) round() {
 			}
 			continue
 		}
+		c.compacted.Add(1)
 		c.logger.Debug("compacted a truncated raft log", "group", group, "index", max, "bytes", size, "took", time.Since(began))
 	}
+	return compacted
 }

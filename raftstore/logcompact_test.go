@@ -1,8 +1,10 @@
 package raftstore
 
 import (
+	"context"
 	"math/rand/v2"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,4 +127,82 @@ func TestLogCompactorWaitsBetweenRounds(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestStoreCompactsTruncatedLog runs a group through snapshots and log
+// truncations and checks that the store hands them to its compactor, which
+// reclaims what they deleted. The compactor's interval is cut to 10ms, so
+// that the test waits for the group, not for the interval.
+func TestStoreCompactsTruncatedLog(t *testing.T) {
+	layer := newTCPLayer(t, "")
+	s, err := Open(Options{
+		NodeID:  "n1",
+		Dir:     t.TempDir(),
+		Network: testNet{testGroup: layer},
+		Logger:  testLogger(t),
+		Raft: func(c *raft.Config) {
+			fastRaft(c)
+			c.SnapshotThreshold = 256
+			c.TrailingLogs = 8
+			c.SnapshotInterval = 50 * time.Millisecond
+		},
+	})
+	if err != nil {
+		_ = layer.Close()
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.logCompactor.close()
+	s.logCompactor = newLogCompactor(s.db, testLogger(t), 10*time.Millisecond, logCompactMinBytes)
+	peers := []raft.Server{{ID: "n1", Address: raft.ServerAddress(layer.Addr().String())}}
+	g, err := s.OpenGroup(GroupConfig{ID: testGroup, Peers: peers, Machine: &counterMachine{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the group to elect itself", g.IsLeader)
+
+	// ~6 MiB of incompressible commands (and as much again of FSM state),
+	// more than a memtable, so that entries reach sstables before raft
+	// truncates them.
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for range 50 {
+				cmd := make([]byte, 16<<10)
+				for k := range cmd {
+					cmd[k] = byte(rng.Uint32())
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := g.Propose(ctx, cmd, nil)
+				cancel()
+				if err != nil {
+					t.Errorf("propose: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	db := s.DB()
+	logStart := kindPrefix(testGroup, kindLog)
+	var first, size uint64
+	waitFor(t, 30*time.Second, "the truncated log reclaimed", func() bool {
+		var err error
+		if first, err = g.logs.FirstIndex(); err != nil {
+			t.Fatal(err)
+		}
+		if first <= 1 || s.logCompactor.compacted.Load() == 0 {
+			return false
+		}
+		size = diskUsage(t, db, logStart, logKey(testGroup, first))
+		return size < 256<<10
+	})
+	t.Logf("log starts at %d; the truncated range takes %d bytes after %d compactions", first, size, s.logCompactor.compacted.Load())
 }
