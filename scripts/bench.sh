@@ -64,6 +64,7 @@ run_bench() {
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+STAT_BEFORE=$(stat_ticks)
 
 # ---- 1. build --------------------------------------------------------------
 build_linkraft always
@@ -144,7 +145,7 @@ echo
 echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -sr);" \
 	"$("$GO" version | cut -d' ' -f3); nginx $(nginx -v 2>&1 | sed 's/.*\///');" \
 	"load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown) after" \
-	"(the harness, nginx and the cluster share the machine)."
+	"(the harness, nginx and the cluster share the machine); CPU steal during the runs $(steal_percent "$STAT_BEFORE" "$(stat_ticks)")."
 echo "Each run: ${WARMUP} warmup, ${DURATION} recorded, -c $CONC (open loop: -c $OPEN_CONC); linkraft links: $LINKS created by the redirect run" \
 	"(cold draws uniformly over the same codes through r2, whose cache is off)."
 echo
@@ -169,4 +170,14 @@ done
 printf '| median | %.0f | | %.0f | %.2fms | %s× |\n' "$(printf '%s\n' "${nops[@]}" | median)" \
 	"$(printf '%s\n' "${lops[@]}" | median)" "$(awk -v v="$(printf '%s\n' "${lp99[@]}" | median)" 'BEGIN {print v/1000}')" \
 	"$(printf '%s\n' "${ratios[@]}" | median)"
+# nginx does the same work every round: a spread between its rounds is the
+# machine's speed drifting (a shared host), which the ratios of a round
+# survive and the run's other figures do not.
+spread=$(printf '%s\n' "${nops[@]}" | awk 'NR == 1 { lo = hi = $1 } { if ($1 < lo) lo = $1; if ($1 > hi) hi = $1 }
+	END { printf "%.2f", (lo > 0 ? hi / lo : 0) }')
+if awk -v s="$spread" 'BEGIN { exit !(s > 1.25) }'; then
+	echo
+	echo "nginx's rounds differ ${spread}x from slowest to fastest: this machine's speed drifted during the run, so compare" \
+		"the ratios of each round rather than absolute figures across runs or workloads."
+fi
 exit 0

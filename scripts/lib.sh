@@ -327,6 +327,24 @@ cpu_ticks() {
 	echo "$t"
 }
 
+# stat_ticks: prints the machine's CPU steal ticks and its total ticks so
+# far, from /proc/stat's cpu line (steal is its 8th value: time the
+# hypervisor ran something else while this machine's vCPUs were ready to
+# run). "0 0" where unknown.
+stat_ticks() {
+	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9 + 0, t; found = 1; exit }
+		END { if (!found) print 0, 0 }' /proc/stat 2>/dev/null || echo 0 0
+}
+
+# steal_percent BEFORE AFTER: the share of the CPU time between two
+# stat_ticks readings that was stolen, in percent, or "unknown".
+steal_percent() {
+	# shellcheck disable=SC2086 # each argument is "steal total"
+	set -- $1 $2
+	awk -v s0="$1" -v t0="$2" -v s1="$3" -v t1="$4" \
+		'BEGIN { if (t1 > t0) printf "%.1f %%\n", 100 * (s1 - s0) / (t1 - t0); else print "unknown" }'
+}
+
 # children_ticks: the user + system ticks of this shell's waited-for
 # children so far (the second line of the `times` builtin). It must run in
 # this shell, not in a command substitution (a subshell has children of
