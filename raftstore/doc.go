@@ -30,8 +30,8 @@
 // [LogStore.StoreLogs] writes a batch of entries as one synced Pebble batch;
 // [LogStore.DeleteRange] truncates the head (after a snapshot) or the tail
 // (a conflicting suffix) with one synced range deletion. The store then
-// compacts the truncated range in the background (logcompact.go), so the
-// deleted entries leave the disk even while the node is idle.
+// compacts a truncated head's range in the background (logcompact.go), so
+// the deleted entries leave the disk even while the node is idle.
 //
 // # Commands and idempotency
 //

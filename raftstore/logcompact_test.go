@@ -206,3 +206,28 @@ func TestStoreCompactsTruncatedLog(t *testing.T) {
 	})
 	t.Logf("log starts at %d; the truncated range takes %d bytes after %d compactions", first, size, s.logCompactor.compacted.Load())
 }
+
+// TestLogStoreReportsHeadTruncations checks that only deletions of the
+// log's head reach the compactor, not a conflicting suffix.
+func TestLogStoreReportsHeadTruncations(t *testing.T) {
+	db := openTestDB(t, nil, filepath.Join(t.TempDir(), "pebble"))
+	defer db.Close()
+	logs := NewLogStore(db, 1)
+	var got []uint64
+	logs.truncated = func(group, max uint64) { got = append(got, max) }
+	var entries []*raft.Log
+	for i := uint64(1); i <= 100; i++ {
+		entries = append(entries, mkLog(i, 1, "x"))
+	}
+	if err := logs.StoreLogs(entries); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]uint64{{81, 100}, {1, 40}, {41, 80}} { // suffix, head, the rest
+		if err := logs.DeleteRange(r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 2 || got[0] != 40 || got[1] != 80 {
+		t.Fatalf("reported truncations up to %v, want [40 80]", got)
+	}
+}

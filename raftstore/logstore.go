@@ -31,7 +31,8 @@ type LogStore struct {
 	stablePrefix       []byte
 
 	// truncated, if set, is told the highest index of every committed
-	// DeleteRange (the Store's logCompactor).
+	// DeleteRange that took the head of the log (the Store's
+	// logCompactor).
 	truncated func(group, max uint64)
 }
 
@@ -154,10 +155,19 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("raftstore: group %d: delete logs %d..%d: %w", s.group, min, max, err)
 	}
-	if s.truncated != nil {
+	if s.truncated != nil && s.headDeleted(max) {
 		s.truncated(s.group, max)
 	}
 	return nil
+}
+
+// headDeleted reports whether the log now starts after max (or is empty):
+// a deletion up to max took the head of the log (raft's truncation after a
+// snapshot) rather than a conflicting suffix, whose range is not dead
+// weight below live entries.
+func (s *LogStore) headDeleted(max uint64) bool {
+	first, err := s.FirstIndex()
+	return err == nil && (first == 0 || first > max)
 }
 
 // Set stores a stable key, synced.
