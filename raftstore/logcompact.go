@@ -27,12 +27,12 @@ import (
 // logCompactInterval, and only for ranges whose dead entries Pebble still
 // counts at least logCompactMinBytes of disk for.
 
-// logCompactInterval is the least time between two rounds of log
-// compactions. A round rewrites the files that overlap each truncated
-// range, on every level; at peak load a group truncates every few
-// seconds, and one round per interval bounds what those rewrites add to
-// Pebble's own compactions while the dead log of the last truncation is
-// gone within the interval once a node goes idle.
+// logCompactInterval is the least time from a round that compacted a
+// range to the next round. A round rewrites the files that overlap each
+// truncated range, on every level; at peak load a group truncates every
+// few seconds, and one round per interval bounds what those rewrites add
+// to Pebble's own compactions, while the dead log of the last truncation
+// is gone within the interval once a node goes idle.
 const logCompactInterval = 30 * time.Second
 
 // logCompactMinBytes is the least disk usage of a truncated range worth a

@@ -475,8 +475,8 @@ func (s *Store) CloseGroup(id uint64) error {
 }
 
 // Close shuts down every group (raft, its goroutines and its transport)
-// and the compactor of truncated logs, then closes Pebble. It is idempotent: later calls wait for the first and
-// return its result.
+// and the compactor of truncated logs, then closes Pebble. It is
+// idempotent: later calls wait for the first and return its result.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
