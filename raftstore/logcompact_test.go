@@ -41,6 +41,23 @@ func fillLog(t *testing.T, db *pebble.DB, logs *LogStore, first, last uint64) {
 	}
 }
 
+// openManualDB opens a DB with the store's options but no automatic
+// compactions (manual ones, the compactor's, still run), so that whether a
+// truncation's entries leave the disk depends on the compactor alone, not
+// on when Pebble's own compactions (delete-only ones among them) happen to
+// run.
+func openManualDB(t *testing.T) *pebble.DB {
+	t.Helper()
+	o := DefaultPebbleOptions()
+	o.DisableAutomaticCompactions = true
+	o.Logger = pebbleLogger{l: testLogger(t), fatal: func(string) {}}
+	db, err := pebble.Open(filepath.Join(t.TempDir(), "pebble"), o)
+	if err != nil {
+		t.Fatalf("open pebble: %v", err)
+	}
+	return db
+}
+
 func diskUsage(t *testing.T, db *pebble.DB, start, end []byte) uint64 {
 	t.Helper()
 	n, err := db.EstimateDiskUsage(start, end)
@@ -54,7 +71,7 @@ func diskUsage(t *testing.T, db *pebble.DB, start, end []byte) uint64 {
 // leaves on disk without the compactor, and that the compactor reclaims
 // it.
 func TestLogCompactorReclaimsTruncatedLog(t *testing.T) {
-	db := openTestDB(t, nil, filepath.Join(t.TempDir(), "pebble"))
+	db := openManualDB(t)
 	defer db.Close()
 	logs := NewLogStore(db, 1)
 	fillLog(t, db, logs, 1, 4000) // ~8 MiB of log
@@ -97,7 +114,7 @@ func TestLogCompactorReclaimsTruncatedLog(t *testing.T) {
 // TestLogCompactorWaitsBetweenRounds checks that a truncation within the
 // interval after a round waits for the next round.
 func TestLogCompactorWaitsBetweenRounds(t *testing.T) {
-	db := openTestDB(t, nil, filepath.Join(t.TempDir(), "pebble"))
+	db := openManualDB(t)
 	defer db.Close()
 	logs := NewLogStore(db, 1)
 	fillLog(t, db, logs, 1, 3000)
