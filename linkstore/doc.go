@@ -99,9 +99,10 @@
 // (reusefilter.go), built by a scan of that partition's 'u' keys on the
 // first lookup after a start or snapshot restore, fed by every reuse key
 // written, rebuilt when it holds four times the keys it was built with
-// (and at least 256; 16 or more bits per key); a URL the filter has never seen is not indexed, without a
-// read. With the allocator memo, a generated create with a request ID reads
-// nothing from Pebble unless it is a retry or its URL is indexed already.
+// (and at least 256; 16 or more bits per key); a URL the filter has never
+// seen is not indexed, without a read. With the allocator memo, a
+// generated create with a request ID reads nothing from Pebble unless it
+// is a retry or its URL is indexed already.
 //
 // New command types get new type bytes; a
 // replica that does not know a type answers ResultBadRequest without
