@@ -178,38 +178,48 @@ func isAllocatorKey(key []byte) bool {
 	return ok
 }
 
-// TestMemoSparesAllocatorReads: with the replica's memo, a partition's
-// allocator is read from the store once, not once per batch.
-func TestMemoSparesAllocatorReads(t *testing.T) {
+// TestMemoSparesPerBatchReads: with the replica's memo, a partition's
+// allocator and the request sequence are read from the store once, not
+// once per batch.
+func TestMemoSparesPerBatchReads(t *testing.T) {
 	rg := testRing(t, 7, 16)
-	for _, withMemo := range []bool{false, true} {
-		rep := newReplica(t, rg)
-		var memo *raftstore.Memo
-		if withMemo {
-			memo = raftstore.NewMemo()
-		}
-		var reads []int
-		for round := range 3 {
-			var cb CreateBatch
-			for p := range uint32(3) {
-				cb.Items = append(cb.Items, BatchItem{RequestID: fmt.Sprintf("%d-%d", round, p), Create: Create{Partition: p, URL: fmt.Sprintf("https://r.example/%d/%d", round, p)}})
+	for _, tc := range []struct {
+		name                 string
+		match                func(key []byte) bool
+		wantNoMemo, wantMemo []int
+	}{
+		{"allocators", isAllocatorKey, []int{3, 3, 3}, []int{3, 0, 0}},
+		{"request sequence", func(key []byte) bool { return bytes.Equal(key, requestSeqKey) }, []int{1, 1, 1}, []int{1, 0, 0}},
+	} {
+		for _, withMemo := range []bool{false, true} {
+			rep := newReplica(t, rg)
+			var memo *raftstore.Memo
+			if withMemo {
+				memo = raftstore.NewMemo()
 			}
-			pb := rep.db.NewIndexedBatch()
-			tx := &keyGets{countingTxn: countingTxn{Txn: raftstore.NewMemoTxn(pb, testGroup, memo), memo: memo}, match: isAllocatorKey}
-			rep.ix++
-			rep.m.Apply(tx, rep.ix, AppendCreateBatch(nil, cb))
-			if err := pb.Commit(nil); err != nil {
-				t.Fatal(err)
+			var reads []int
+			for round := range 3 {
+				var cb CreateBatch
+				for p := range uint32(3) {
+					cb.Items = append(cb.Items, BatchItem{RequestID: fmt.Sprintf("%d-%d", round, p), Create: Create{Partition: p, URL: fmt.Sprintf("https://r.example/%d/%d", round, p)}})
+				}
+				pb := rep.db.NewIndexedBatch()
+				tx := &keyGets{countingTxn: countingTxn{Txn: raftstore.NewMemoTxn(pb, testGroup, memo), memo: memo}, match: tc.match}
+				rep.ix++
+				rep.m.Apply(tx, rep.ix, AppendCreateBatch(nil, cb))
+				if err := pb.Commit(nil); err != nil {
+					t.Fatal(err)
+				}
+				_ = pb.Close()
+				reads = append(reads, tx.matched)
 			}
-			_ = pb.Close()
-			reads = append(reads, tx.matched)
-		}
-		want := []int{3, 3, 3}
-		if withMemo {
-			want = []int{3, 0, 0}
-		}
-		if fmt.Sprint(reads) != fmt.Sprint(want) {
-			t.Errorf("memo %v: allocator reads per batch %v, want %v", withMemo, reads, want)
+			want := tc.wantNoMemo
+			if withMemo {
+				want = tc.wantMemo
+			}
+			if fmt.Sprint(reads) != fmt.Sprint(want) {
+				t.Errorf("%s, memo %v: reads per batch %v, want %v", tc.name, withMemo, reads, want)
+			}
 		}
 	}
 }
@@ -246,6 +256,9 @@ func checkRequestSetExact(t *testing.T, r *replica) {
 	}
 	if drained := isLegacyDrained(r.reader()); s.legacyDrained != drained {
 		t.Fatalf("request set says the legacy table is drained: %v, its prune mark: %v", s.legacyDrained, drained)
+	}
+	if seq, err := readSeq(r.reader()); err != nil || s.seq != seq {
+		t.Fatalf("request set holds sequence %d, the store %d (%v)", s.seq, seq, err)
 	}
 }
 
