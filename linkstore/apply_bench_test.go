@@ -24,13 +24,15 @@ func (c *countingTxn) Get(key []byte) ([]byte, error) {
 func (c *countingTxn) Memo() *raftstore.Memo { return c.memo }
 
 // BenchmarkApplyCreateBatch measures one generated create applied as a node
-// applies them under load: create batches of 85 items (256 concurrent
-// creates over 3 shards), each with its request ID, spread over the 341
-// partitions one shard of the default cluster owns (1024 partitions, 3
-// shards), on a store that already holds 85,000 links. It reports the
-// Pebble point reads per create (gets/create) and runs with the replica's
-// memo ("memo", what every group does) and without ("nomemo": a restarted
-// replica's first batches, and the code before the memo). It also reports
+// applies them: create batches of 85 items (items=85: 256 concurrent
+// creates over 3 shards, the peak) or of 3 (items=3: an entry at moderate
+// load, where the per-batch work counts), each with its request ID, spread
+// over the 341 partitions one shard of the default cluster owns (1024
+// partitions, 3 shards), on a store that already holds 85,000 links. It
+// reports the Pebble point reads per create (gets/create) and runs with
+// the replica's memo ("memo", what every group does) and without
+// ("nomemo": a restarted replica's first batches, and the code before the
+// memo). It also reports
 // what Pebble wrote per create while it ran: the WAL's logical bytes
 // (walB/create: the batches' keys and values) and the sstable bytes of
 // flushes and compactions (flushB/create, compactB/create; these depend on
@@ -39,13 +41,16 @@ func (c *countingTxn) Memo() *raftstore.Memo { return c.memo }
 //
 //	go test -run '^$' -bench ApplyCreateBatch -count 6 ./linkstore/
 func BenchmarkApplyCreateBatch(b *testing.B) {
-	for _, withMemo := range []bool{false, true} {
+	for _, bench := range []struct {
+		withMemo bool
+		items    int
+	}{{false, 85}, {true, 85}, {false, 3}, {true, 3}} {
+		withMemo, items := bench.withMemo, bench.items
 		name := "nomemo"
 		if withMemo {
 			name = "memo"
 		}
-		b.Run(name, func(b *testing.B) {
-			const items = 85
+		b.Run(fmt.Sprintf("%s/items=%d", name, items), func(b *testing.B) {
 			rg := testRing(b, 7, 1024)
 			rep := newReplica(b, rg)
 			var memo *raftstore.Memo
@@ -81,7 +86,7 @@ func BenchmarkApplyCreateBatch(b *testing.B) {
 				}
 				_ = pb.Close()
 			}
-			for range 1000 {
+			for range 85000 / items {
 				apply(batch())
 			}
 			cmds := make([][]byte, b.N/items+1)
