@@ -20,6 +20,9 @@ var pebbleVariants = []struct {
 	tune func(*pebble.Options)
 }{
 	{"default", func(*pebble.Options) {}},
+	// The options before L0 was compacted at 8 sublevels: the 8 MiB base,
+	// L0 at Pebble's default 4.
+	{"l0-4", l0(8<<20, 4)},
 	// The options before: Pebble's default LBaseMaxBytes (64 MiB).
 	{"lbase-64", lbase(64 << 20)},
 	{"lbase-4", lbase(4 << 20)},
