@@ -32,12 +32,11 @@ func (c *countingTxn) Memo() *raftstore.Memo { return c.memo }
 // reports the Pebble point reads per create (gets/create) and runs with
 // the replica's memo ("memo", what every group does) and without
 // ("nomemo": a restarted replica's first batches, and the code before the
-// memo). It also reports
-// what Pebble wrote per create while it ran: the WAL's logical bytes
-// (walB/create: the batches' keys and values) and the sstable bytes of
-// flushes and compactions (flushB/create, compactB/create; these depend on
-// when Pebble flushes and compacts during the run, so compare them over
-// several counts).
+// memo). It also reports what Pebble wrote per create while it ran: the
+// WAL's logical bytes (walB/create: the batches' keys and values) and the
+// sstable bytes of flushes and compactions (flushB/create,
+// compactB/create; these depend on when Pebble flushes and compacts during
+// the run, so compare them over several counts).
 //
 //	go test -run '^$' -bench ApplyCreateBatch -count 6 ./linkstore/
 func BenchmarkApplyCreateBatch(b *testing.B) {

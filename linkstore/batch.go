@@ -534,8 +534,8 @@ func appendReplays(dst []byte, replayed []int) []byte {
 // legacyDrained) and the request sequence (seq, stored under
 // requestSeqKey, which only applyBatch writes), so that a batch reads
 // neither: at moderate load a create entry carries a few creates, and the
-// sequence's Pebble read was about 3 % of a node's CPU
-// (docs/BENCHMARKS.md).
+// sequence's Pebble read was 2-3 % of a node's CPU (docs/BENCHMARKS.md,
+// "Nodes at moderate load").
 type requestSet struct {
 	seed          maphash.Seed
 	seq           uint64

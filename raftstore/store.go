@@ -132,8 +132,8 @@ func DefaultRaftConfig() *raft.Config {
 // 4-14 % less CPU per create, at 1,900 creates/s and at 256 in flight, and
 // disk per link at 1,000,000 links did not move (216-217 B); a cold read
 // checks up to 8 L0 files' bloom filters instead of 4, within the noise of
-// the cold redirect's CPU (docs/BENCHMARKS.md, "Pebble: L0 compacted at 8
-// sublevels").
+// the cold redirect's CPU (docs/BENCHMARKS.md, "Nodes at moderate load",
+// "Cut 2").
 func DefaultPebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		FormatMajorVersion:    pebble.FormatNewest,
