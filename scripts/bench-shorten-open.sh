@@ -20,7 +20,10 @@
 #   Per run: creates/s, p50, p99, p99.9 and the CPU (user + system) per
 #   create of the three nodes (summed) and of the router over the measured
 #   part of the run. Then the median of every column per build and run,
-#   and the ratio B/A of the medians.
+#   and the ratio B/A of the medians. With SHORTEN_PROFILE=DIR, a CPU
+#   profile of every node and of the router over the measured part of each
+#   run (BUILD-ROUND-RUN-n1.cpu.pprof ... -r1.cpu.pprof in DIR; read them
+#   with `go tool pprof -top -cum BINARY FILES...`).
 #
 # Knobs (environment): LINKRAFT_BIN (build A; default bin/linkraft, built
 # when missing), SHORTEN_BIN_B (build B; none), SHORTEN_LINKS (30000),
@@ -28,7 +31,8 @@
 # SHORTEN_CLOSED_C (256; empty: no closed loop), SHORTEN_ROUNDS (3),
 # SHORTEN_DURATION (10s), SHORTEN_WARMUP (2s), SHORTEN_OUT (a directory to keep
 # the JSON results in). About a minute per cluster plus the runs: with
-# the defaults and two builds, about 8 minutes. (scripts/bench-open.sh is
+# the defaults and two builds, about 8 minutes. SHORTEN_PROFILE (none; needs
+# SHORTEN_DURATION in whole seconds, "10s"). (scripts/bench-open.sh is
 # the mixed open loop with redirects, for router builds.)
 set -euo pipefail
 
@@ -43,6 +47,11 @@ CLOSED_C=${SHORTEN_CLOSED_C-256}
 ROUNDS=${SHORTEN_ROUNDS:-3}
 DURATION=${SHORTEN_DURATION:-10s}
 WARMUP=${SHORTEN_WARMUP:-2s}
+PROFILE=${SHORTEN_PROFILE:-}
+if [[ -n $PROFILE ]]; then
+	[[ $DURATION =~ ^[0-9]+s$ ]] || { echo "SHORTEN_PROFILE needs SHORTEN_DURATION in whole seconds (\"10s\"), not $DURATION" >&2; exit 2; }
+	mkdir -p "$PROFILE"
+fi
 
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -99,8 +108,24 @@ one_cluster() {
 		local bench=$!
 		sleep "${WARMUP%s}"
 		n0=$(cpu_ticks "${nodes[@]}") r0=$(cpu_ticks "${routers[@]}")
+		local profilers=() secs i
+		if [[ -n $PROFILE ]]; then
+			# The measured part of the run, less a second for the requests
+			# to reach the admin listeners.
+			secs=$((${DURATION%s} - 1))
+			((secs > 0)) || secs=1
+			for i in 0 1 2; do
+				curl -fsS -o "$PROFILE/$build-$round-$run-n$((i + 1)).cpu.pprof" \
+					"http://${NODE_ADMIN[$i]}/debug/pprof/profile?seconds=$secs" &
+				profilers+=($!)
+			done
+			curl -fsS -o "$PROFILE/$build-$round-$run-r1.cpu.pprof" \
+				"http://${ROUTER_ADMIN[r1]}/debug/pprof/profile?seconds=$secs" &
+			profilers+=($!)
+		fi
 		wait "$bench"
 		n1=$(cpu_ticks "${nodes[@]}") r1=$(cpu_ticks "${routers[@]}")
+		((${#profilers[@]} == 0)) || wait "${profilers[@]}" || log "round $round, build $build, $run: a profile could not be taken"
 		ok=$(json_num "$f" ok)
 		awk -v b="$build" -v rd="$round" -v run="$run" -v ops="$(json_num "$f" ops_per_s)" \
 			-v p50="$(json_num "$f" p50)" -v p99="$(json_num "$f" p99)" -v p999="$(json_num "$f" p99_9)" \
