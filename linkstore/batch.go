@@ -738,7 +738,7 @@ func (c *allocCache) Get(key []byte) ([]byte, error) {
 	p, ok := nextKeyPartition(key)
 	if !ok {
 		if p, ok := reuseKeyPartition(key); ok && c.memo != nil {
-			if !reuseFilterOf(c.Txn, c.memo, p).mayHold(reuseHashes(key)) {
+			if !reuseFilterOf(c.Txn, c.memo, p).MayHold(reuseHashes(key)) {
 				return nil, raftstore.ErrNotFound
 			}
 		}
@@ -773,7 +773,7 @@ func (c *allocCache) Set(key, value []byte) error {
 	if !ok {
 		if p, ok := reuseKeyPartition(key); ok && c.memo != nil {
 			if v, ok := c.memo.Get(reuseFilterKey(p)); ok {
-				v.(*reuseFilter).add(reuseHashes(key))
+				v.(*reuseFilter).Add(reuseHashes(key))
 			}
 		}
 		return c.Txn.Set(key, value)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/linkraft/linkraft/internal/keyfilter"
 	"github.com/linkraft/linkraft/raftstore"
 )
 
@@ -24,7 +25,7 @@ func checkReuseFiltersHold(t *testing.T, r *replica, partitions int) {
 		copy(lower, NextKey(p)[:4])
 		copy(upper, NextKey(p)[:4])
 		must("scan", rd.Scan(lower, upper, func(k, _ []byte) bool {
-			if !f.mayHold(reuseHashes(k)) {
+			if !f.MayHold(reuseHashes(k)) {
 				t.Fatalf("partition %d: the filter does not hold stored reuse key %x", p, k)
 			}
 			return true
@@ -128,7 +129,7 @@ func TestReuseFilterSparesReads(t *testing.T) {
 	url := func(i int) string { return fmt.Sprintf("https://f.example/%d", i) }
 	first, _ := apply(Create{Partition: p, URL: url(0)}) // builds the filter
 	var fresh []Create
-	for i := 1; i <= reuseFilterMinKeys+100; i++ { // beyond the first filter's size: rebuilt
+	for i := 1; i <= keyfilter.MinKeys+100; i++ { // beyond the first filter's size: rebuilt
 		fresh = append(fresh, Create{Partition: p, URL: url(i), Reuse: i%2 == 0})
 	}
 	if _, reads := apply(fresh...); reads > 2 {
@@ -148,7 +149,7 @@ func TestReuseFilterSparesReads(t *testing.T) {
 	memo.Clear()
 	check("after the memo was dropped")
 	v, _ := memo.Get(reuseFilterKey(p))
-	if f := v.(*reuseFilter); f.keys != len(fresh)+1 || f.limit < f.keys {
-		t.Errorf("rebuilt filter: %d keys, limit %d; want %d keys within the limit", f.keys, f.limit, len(fresh)+1)
+	if f := v.(*reuseFilter); f.Keys() != len(fresh)+1 || f.Full() {
+		t.Errorf("rebuilt filter: %d keys, limit %d; want %d keys within the limit", f.Keys(), f.Limit(), len(fresh)+1)
 	}
 }
