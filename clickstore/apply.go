@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/linkraft/linkraft/clicks"
+	"github.com/linkraft/linkraft/internal/keyfilter"
 	"github.com/linkraft/linkraft/raftstore"
 )
 
@@ -88,7 +89,7 @@ func Apply(tx raftstore.Txn, partitionOf func(code string) uint32, batch clicks.
 	case !errors.Is(err, raftstore.ErrNotFound):
 		return 0, &StorageError{Op: "read flush mark", Err: err}
 	}
-	a := applier{tx: tx, memo: recordMemoOf(tx), partitionOf: partitionOf}
+	a := applier{tx: tx, memo: recordMemoOf(tx), filters: codeFiltersOf(tx), partitionOf: partitionOf}
 	for _, k := range a.order(batch.Deltas) {
 		if err := a.applyDelta(&batch.Deltas[k.i], &sketches[k.i], k); err != nil {
 			return 0, err
@@ -140,7 +141,8 @@ func validate(b clicks.Batch) ([]sketchView, error) {
 // to the next (Pebble's batch copies what Set is given).
 type applier struct {
 	tx          raftstore.Txn
-	memo        *recordMemo // the replica's, or nil
+	memo        *recordMemo  // the replica's, or nil
+	filters     *codeFilters // the replica's, or nil
 	partitionOf func(string) uint32
 	keys        []deltaKey
 	key, val    []byte
@@ -262,6 +264,19 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error 
 	if a.memo != nil {
 		memo = a.memo.code(totalKey)
 	}
+	// Without the filter's "yes" the code has no records: nothing to read.
+	var filter *keyfilter.Filter
+	var h1, h2 uint64
+	if a.filters != nil && memo == nil {
+		var err error
+		if filter, err = a.filters.of(a.tx, k.p); err != nil {
+			return &StorageError{Op: "scan totals", Err: err}
+		}
+		h1, h2 = codeHashes(totalKey[5:])
+		if filter.MayHold(h1, h2) {
+			filter = nil // may have records: read them
+		}
+	}
 
 	var day totals
 	a.visitors.reset()
@@ -270,7 +285,10 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error 
 	}
 	v, ok := memo.dayRecord(uint32(d.Day))
 	var err error
-	if !ok {
+	switch {
+	case filter != nil:
+		err = raftstore.ErrNotFound
+	case !ok:
 		v, err = a.tx.Get(dayKey)
 	}
 	switch {
@@ -310,9 +328,14 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error 
 	}
 
 	var tot totals
-	if memo != nil && memo.hasTotals {
+	switch {
+	case filter != nil:
+		// A code clicked for the first time: its totals start at zero,
+		// and the filter holds it from now on.
+		filter.Add(h1, h2)
+	case memo != nil && memo.hasTotals:
 		tot = memo.totals
-	} else {
+	default:
 		switch v, err := a.tx.Get(totalKey); {
 		case err == nil:
 			if tot, err = decodeTotals(v); err != nil {

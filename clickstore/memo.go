@@ -46,13 +46,15 @@ type dayMemo struct {
 	v   []byte
 }
 
-// ForgetMemo drops the record memo of tx's replica. A command that writes
-// or deletes day record or totals keys other than through Apply must call
-// it in the same apply, or the next Apply would merge into the values the
-// memo holds instead of the stored ones.
+// ForgetMemo drops the record memo and the clicked-code filters of tx's
+// replica. A command that writes or deletes day record or totals keys
+// other than through Apply must call it in the same apply, or the next
+// Apply would merge into the values the memo holds instead of the stored
+// ones, or take a code the filter does not hold for one without records.
 func ForgetMemo(tx raftstore.Txn) {
 	if m := raftstore.MemoOf(tx); m != nil {
 		m.Delete(recordMemoKey{})
+		m.Delete(codeFiltersKey{})
 	}
 }
 
