@@ -71,4 +71,9 @@
 // (TestApplyMatchesLibraryMerge). A command that ever writes or deletes
 // click keys outside Apply (moving or purging a partition) must call
 // [ForgetMemo] in the same apply.
+//
+// The memo also holds a clicked-code filter per partition (codefilter.go):
+// a Bloom filter over the codes that have totals, so the first click of a
+// code reads neither of its keys from Pebble. Every code with a day record
+// has totals, so the filter's "no" is exact.
 package clickstore
