@@ -264,18 +264,19 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error 
 	if a.memo != nil {
 		memo = a.memo.code(totalKey)
 	}
-	// Without the filter's "yes" the code has no records: nothing to read.
+	// fresh: the partition's clicked-code filter does not hold the code,
+	// so it has no records (codefilter.go): nothing to read, and the
+	// filter takes the code once its totals are written.
 	var filter *keyfilter.Filter
 	var h1, h2 uint64
+	fresh := false
 	if a.filters != nil && memo == nil {
 		var err error
 		if filter, err = a.filters.of(a.tx, k.p); err != nil {
 			return &StorageError{Op: "scan totals", Err: err}
 		}
 		h1, h2 = codeHashes(totalKey[5:])
-		if filter.MayHold(h1, h2) {
-			filter = nil // may have records: read them
-		}
+		fresh = !filter.MayHold(h1, h2)
 	}
 
 	var day totals
@@ -286,7 +287,7 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error 
 	v, ok := memo.dayRecord(uint32(d.Day))
 	var err error
 	switch {
-	case filter != nil:
+	case fresh:
 		err = raftstore.ErrNotFound
 	case !ok:
 		v, err = a.tx.Get(dayKey)
@@ -329,7 +330,7 @@ func (a *applier) applyDelta(d *clicks.Delta, sk *sketchView, k deltaKey) error 
 
 	var tot totals
 	switch {
-	case filter != nil:
+	case fresh:
 		// A code clicked for the first time: its totals start at zero,
 		// and the filter holds it from now on.
 		filter.Add(h1, h2)
