@@ -141,8 +141,8 @@ func validate(b clicks.Batch) ([]sketchView, error) {
 // to the next (Pebble's batch copies what Set is given).
 type applier struct {
 	tx          raftstore.Txn
-	memo        *recordMemo  // the replica's, or nil
-	filters     *codeFilters // the replica's, or nil
+	memo        *recordMemo // the replica's, or nil
+	filters     codeFilters // the replica's, or nil
 	partitionOf func(string) uint32
 	keys        []deltaKey
 	key, val    []byte

@@ -30,13 +30,11 @@ import (
 // codes it was built with: keyfilter). ForgetMemo drops it with the record
 // memo.
 
-// codeFiltersKey is the raftstore.Memo key of a replica's *codeFilters.
+// codeFiltersKey is the raftstore.Memo key of a replica's codeFilters.
 type codeFiltersKey struct{}
 
 // codeFilters is a replica's clicked-code filters, by partition.
-type codeFilters struct {
-	parts map[uint32]*keyfilter.Filter
-}
+type codeFilters map[uint32]*keyfilter.Filter
 
 // The seeds of a code's two hashes. Filters live in memory only, so any
 // seed serves; one per process.
@@ -49,23 +47,23 @@ func codeHashes(code []byte) (h1, h2 uint64) {
 
 // codeFiltersOf returns the replica's filters, creating them, or nil when
 // tx carries no raftstore.Memo.
-func codeFiltersOf(tx raftstore.Txn) *codeFilters {
+func codeFiltersOf(tx raftstore.Txn) codeFilters {
 	m := raftstore.MemoOf(tx)
 	if m == nil {
 		return nil
 	}
 	if v, ok := m.Get(codeFiltersKey{}); ok {
-		return v.(*codeFilters)
+		return v.(codeFilters)
 	}
-	fs := &codeFilters{parts: make(map[uint32]*keyfilter.Filter)}
+	fs := make(codeFilters)
 	m.Set(codeFiltersKey{}, fs)
 	return fs
 }
 
 // of returns partition p's filter, building it from tx's totals keys of p
 // when there is none or the one there is is full.
-func (fs *codeFilters) of(tx raftstore.Txn, p uint32) (*keyfilter.Filter, error) {
-	if f, ok := fs.parts[p]; ok && !f.Full() {
+func (fs codeFilters) of(tx raftstore.Txn, p uint32) (*keyfilter.Filter, error) {
+	if f, ok := fs[p]; ok && !f.Full() {
 		return f, nil
 	}
 	lower := binary.BigEndian.AppendUint32(make([]byte, 0, 5), p)
@@ -79,10 +77,7 @@ func (fs *codeFilters) of(tx raftstore.Txn, p uint32) (*keyfilter.Filter, error)
 	}); err != nil {
 		return nil, err
 	}
-	f := keyfilter.New(len(hashes))
-	for _, h := range hashes {
-		f.Add(h[0], h[1])
-	}
-	fs.parts[p] = f
+	f := keyfilter.Of(hashes)
+	fs[p] = f
 	return f, nil
 }

@@ -71,10 +71,7 @@ func reuseFilterOf(tx raftstore.Txn, memo *raftstore.Memo, p uint32) *reuseFilte
 		}
 		return true
 	}))
-	f := keyfilter.New(len(hashes))
-	for _, h := range hashes {
-		f.Add(h[0], h[1])
-	}
+	f := keyfilter.Of(hashes)
 	memo.Set(reuseFilterKey(p), f)
 	return f
 }

@@ -39,6 +39,16 @@ func New(keys int) *Filter {
 	return &Filter{bits: make([]uint64, words), limit: limit}
 }
 
+// Of returns a filter sized for the keys of hashes (New(len(hashes)))
+// that holds them: a range's filter built from a scan of its keys.
+func Of(hashes [][2]uint64) *Filter {
+	f := New(len(hashes))
+	for _, h := range hashes {
+		f.Add(h[0], h[1])
+	}
+	return f
+}
+
 // Add adds the key of hashes h1, h2.
 func (f *Filter) Add(h1, h2 uint64) {
 	mask := uint64(len(f.bits)*64 - 1)
