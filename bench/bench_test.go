@@ -432,7 +432,9 @@ func TestResultOutputs(t *testing.T) {
 	if err := WriteTable(&tbl, []*Result{&base, back, &redirect}, "nginx"); err != nil {
 		t.Fatal(err)
 	}
-	checkMarkdownTables(t, tbl.String(), 4) // nginx redirect, mixed shorten, mixed redirect, redirect
+	// nginx redirect, mixed shorten, mixed redirect, redirect; then the
+	// CPU table, a row per result.
+	checkMarkdownTables(t, tbl.String(), 4+3)
 	if !strings.Contains(tbl.String(), "| 0.25× |") || !strings.Contains(tbl.String(), "| 1.00× |") ||
 		strings.Count(tbl.String(), "×") != 2 {
 		t.Errorf("the ratio column should have the baseline and the redirect run only:\n%s", tbl.String())
@@ -524,6 +526,12 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown codes source", func(c *Config) { c.CodesFrom = "s3" }},
 		{"negative links", func(c *Config) { c.Links = -5 }},
 		{"huge timeout", func(c *Config) { c.Timeout = time.Hour }},
+		{"process group without processes", func(c *Config) { c.CPUOf = []ProcessGroup{{Name: "nodes"}} }},
+		{"process group named generator", func(c *Config) { c.CPUOf = []ProcessGroup{{Name: GeneratorGroup, PIDs: []int{1}}} }},
+		{"process group named twice", func(c *Config) {
+			c.CPUOf = []ProcessGroup{{Name: "n", PIDs: []int{1}}, {Name: "n", PIDs: []int{2}}}
+		}},
+		{"process group with pid 0", func(c *Config) { c.CPUOf = []ProcessGroup{{Name: "n", PIDs: []int{0}}} }},
 	}
 	if err := ok.withDefaults().validate(); err != nil {
 		t.Fatalf("valid config: %v", err)

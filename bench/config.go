@@ -123,6 +123,10 @@ type Config struct {
 	ProgressTTY bool
 	// ProgressInterval is the time between progress lines (default 1s).
 	ProgressInterval time.Duration
+	// CPUOf names local processes whose CPU the run measures over its
+	// recorded window, each group reported per successful request next to
+	// the harness's own (Result.CPU). Linux only (/proc/PID/stat).
+	CPUOf []ProcessGroup
 }
 
 // withDefaults returns c with its zero fields set to the defaults.
@@ -201,6 +205,24 @@ func (c Config) validate() error {
 		return bad("zipf exponent %g is not in (1, 100]", c.ZipfS)
 	case c.ProgressInterval < 0:
 		return bad("progress interval %v is negative", c.ProgressInterval)
+	}
+	seen := make(map[string]bool, len(c.CPUOf))
+	for _, g := range c.CPUOf {
+		if err := checkGroupName(g.Name); err != nil {
+			return bad("%v", err)
+		}
+		if seen[g.Name] {
+			return bad("process group %q is named twice", g.Name)
+		}
+		seen[g.Name] = true
+		if len(g.PIDs) == 0 {
+			return bad("process group %q has no process", g.Name)
+		}
+		for _, pid := range g.PIDs {
+			if pid <= 0 {
+				return bad("process group %q: %d is not a process ID", g.Name, pid)
+			}
+		}
 	}
 	switch c.CodesFrom {
 	case CodesCreate:

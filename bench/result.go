@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -66,6 +67,13 @@ type Result struct {
 	Total OpStats `json:"total"`
 	// Ops holds the op kinds the workload sends: "shorten", "redirect".
 	Ops map[string]*OpStats `json:"ops"`
+	// CPU is the CPU the harness (GeneratorGroup) and each group of
+	// Config.CPUOf used in the recorded window; empty when the run was
+	// interrupted before the window began.
+	CPU []CPUUse `json:"cpu,omitempty"`
+	// CPUError says why the groups of Config.CPUOf are missing from CPU
+	// (a process that exited during the run).
+	CPUError string `json:"cpu_error,omitempty"`
 }
 
 // SetupStats describes how the links of a run were created.
@@ -239,6 +247,19 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	if len(r.Total.ErrorKinds) > 0 {
 		fmt.Fprintf(&b, "\nErrors: %s\n", fmtErrorKinds(r.Total.ErrorKinds))
 	}
+	if len(r.CPU) > 0 {
+		b.WriteString("\nCPU per successful request (user + system, recorded window):")
+		for i, u := range r.CPU {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " %s %.1fµs", mdEscape(u.Name), u.PerRequest)
+		}
+		b.WriteString(".\n")
+	}
+	if r.CPUError != "" {
+		fmt.Fprintf(&b, "\nThe other processes' CPU is not known: %s\n", mdEscape(r.CPUError))
+	}
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	if err != nil {
@@ -296,11 +317,50 @@ func WriteTable(w io.Writer, results []*Result, baseline string) error {
 			b.WriteString("\n")
 		}
 	}
+	writeCPUTable(&b, results)
 	_, err := io.WriteString(w, b.String())
 	if err != nil {
 		return fmt.Errorf("write markdown table: %w", err)
 	}
 	return nil
+}
+
+// writeCPUTable appends, when any of results measured CPU, a second table:
+// a row per result, a column per process group (in the order the groups
+// first appear), the CPU per successful request in microseconds.
+func writeCPUTable(b *strings.Builder, results []*Result) {
+	var names []string
+	for _, r := range results {
+		for _, u := range r.CPU {
+			if !slices.Contains(names, u.Name) {
+				names = append(names, u.Name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	b.WriteString("\nCPU per successful request, µs (user + system over the recorded window; — not measured):\n\n")
+	b.WriteString("| run | workload | load |")
+	for _, n := range names {
+		fmt.Fprintf(b, " %s |", mdEscape(n))
+	}
+	b.WriteString("\n|---|---|---|")
+	b.WriteString(strings.Repeat("--:|", len(names)))
+	b.WriteString("\n")
+	for _, r := range results {
+		fmt.Fprintf(b, "| %s | %s | %s |", mdEscape(r.Label), r.Workload, r.loopDesc())
+		for _, n := range names {
+			cell := "—"
+			for _, u := range r.CPU {
+				if u.Name == n {
+					cell = fmt.Sprintf("%.1f", u.PerRequest)
+				}
+			}
+			fmt.Fprintf(b, " %s |", cell)
+		}
+		b.WriteString("\n")
+	}
 }
 
 // fmtLatency formats microseconds for a table.

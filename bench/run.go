@@ -126,6 +126,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.MaxInFlight = cfg.MaxInFlight
 	}
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	// The processes to measure must be readable before the links are made,
+	// not only once the window begins.
+	if _, err := sampleCPU(cfg.CPUOf); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 
 	var codes []string
 	if cfg.Workload.needsCodes() {
@@ -214,22 +219,51 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	stopProgress := prog.start(r.progressLine(workers))
 
-	timer := time.NewTimer(time.Duration(r.endNs))
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-		res.Interrupted = true
+	// The first timer ends the warmup, where the CPU is sampled; the second
+	// ends the recorded window.
+	var cpuFrom cpuSample
+	var cpuErr error
+	inWindow := false
+	timer := time.NewTimer(time.Duration(r.measureNs))
+wait:
+	for {
+		select {
+		case <-timer.C:
+			if inWindow {
+				break wait
+			}
+			inWindow = true
+			cpuFrom, cpuErr = sampleCPU(cfg.CPUOf)
+			timer.Reset(time.Duration(r.endNs - r.now()))
+		case <-ctx.Done():
+			res.Interrupted = true
+			break wait
+		}
 	}
 	timer.Stop()
 	stopAt := r.now()
 	r.stopAtNs.Store(stopAt)
 	r.stopped.Store(true)
+	cpuTo, err := sampleCPU(cfg.CPUOf)
+	if cpuErr == nil {
+		cpuErr = err
+	}
 	close(r.stopCh)
 	wg.Wait()
 	stopProgress()
 
 	res.Elapsed = math.Max(0, float64(stopAt-r.measureNs)/1e9)
 	r.collect(res, workers)
+	if inWindow {
+		groups := cfg.CPUOf
+		if cpuErr != nil {
+			// The harness's own CPU is always readable; a group is not
+			// once one of its processes has exited.
+			groups = nil
+			res.CPUError = cpuErr.Error()
+		}
+		res.CPU = cpuUses(groups, cpuFrom, cpuTo, res.Total.OK)
+	}
 	return res, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +48,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	combine := fs.String("combine", "", "print one table of earlier JSON results instead of running: comma-separated files or globs, in order")
 	baseline := fs.String("baseline", "", "with -combine: label of the result whose redirect throughput the others are compared to")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (setup included) to this file")
+	var cpuOf processGroups
+	fs.Var(&cpuOf, "cpu-of", "name=pid[,pid...]: also report these local processes' CPU per request over the recorded window (repeatable; Linux)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +74,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ZipfS:            *zipfS,
 		Seed:             *seed,
 		Label:            *label,
+		CPUOf:            cpuOf,
 	}
 	if cfg.Warmup == 0 {
 		cfg.Warmup = -1 // none; a zero Config.Warmup would mean the default
@@ -116,6 +120,32 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("interrupted after %.1fs of %v (the results above cover that part): %w",
 			res.Elapsed, cfg.Duration, context.Cause(ctx))
 	}
+	return nil
+}
+
+// processGroups is the repeatable -cpu-of flag.
+type processGroups []bench.ProcessGroup
+
+// String implements flag.Value.
+func (p *processGroups) String() string {
+	parts := make([]string, len(*p))
+	for i, g := range *p {
+		ids := make([]string, len(g.PIDs))
+		for j, pid := range g.PIDs {
+			ids[j] = strconv.Itoa(pid)
+		}
+		parts[i] = g.Name + "=" + strings.Join(ids, ",")
+	}
+	return strings.Join(parts, " ")
+}
+
+// Set implements flag.Value: one name=pid[,pid...] group.
+func (p *processGroups) Set(s string) error {
+	g, err := bench.ParseProcessGroup(s)
+	if err != nil {
+		return err
+	}
+	*p = append(*p, g)
 	return nil
 }
 

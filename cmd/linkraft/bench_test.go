@@ -5,10 +5,12 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -56,9 +58,14 @@ func TestBenchCommand(t *testing.T) {
 	for _, label := range []string{"nginx", "other"} {
 		var stdout, stderr bytes.Buffer
 		out := filepath.Join(dir, label+".json")
-		err := runBench(context.Background(), []string{"-target", url, "-workload", "redirect",
+		args := []string{"-target", url, "-workload", "redirect",
 			"-codes-from", "none", "-links", "50", "-c", "2", "-duration", "200ms", "-warmup", "0",
-			"-out", out, "-label", label, "-progress=false"}, &stdout, &stderr)
+			"-out", out, "-label", label, "-progress=false"}
+		if label == "other" {
+			// This test process serves the redirects: measure it too.
+			args = append(args, "-cpu-of", fmt.Sprintf("server=%d", os.Getpid()))
+		}
+		err := runBench(context.Background(), args, &stdout, &stderr)
 		if err != nil {
 			t.Fatalf("bench: %v\n%s", err, stderr.String())
 		}
@@ -83,6 +90,12 @@ func TestBenchCommand(t *testing.T) {
 		!strings.Contains(stdout.String(), "1.00×") {
 		t.Errorf("combined table:\n%s", stdout.String())
 	}
+	// The CPU table: the generator for both runs, the server for one.
+	if !strings.Contains(stdout.String(), "| run | workload | load | generator | server |") ||
+		!regexp.MustCompile(`\| nginx \| redirect \| closed c=2 \| [0-9.]+ \| — \|`).MatchString(stdout.String()) ||
+		!regexp.MustCompile(`\| other \| redirect \| closed c=2 \| [0-9.]+ \| [0-9.]+ \|`).MatchString(stdout.String()) {
+		t.Errorf("combined CPU table:\n%s", stdout.String())
+	}
 }
 
 func TestBenchCommandInterrupted(t *testing.T) {
@@ -106,6 +119,9 @@ func TestBenchCommandErrors(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if err := runBench(context.Background(), []string{"-c", "0"}, &stdout, &stderr); !errors.Is(err, errUsage) {
 		t.Errorf("-c 0: %v, want a usage error", err)
+	}
+	if err := runBench(context.Background(), []string{"-cpu-of", "nodes=x"}, &stdout, &stderr); !errors.Is(err, errUsage) {
+		t.Errorf("-cpu-of nodes=x: %v, want a usage error", err)
 	}
 	if err := runBench(context.Background(), []string{"-bogus"}, &stdout, &stderr); !errors.Is(err, errUsage) {
 		t.Errorf("unknown flag: %v, want a usage error", err)
