@@ -17,7 +17,10 @@
 #      same codes, against r2, so every redirect reaches a shard); then the
 #      open loop: mixed at $BENCH_RATE requests/s (1,900 shortens/s + 19,000
 #      redirects/s at the default 20,900), and at half that rate, with
-#      -c $BENCH_OPEN_C connections.
+#      -c $BENCH_OPEN_C connections. Each run also reports the CPU per
+#      successful request, over its recorded window, of the generator, of
+#      the router it drives and of the three nodes (nginx's master and
+#      workers for the baseline): a second table.
 #   4. Same window: $BENCH_ROUNDS rounds of nginx then linkraft's cached
 #      redirect (r1, the codes of step 3), back to back, with the cluster up
 #      in both; a second table gives each round's ratio and the medians. On a
@@ -90,9 +93,10 @@ NGINX_PORT=$PORT
 write_nginx_conf "$TMP/nginx" "127.0.0.1:$NGINX_PORT"
 log "starting nginx $(nginx -v 2>&1 | sed 's/.*: //') on 127.0.0.1:$NGINX_PORT"
 start nginx nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log"
+NGINX_PID=${PIDS[-1]}
 wait_status "127.0.0.1:$NGINX_PORT" /x 301 20 nginx
 run_bench 01-nginx -label nginx -target "http://127.0.0.1:$NGINX_PORT" -workload redirect \
-	-c "$CONC" -codes-from none -links "$LINKS"
+	-c "$CONC" -codes-from none -links "$LINKS" -cpu-of "nginx=$(pid_and_children "$NGINX_PID")"
 # nginx keeps running: step 4 measures it again next to the cluster.
 
 # ---- 3. the cluster --------------------------------------------------------
@@ -109,19 +113,26 @@ log "starting the cluster: 3 nodes, 3 shards, routers r1 (cache on) $R1 and r2 (
 start up "$BIN" up --config "$CLUSTER/cluster.yaml"
 wait_status "$R1" /readyz 200 90 "router r1"
 wait_status "$R2" /readyz 200 30 "router r2"
+up_children "${PIDS[-1]}"
+[[ -n $UP_NODES && -n ${UP_ROUTER[r1]:-} && -n ${UP_ROUTER[r2]:-} ]] ||
+	{ echo "could not find the nodes and routers r1, r2 under linkraft up" >&2; exit 1; }
+# Each run also reports the CPU per request of the router it drives and of
+# the three nodes (and always the generator's own).
+CPU_R1=(-cpu-of "router=${UP_ROUTER[r1]}" -cpu-of "nodes=$UP_NODES")
+CPU_R2=(-cpu-of "router=${UP_ROUTER[r2]}" -cpu-of "nodes=$UP_NODES")
 
 # ---- 4. the workloads ------------------------------------------------------
 CODES=$TMP/codes.txt
-run_bench 02-shorten -label linkraft -target "http://$R1" -workload shorten -c "$CONC"
+run_bench 02-shorten -label linkraft -target "http://$R1" -workload shorten -c "$CONC" "${CPU_R1[@]}"
 run_bench 03-redirect -label linkraft -target "http://$R1" -workload redirect -c "$CONC" \
-	-links "$LINKS" -save-codes "$CODES"
-run_bench 04-mixed -label linkraft -target "http://$R1" -workload mixed -c "$CONC" -codes-file "$CODES"
+	-links "$LINKS" -save-codes "$CODES" "${CPU_R1[@]}"
+run_bench 04-mixed -label linkraft -target "http://$R1" -workload mixed -c "$CONC" -codes-file "$CODES" "${CPU_R1[@]}"
 run_bench 05-cold -label "linkraft r2 cache off" -target "http://$R2" -workload cold -c "$CONC" \
-	-codes-file "$CODES"
+	-codes-file "$CODES" "${CPU_R2[@]}"
 run_bench 06-mixed-open -label "linkraft open loop" -target "http://$R1" -workload mixed -c "$OPEN_CONC" \
-	-rate "$RATE" -codes-file "$CODES"
+	-rate "$RATE" -codes-file "$CODES" "${CPU_R1[@]}"
 run_bench 07-mixed-open-half -label "linkraft open loop" -target "http://$R1" -workload mixed -c "$OPEN_CONC" \
-	-rate "$((RATE / 2))" -codes-file "$CODES"
+	-rate "$((RATE / 2))" -codes-file "$CODES" "${CPU_R1[@]}"
 
 # ---- 4b. same window: nginx and the cached redirect, alternately ----------
 # ops_per_s of a result file: the first one is the run's total.

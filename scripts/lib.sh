@@ -313,6 +313,35 @@ start_ab_routers() {
 
 # ---- CPU time -----------------------------------------------------------------
 
+# up_children UP_PID: the processes `linkraft up` (pid UP_PID) started, as
+# `linkraft bench -cpu-of` groups: UP_NODES, the nodes' PIDs comma-separated,
+# and UP_ROUTER[id], each router's PID.
+declare -A UP_ROUTER=()
+UP_NODES=
+up_children() {
+	local p args id
+	UP_NODES=
+	UP_ROUTER=()
+	for p in $(pgrep -P "$1"); do
+		args=" $(tr '\0' ' ' <"/proc/$p/cmdline")"
+		case $args in
+		*" node "*) UP_NODES+=${UP_NODES:+,}$p ;;
+		*" router "*)
+			id=${args##*--id }
+			UP_ROUTER[${id%% *}]=$p
+			;;
+		esac
+	done
+}
+
+# pid_and_children PID: PID and its children, comma-separated (nginx's
+# master and workers).
+pid_and_children() {
+	local out=$1 p
+	for p in $(pgrep -P "$1"); do out+=,$p; done
+	echo "$out"
+}
+
 TICK=$(getconf CLK_TCK)
 
 # cpu_ticks PID...: prints the user + system clock ticks of the processes.
