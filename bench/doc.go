@@ -47,4 +47,11 @@
 // Each worker owns its histograms and counters, so the hot path takes no lock;
 // the histograms are merged when the run ends. A progress line is written
 // once a second while the run goes on.
+//
+// A run also measures CPU over exactly its recorded window: its own (the
+// generator's, from getrusage) and that of the local processes named in
+// Config.CPUOf (from /proc/PID/stat), each reported per successful request
+// (Result.CPU). On a machine the harness shares with the target, that is
+// the figure that compares two builds: throughput drifts with whatever else
+// runs, the CPU a request costs far less.
 package bench
