@@ -84,12 +84,9 @@ one_cluster() {
 	up=${PIDS[-1]}
 	wait_status "$r1addr" /readyz 200 90 "router r1"
 	local nodes=() routers=()
-	for p in $(pgrep -P "$up"); do
-		case " $(tr '\0' ' ' <"/proc/$p/cmdline")" in
-		*" node "*) nodes+=("$p") ;;
-		*" router "*) routers+=("$p") ;;
-		esac
-	done
+	up_children "$up"
+	IFS=, read -r -a nodes <<<"$UP_NODES"
+	routers=("${UP_ROUTER[@]}")
 	((${#nodes[@]} == 3 && ${#routers[@]} == 1)) || { echo "found ${#nodes[@]} nodes and ${#routers[@]} routers under pid $up, want 3 and 1" >&2; return 1; }
 	if ((LINKS > 0)); then
 		log "round $round, build $build: creating $LINKS links"

@@ -54,14 +54,9 @@ wait_status "$R1" /readyz 200 90 "router r1"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The cluster's processes, children of `linkraft up`: the nodes and the router.
-NODE_PIDS=()
-ROUTER_PIDS=()
-for p in $(pgrep -P "$UP_PID"); do
-	case " $(tr '\0' ' ' <"/proc/$p/cmdline")" in
-	*" node "*) NODE_PIDS+=("$p") ;;
-	*" router "*) ROUTER_PIDS+=("$p") ;;
-	esac
-done
+up_children "$UP_PID"
+IFS=, read -r -a NODE_PIDS <<<"$UP_NODES"
+ROUTER_PIDS=("${UP_ROUTER[@]}")
 ((${#NODE_PIDS[@]} == 3 && ${#ROUTER_PIDS[@]} == 1)) || { echo "found ${#NODE_PIDS[@]} nodes and ${#ROUTER_PIDS[@]} routers under pid $UP_PID, want 3 and 1" >&2; exit 1; }
 
 run_bench() {
