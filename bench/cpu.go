@@ -30,6 +30,15 @@ type ProcessGroup struct {
 	PIDs []int
 }
 
+// String returns g in the form ParseProcessGroup parses: "name=pid,pid".
+func (g ProcessGroup) String() string {
+	ids := make([]string, len(g.PIDs))
+	for i, pid := range g.PIDs {
+		ids[i] = strconv.Itoa(pid)
+	}
+	return g.Name + "=" + strings.Join(ids, ",")
+}
+
 // maxGroupPIDs bounds the PIDs of one group.
 const maxGroupPIDs = 1024
 

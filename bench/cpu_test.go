@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,11 +95,7 @@ func FuzzParseProcessGroup(f *testing.F) {
 		if err := (Config{Target: "http://127.0.0.1:1", CPUOf: []ProcessGroup{g}}).withDefaults().validate(); err != nil {
 			t.Fatalf("%q parses to %+v, which Config refuses: %v", s, g, err)
 		}
-		ids := make([]string, len(g.PIDs))
-		for i, p := range g.PIDs {
-			ids[i] = strconv.Itoa(p)
-		}
-		if back := g.Name + "=" + strings.Join(ids, ","); back != s {
+		if back := g.String(); back != s {
 			t.Fatalf("%q parses to %+v, which prints as %q", s, g, back)
 		}
 	})

@@ -75,7 +75,7 @@ json_num() { grep -m1 "\"$2\":" "$1" | sed 's/.*: *//; s/,.*//'; }
 # one_cluster BUILD ROUND: a fresh cluster of BUILD's binary, every run of
 # RUNS against it, one line per run in $TMP/rows.
 one_cluster() {
-	local build=$1 round=$2 bin=${BIN_OF[$1]} dir="$TMP/c-$1-$2" up p run args n0 r0 n1 r1 f ok
+	local build=$1 round=$2 bin=${BIN_OF[$1]} dir="$TMP/c-$1-$2" up run args n0 r0 n1 r1 f ok
 	mkdir -p "$dir"
 	write_cluster "$dir/cluster.yaml" "$dir/data" default "r1 1000000"
 	local r1addr=${ROUTER_ADDR[r1]}

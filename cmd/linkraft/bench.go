@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"time"
 
@@ -130,11 +129,7 @@ type processGroups []bench.ProcessGroup
 func (p *processGroups) String() string {
 	parts := make([]string, len(*p))
 	for i, g := range *p {
-		ids := make([]string, len(g.PIDs))
-		for j, pid := range g.PIDs {
-			ids[j] = strconv.Itoa(pid)
-		}
-		parts[i] = g.Name + "=" + strings.Join(ids, ",")
+		parts[i] = g.String()
 	}
 	return strings.Join(parts, " ")
 }
